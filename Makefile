@@ -1,0 +1,32 @@
+# Two entry points for a fresh machine: `make demo` and `make test` (see README).
+SHELL := /bin/bash
+# python3.12 may be a pyenv shim that only works with its version selected; fall back to the binary.
+PYTHON312 ?= $(shell for p in python3.12 $$HOME/.pyenv/versions/3.12*/bin/python3.12 /usr/bin/python3.12 /usr/local/bin/python3.12; do \
+	  "$$p" -c 'import sys; assert sys.version_info[:2] == (3, 12)' >/dev/null 2>&1 && { echo "$$p"; break; }; done)
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+export HF_HUB_OFFLINE ?= 1
+export PYTHONUNBUFFERED := 1
+
+.PHONY: demo test lint install clean
+
+$(STAMP): pyproject.toml
+	@test -n "$(PYTHON312)" || { echo "error: python3.12 not found; install Python 3.12 (TorchGeo 0.10 needs it)"; exit 1; }
+	@test -x $(PY) || $(PYTHON312) -m venv $(VENV)
+	$(PY) -m pip install --quiet -e '.[test]'
+	@touch $(STAMP)
+
+install: $(STAMP)
+
+demo: $(STAMP)
+	$(VENV)/bin/rs-metapeft demo
+
+test: $(STAMP)
+	$(PY) -m pytest -q
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check rs_metapeft tests benchmarks
+
+clean:
+	rm -rf $(VENV) runs data/demo

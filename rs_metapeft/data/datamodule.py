@@ -1,0 +1,362 @@
+"""Long-tailed classification datamodules on TorchGeo's ``NonGeoDataModule``.
+
+One base class holds what every dataset shares: an optional long-tail subset of the training
+split, class counts and groups, per-band statistics of the training split, a stratified meta split
+for MetaPEFT's outer step, a sampler hook (TorchGeo's factory hard-codes shuffling) and kornia
+augmentation on device. Subclasses only say how to build a split's dataset.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import kornia.augmentation as K
+import numpy as np
+import torch
+from torch.utils.data import DataLoader, Dataset, Sampler, Subset
+from torchgeo.datamodules import NonGeoDataModule
+from torchgeo.datasets import EuroSAT
+
+from ..bands import resolve_bands
+from .folder import ChipFolder
+from .longtail import class_counts, longtail_indices, stratified_meta_split
+from .statistics import BandStatistics, compute_band_statistics
+from .synthetic import SyntheticSpec, generate_eurosat_like, generate_sar_twin
+
+__all__ = [
+    "ChipFolderDataModule",
+    "EuroSATLongTailDataModule",
+    "LongTailDataModule",
+    "SyntheticEuroSATDataModule",
+    "SyntheticSARDataModule",
+]
+
+
+def _no_normalisation(batch: dict[str, Any]) -> dict[str, Any]:
+    # Normalisation lives in the model (with the statistics it was trained on), never here:
+    # TorchGeo's default mean 0 / std 255 would silently rescale multispectral data.
+    return batch
+
+
+def _targets(dataset: Dataset) -> list[int]:
+    if isinstance(dataset, Subset):
+        parent = _targets(dataset.dataset)
+        return [parent[i] for i in dataset.indices]
+    return list(dataset.targets)  # type: ignore[attr-defined]
+
+
+class LongTailDataModule(NonGeoDataModule):
+    """Base datamodule for long-tailed chip classification.
+
+    Args:
+        bands: band names of the data's channels, in file order (resolved by the band registry).
+        num_classes: number of classes.
+        batch_size: training and evaluation batch size.
+        num_workers: data-loading worker processes.
+        imbalance_ratio: subsample the training split to this head/tail ratio; ``None`` keeps the
+            data's own distribution.
+        longtail_profile: ``"exponential"`` or ``"step"``.
+        meta_fraction: share of each training class drawn into the meta set (meta-train and
+            meta-val halves) for MetaPEFT's outer step.
+        meta_batch_size: batch size of meta batches (default: ``batch_size``).
+        augment: flips and 90-degree rotations on training batches (no colour jitter: it would
+            distort spectra).
+        seed: seed of the long-tail subset and the meta split.
+    """
+
+    def __init__(
+        self,
+        bands: list[str],
+        num_classes: int,
+        batch_size: int = 64,
+        num_workers: int = 0,
+        imbalance_ratio: float | None = None,
+        longtail_profile: str = "exponential",
+        meta_fraction: float = 0.2,
+        meta_batch_size: int | None = None,
+        augment: bool = True,
+        seed: int = 0,
+        **dataset_kwargs: Any,
+    ) -> None:
+        super().__init__(Dataset, batch_size=batch_size, num_workers=num_workers, **dataset_kwargs)
+        resolve_bands(bands)  # fail at construction, naming the band, not mid-run
+        self.bands = list(bands)
+        self.num_classes = num_classes
+        self.imbalance_ratio = imbalance_ratio
+        self.longtail_profile = longtail_profile
+        self.meta_fraction = meta_fraction
+        self.meta_batch_size = meta_batch_size or batch_size
+        self.seed = seed
+        self.aug = _no_normalisation
+        self.train_aug = (
+            K.AugmentationSequential(
+                K.RandomHorizontalFlip(),
+                K.RandomVerticalFlip(),
+                K.RandomRotation90(times=(0, 3)),
+                data_keys=None,
+                keepdim=True,
+            )
+            if augment
+            else _no_normalisation
+        )
+        self.class_names: list[str] = []
+        self.train_counts: list[int] = []
+        self.band_stats: BandStatistics | None = None
+        self.meta_indices: tuple[np.ndarray, np.ndarray] | None = None
+
+    # -- what subclasses provide -------------------------------------------------------------
+    def make_dataset(self, split: str) -> Dataset:
+        """Build the dataset of one split (``train``, ``val`` or ``test``)."""
+        raise NotImplementedError
+
+    # -- setup -------------------------------------------------------------------------------
+    def setup(self, stage: str) -> None:
+        """Build the splits; on ``fit``, also counts, statistics and the meta split."""
+        if stage == "fit":
+            self.train_dataset = self._build_train()
+            self.val_dataset = self.make_dataset("val")
+            self._check_classes(self.val_dataset, "val")
+        elif stage == "validate":
+            self.val_dataset = self.make_dataset("val")
+            self._check_classes(self.val_dataset, "val")
+        elif stage == "test":
+            self.test_dataset = self.make_dataset("test")
+            self._check_classes(self.test_dataset, "test")
+
+    def _check_classes(self, dataset: Dataset, split: str) -> None:
+        names = list(getattr(_base(dataset), "classes", []))
+        if len(names) != self.num_classes:
+            raise ValueError(
+                f"the {split} split has {len(names)} classes ({', '.join(names)}) but "
+                f"data.num_classes is {self.num_classes}; set data.num_classes to {len(names)}"
+            )
+        self.class_names = names
+        self._check_band_count(dataset, split)
+
+    def _check_band_count(self, dataset: Dataset, split: str) -> None:
+        channels = dataset[0]["image"].shape[0]
+        if channels != len(self.bands):
+            raise ValueError(
+                f"the {split} images have {channels} channels but data.bands lists "
+                f"{len(self.bands)} ({', '.join(self.bands)}); make data.bands match the data"
+            )
+
+    def _build_train(self) -> Dataset:
+        dataset = self.make_dataset("train")
+        self._check_classes(dataset, "train")
+        if self.imbalance_ratio is not None:
+            keep = longtail_indices(
+                _targets(dataset), self.imbalance_ratio, self.longtail_profile, self.seed
+            )
+            dataset = Subset(dataset, keep.tolist())
+        targets = _targets(dataset)
+        self.train_counts = class_counts(targets, self.num_classes)
+        empty = [n for n, c in zip(self.class_names, self.train_counts, strict=True) if c == 0]
+        if empty:
+            raise ValueError(f"the training split has no images of classes {empty}")
+        self.meta_indices = stratified_meta_split(targets, self.meta_fraction, self.seed)
+        self.band_stats = compute_band_statistics(
+            (b["image"] for b in self._plain_loader(dataset, shuffle=False)), self.bands
+        )
+        return dataset
+
+    # -- loaders -----------------------------------------------------------------------------
+    def train_sampler(self, dataset: Dataset) -> Sampler | None:
+        """The training sampler; ``None`` shuffles uniformly. Override for class-aware sampling."""
+        return None
+
+    def _plain_loader(self, dataset: Dataset, shuffle: bool, batch_size: int | None = None,
+                      drop_last: bool = False) -> DataLoader:
+        generator = torch.Generator().manual_seed(self.seed)
+        return DataLoader(
+            dataset,
+            batch_size=batch_size or self.batch_size,
+            shuffle=shuffle,
+            num_workers=self.num_workers,
+            collate_fn=self.collate_fn,
+            drop_last=drop_last,
+            generator=generator,
+            persistent_workers=self.num_workers > 0,
+        )
+
+    def _dataloader_factory(self, split: str) -> DataLoader:
+        dataset = self._valid_attribute(f"{split}_dataset", "dataset")
+        if split != "train":
+            return self._plain_loader(dataset, shuffle=False)
+        sampler = self.train_sampler(dataset)
+        if sampler is None:
+            # Keep a full last batch only when the split is big enough to drop it.
+            return self._plain_loader(dataset, True, drop_last=len(dataset) > self.batch_size)
+        return DataLoader(
+            dataset, batch_size=self.batch_size, sampler=sampler, num_workers=self.num_workers,
+            collate_fn=self.collate_fn, drop_last=len(dataset) > self.batch_size,
+            persistent_workers=self.num_workers > 0,
+        )
+
+    def meta_batches(self, part: str, device: torch.device) -> Iterator[dict[str, Any]]:
+        """Endless, reshuffled batches of the meta-train or meta-val half, augmented, on device.
+
+        A fresh pass starts whenever one ends, so successive outer steps see different batches
+        (the released code re-created the iterator and always saw the first batch).
+
+        Args:
+            part: ``"train"`` or ``"val"``.
+            device: where the batches go.
+
+        Yields:
+            Batches as dicts with ``image`` and ``label``.
+        """
+        if self.meta_indices is None or self.train_dataset is None:
+            raise RuntimeError("meta_batches needs setup('fit') first")
+        indices = self.meta_indices[0 if part == "train" else 1]
+        subset = Subset(self.train_dataset, indices.tolist())
+        loader = self._plain_loader(subset, shuffle=True, batch_size=self.meta_batch_size)
+        while True:
+            for batch in loader:
+                batch = {k: v.to(device) if torch.is_tensor(v) else v for k, v in batch.items()}
+                yield self.train_aug(batch)
+
+
+def _base(dataset: Dataset) -> Dataset:
+    while isinstance(dataset, Subset):
+        dataset = dataset.dataset
+    return dataset
+
+
+class EuroSATLongTailDataModule(LongTailDataModule):
+    """TorchGeo's EuroSAT (Sentinel-2, 10 classes), long-tailed on demand.
+
+    Args:
+        root: where the EuroSAT files are (or go, with ``download=True``).
+        bands: any subset of EuroSAT's 13 bands, e.g. ``[B04, B03, B02]``.
+        download: download the data if missing (needs the internet).
+        **kwargs: :class:`LongTailDataModule` options.
+    """
+
+    def __init__(
+        self,
+        root: str = "data/eurosat",
+        bands: list[str] | None = None,
+        num_classes: int = 10,
+        download: bool = False,
+        **kwargs: Any,
+    ) -> None:
+        bands = list(bands or EuroSAT.all_band_names)
+        unknown = [b for b in bands if b not in EuroSAT.all_band_names]
+        if unknown:
+            raise ValueError(
+                f"data.bands: {unknown} are not EuroSAT bands; choose from "
+                f"{', '.join(EuroSAT.all_band_names)}"
+            )
+        super().__init__(bands=bands, num_classes=num_classes, **kwargs)
+        self.root = root
+        self.download = download
+
+    def prepare_data(self) -> None:
+        """Download EuroSAT when asked to (only on one process)."""
+        if self.download:
+            EuroSAT(self.root, split="train", bands=self.bands, download=True)
+
+    def make_dataset(self, split: str) -> Dataset:
+        """EuroSAT split with the requested bands."""
+        return EuroSAT(self.root, split=split, bands=self.bands, download=self.download)
+
+
+class SyntheticEuroSATDataModule(EuroSATLongTailDataModule):
+    """The built-in synthetic long-tailed Sentinel-2 set, generated on first use, read by EuroSAT.
+
+    Args:
+        root: where the generated files go.
+        bands: band subset to load.
+        num_classes: number of synthetic classes.
+        synthetic_imbalance_ratio: head/tail ratio of the generated training split.
+        max_per_class: training images of the head class.
+        val_per_class: validation images per class.
+        test_per_class: test images per class.
+        image_size: chip size in pixels.
+        data_seed: generator seed.
+        **kwargs: :class:`LongTailDataModule` options.
+    """
+
+    def __init__(
+        self,
+        root: str = "data/demo_s2",
+        bands: list[str] | None = None,
+        num_classes: int = 10,
+        synthetic_imbalance_ratio: float = 100.0,
+        max_per_class: int = 300,
+        val_per_class: int = 10,
+        test_per_class: int = 30,
+        image_size: int = 64,
+        data_seed: int = 0,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(root=root, bands=bands, num_classes=num_classes, **kwargs)
+        self.spec = SyntheticSpec(
+            num_classes, synthetic_imbalance_ratio, max_per_class, val_per_class,
+            test_per_class, image_size, data_seed,
+        )
+
+    def prepare_data(self) -> None:
+        """Generate the GeoTIFFs unless the same spec already lies in ``root``."""
+        generate_eurosat_like(self.root, self.spec)
+
+
+class ChipFolderDataModule(LongTailDataModule):
+    """A folder of GeoTIFF chips, ``root/<Class>/*.tif`` (see :class:`ChipFolder`).
+
+    Args:
+        root: dataset folder.
+        bands: band names in file order.
+        num_classes: number of class folders.
+        **kwargs: :class:`LongTailDataModule` options.
+    """
+
+    def __init__(self, root: str, bands: list[str], num_classes: int, **kwargs: Any) -> None:
+        super().__init__(bands=bands, num_classes=num_classes, **kwargs)
+        self.root = root
+
+    def make_dataset(self, split: str) -> Dataset:
+        """Chips of one split."""
+        return ChipFolder(Path(self.root), split=split, bands=self.bands)
+
+
+class SyntheticSARDataModule(ChipFolderDataModule):
+    """The built-in synthetic Sentinel-1 (VV, VH) twin, generated on first use.
+
+    Args:
+        root: where the generated files go.
+        num_classes: number of synthetic classes.
+        synthetic_imbalance_ratio: head/tail ratio of the generated training split.
+        max_per_class: training images of the head class.
+        val_per_class: validation images per class.
+        test_per_class: test images per class.
+        image_size: chip size in pixels.
+        data_seed: generator seed.
+        **kwargs: :class:`LongTailDataModule` options.
+    """
+
+    def __init__(
+        self,
+        root: str = "data/demo_s1",
+        num_classes: int = 10,
+        synthetic_imbalance_ratio: float = 100.0,
+        max_per_class: int = 300,
+        val_per_class: int = 10,
+        test_per_class: int = 30,
+        image_size: int = 64,
+        data_seed: int = 0,
+        **kwargs: Any,
+    ) -> None:
+        kwargs.setdefault("bands", ["VV", "VH"])
+        super().__init__(root=root, num_classes=num_classes, **kwargs)
+        self.spec = SyntheticSpec(
+            num_classes, synthetic_imbalance_ratio, max_per_class, val_per_class,
+            test_per_class, image_size, data_seed,
+        )
+
+    def prepare_data(self) -> None:
+        """Generate the GeoTIFFs unless the same spec already lies in ``root``."""
+        generate_sar_twin(self.root, self.spec)

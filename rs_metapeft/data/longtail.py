@@ -1,0 +1,139 @@
+"""Long-tail tooling: class counts, head/medium/tail groups, long-tail subsets, meta splits."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+__all__ = ["GROUPS", "assign_groups", "class_counts", "longtail_indices", "stratified_meta_split"]
+
+#: Group names, head to tail.
+GROUPS = ("many", "medium", "few")
+
+
+def class_counts(targets: Sequence[int], num_classes: int) -> list[int]:
+    """Number of samples per class.
+
+    Args:
+        targets: integer labels.
+        num_classes: number of classes (classes with no samples count 0).
+
+    Returns:
+        A list of length ``num_classes``.
+    """
+    return np.bincount(np.asarray(targets, dtype=np.int64), minlength=num_classes).tolist()
+
+
+def assign_groups(
+    counts: Sequence[int],
+    rule: str = "auto",
+    many_threshold: int = 100,
+    few_threshold: int = 20,
+) -> list[str]:
+    """Assign each class to the many / medium / few group by its training count.
+
+    Args:
+        counts: training count per class.
+        rule: ``"thresholds"`` (many: count > ``many_threshold``; few: count < ``few_threshold``,
+            as in the long-tail literature), ``"quantile"`` (thirds of the classes sorted by count,
+            for small data), or ``"auto"`` (thresholds when every group gets a class, else
+            quantiles).
+        many_threshold: many-group threshold for the thresholds rule.
+        few_threshold: few-group threshold for the thresholds rule.
+
+    Returns:
+        The group name of each class.
+
+    Example:
+        >>> assign_groups([300, 50, 5], rule="thresholds")
+        ['many', 'medium', 'few']
+    """
+    if rule not in ("auto", "thresholds", "quantile"):
+        raise ValueError(f"groups rule must be auto, thresholds or quantile, got {rule!r}")
+    counts = list(counts)
+    if rule in ("auto", "thresholds"):
+        groups = [
+            "many" if c > many_threshold else "few" if c < few_threshold else "medium"
+            for c in counts
+        ]
+        if rule == "thresholds" or set(groups) == set(GROUPS):
+            return groups
+    order = np.argsort(-np.asarray(counts), kind="stable")
+    thirds = np.array_split(order, 3)
+    groups = [""] * len(counts)
+    for name, members in zip(GROUPS, thirds, strict=True):
+        for c in members:
+            groups[int(c)] = name
+    return groups
+
+
+def longtail_indices(
+    targets: Sequence[int],
+    imbalance_ratio: float,
+    profile: str = "exponential",
+    seed: int = 0,
+) -> np.ndarray:
+    """Indices of a long-tailed subset of a (roughly balanced) dataset.
+
+    Classes are ranked by label; class 0 keeps its full count ``n_max`` and class ``c`` keeps
+    ``n_max * ratio ** (-c / (C - 1))`` (exponential) or ``n_max / ratio`` for the second half of
+    the classes (step). At least one sample per class is kept.
+
+    Args:
+        targets: labels of the full dataset.
+        imbalance_ratio: head count / tail count.
+        profile: ``"exponential"`` or ``"step"``.
+        seed: which samples of each class are kept.
+
+    Returns:
+        Sorted indices into the dataset.
+    """
+    if profile not in ("exponential", "step"):
+        raise ValueError(f"long-tail profile must be exponential or step, got {profile!r}")
+    targets = np.asarray(targets)
+    num_classes = int(targets.max()) + 1
+    by_class = [np.flatnonzero(targets == c) for c in range(num_classes)]
+    n_max = max(len(ix) for ix in by_class)
+    rng = np.random.default_rng(seed)
+    keep = []
+    for c, ix in enumerate(by_class):
+        if profile == "exponential":
+            frac = imbalance_ratio ** (-c / max(num_classes - 1, 1))
+        else:
+            frac = 1.0 if c < num_classes / 2 else 1.0 / imbalance_ratio
+        n = min(len(ix), max(1, int(round(n_max * frac))))
+        keep.append(rng.permutation(ix)[:n])
+    return np.sort(np.concatenate(keep))
+
+
+def stratified_meta_split(
+    targets: Sequence[int], fraction: float = 0.2, seed: int = 0
+) -> tuple[np.ndarray, np.ndarray]:
+    """Draw a stratified meta set from the training data, split into meta-train and meta-val.
+
+    Each class contributes ``round(fraction * n)`` samples (at least one, two where it has two), half
+    to meta-train and half to meta-val, so that every class with two or more samples is seen by
+    both halves; a class with one sample goes to meta-val. The two halves are disjoint.
+
+    Args:
+        targets: training labels.
+        fraction: share of each class drawn into the meta set.
+        seed: random seed.
+
+    Returns:
+        ``(meta_train_indices, meta_val_indices)`` into the training set.
+    """
+    if not 0 < fraction <= 1:
+        raise ValueError(f"meta fraction must be in (0, 1], got {fraction}")
+    targets = np.asarray(targets)
+    rng = np.random.default_rng(seed)
+    meta_train, meta_val = [], []
+    for c in np.unique(targets):
+        ix = rng.permutation(np.flatnonzero(targets == c))
+        k = min(len(ix), max(min(2, len(ix)), int(round(fraction * len(ix)))))
+        chosen = ix[:k]
+        half = max(k // 2, 1)  # a one-sample class goes to meta-val only, keeping halves disjoint
+        meta_val.append(chosen[:half])
+        meta_train.append(chosen[half:])
+    return np.sort(np.concatenate(meta_train)), np.sort(np.concatenate(meta_val))

@@ -1,0 +1,6 @@
+"""The bi-level (meta) step: hypergradients of the modulators gamma."""
+
+from .config import MetaConfig
+from .hypergrad import HYPERGRADIENT_MODES, Hypergradient, lookahead_hypergradient, split_parameters
+
+__all__ = ["HYPERGRADIENT_MODES", "MetaConfig", "Hypergradient", "lookahead_hypergradient", "split_parameters"]

@@ -1,0 +1,89 @@
+"""Insert modulated PEFT modules into a timm ViT, and read their modulators back."""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+
+from .adaptformer import AdaptFormer, attach_adaptformer
+from .config import LORA_POSITIONS, POSITIONS, PeftConfig
+from .lora import LoRALinear
+from .modulator import ModulatedModule
+
+__all__ = ["gamma_map", "gamma_table", "inject_peft", "peft_modules"]
+
+_QKV = ("q", "k", "v")
+
+
+def _lora_target(block: nn.Module, position: str) -> tuple[nn.Module, str, tuple[str, ...]]:
+    """(parent module, attribute name, slice names) of the linear layer a position adapts."""
+    if position in _QKV:
+        return block.attn, "qkv", _QKV
+    if position == "o":
+        return block.attn, "proj", ("o",)
+    return block.mlp, position, (position,)
+
+
+def inject_peft(backbone: nn.Module, config: PeftConfig) -> list[ModulatedModule]:
+    """Insert PEFT modules into a timm VisionTransformer, in place.
+
+    Every backbone parameter is frozen; the inserted modules' weights are trainable and their
+    modulators (gamma) are left to the meta optimiser. Backbone state-dict keys do not change.
+
+    Args:
+        backbone: a timm ``VisionTransformer`` (anything with ``.blocks`` of timm ``Block``).
+        config: positions, layers and sizes.
+
+    Returns:
+        The inserted modules, in (layer, position) order.
+    """
+    if not hasattr(backbone, "blocks"):
+        raise TypeError(f"PEFT injection needs a timm ViT with .blocks, got {type(backbone).__name__}")
+    for p in backbone.parameters():
+        p.requires_grad_(False)
+    blocks = list(backbone.blocks)
+    inserted: list[ModulatedModule] = []
+    for layer in config.resolve_layers(len(blocks)):
+        block = blocks[layer]
+        for position in config.positions:
+            if position in LORA_POSITIONS:
+                parent, attr, slices = _lora_target(block, position)
+                target = getattr(parent, attr)
+                if not isinstance(target, LoRALinear):
+                    target = LoRALinear(target, slices)
+                    setattr(parent, attr, target)
+                inserted.append(target.add_lora(position, config.rank, config.alpha,
+                                                config.dropout, layer, config.gamma_param))
+            else:
+                dim = block.norm2.normalized_shape[0]
+                adapter = AdaptFormer(dim, config.bottleneck, config.adapter_alpha,
+                                      config.dropout, layer, config.gamma_param)
+                attach_adaptformer(block, adapter.to(next(block.parameters()).device))
+                inserted.append(adapter)
+    inserted.sort(key=lambda m: (m.layer, POSITIONS.index(m.position)))
+    return inserted
+
+
+def peft_modules(model: nn.Module) -> list[ModulatedModule]:
+    """Every modulated PEFT module of a model, in (layer, position) order."""
+    mods = [m for m in model.modules() if isinstance(m, ModulatedModule)]
+    return sorted(mods, key=lambda m: (m.layer, POSITIONS.index(m.position)))
+
+
+def gamma_map(model: nn.Module) -> dict[int, dict[str, float]]:
+    """Effective gamma of every module as ``{layer: {position: value}}`` (mean for vectors)."""
+    result: dict[int, dict[str, float]] = {}
+    for m in peft_modules(model):
+        result.setdefault(m.layer, {})[m.position] = float(m.modulation().detach().float().mean())
+    return result
+
+
+def gamma_table(model: nn.Module, depth: int) -> tuple[torch.Tensor, list[str]]:
+    """Gamma as a (depth x positions) tensor, NaN where no module sits, with the position names."""
+    table = torch.full((depth, len(POSITIONS)), math.nan)
+    for layer, row in gamma_map(model).items():
+        for position, value in row.items():
+            table[layer, POSITIONS.index(position)] = value
+    return table, list(POSITIONS)

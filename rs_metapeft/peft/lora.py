@@ -1,0 +1,121 @@
+"""LoRA with a modulator, on any ``nn.Linear`` (or on slices of timm's fused qkv projection)."""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from .modulator import ModulatedModule
+
+__all__ = ["LoRA", "LoRALinear"]
+
+
+class LoRA(ModulatedModule):
+    """Low-rank update ``gamma * (alpha / r) * B A x`` of one output slice of a linear layer.
+
+    ``B`` starts at zero, so a freshly injected LoRA leaves the model unchanged.
+
+    Args:
+        in_features: input width of the adapted layer.
+        out_features: width of the slice this LoRA updates.
+        rank: rank r.
+        alpha: scaling alpha (the update is scaled by alpha / r).
+        dropout: dropout on the LoRA input.
+        layer: transformer block index.
+        position: position name (``q``, ``k``, ``v``, ``o``, ``fc1``, ``fc2``).
+        gamma_param: ``"identity"`` or ``"softplus"``.
+    """
+
+    def __init__(
+        self,
+        in_features: int,
+        out_features: int,
+        rank: int,
+        alpha: float,
+        dropout: float,
+        layer: int,
+        position: str,
+        gamma_param: str = "identity",
+    ) -> None:
+        super().__init__(layer, position, (), gamma_param)
+        if rank < 1:
+            raise ValueError(f"LoRA rank must be >= 1, got {rank}")
+        self.rank = rank
+        self.alpha = alpha
+        self.lora_A = nn.Parameter(torch.empty(rank, in_features))
+        self.lora_B = nn.Parameter(torch.zeros(out_features, rank))
+        nn.init.kaiming_uniform_(self.lora_A, a=math.sqrt(5))
+        self.dropout = nn.Dropout(dropout) if dropout > 0 else nn.Identity()
+
+    @property
+    def scaling(self) -> float:
+        """alpha / r."""
+        return self.alpha / self.rank
+
+    def delta_weight(self) -> torch.Tensor:
+        """The modulated weight update ``gamma * (alpha/r) * B A`` (out x in)."""
+        return self.modulation() * self.scaling * (self.lora_B @ self.lora_A)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """The modulated update of this slice for input ``x``."""
+        return self.modulation() * self.scaling * F.linear(F.linear(self.dropout(x), self.lora_A), self.lora_B)
+
+
+class LoRALinear(nn.Linear):
+    """An ``nn.Linear`` whose output slices carry LoRA updates.
+
+    It shares the original layer's ``weight`` and ``bias`` parameters, so the backbone's state-dict
+    keys do not change; the LoRA tensors live under ``<layer>.lora.<position>``. timm's fused qkv
+    projection is split into three equal slices (q, k, v), each with its own LoRA and gamma.
+
+    Args:
+        base: the layer to adapt (its parameters are reused, not copied).
+        slices: names of the output slices in order (``("q", "k", "v")`` for qkv, else one name).
+    """
+
+    def __init__(self, base: nn.Linear, slices: tuple[str, ...]) -> None:
+        nn.Module.__init__(self)
+        self.in_features = base.in_features
+        self.out_features = base.out_features
+        self.weight = base.weight
+        self.bias = base.bias
+        if base.out_features % len(slices):
+            raise ValueError(f"{base.out_features} outputs do not split into {len(slices)} slices")
+        self.slices = slices
+        self.slice_size = base.out_features // len(slices)
+        self.lora = nn.ModuleDict()
+
+    def add_lora(self, position: str, rank: int, alpha: float, dropout: float, layer: int,
+                 gamma_param: str = "identity") -> LoRA:
+        """Attach a LoRA to one slice."""
+        if position not in self.slices:
+            raise ValueError(f"no slice {position!r} in this layer; slices: {self.slices}")
+        module = LoRA(self.in_features, self.slice_size, rank, alpha, dropout, layer, position,
+                      gamma_param).to(self.weight.device)
+        self.lora[position] = module
+        return module
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Base projection plus every slice's modulated LoRA update."""
+        out = F.linear(x, self.weight, self.bias)
+        if not len(self.lora):
+            return out
+        if len(self.slices) == 1:
+            return out + self.lora[self.slices[0]](x)
+        parts = list(out.split(self.slice_size, dim=-1))
+        for i, name in enumerate(self.slices):
+            if name in self.lora:
+                parts[i] = parts[i] + self.lora[name](x)
+        return torch.cat(parts, dim=-1)
+
+    def merged_weight(self) -> torch.Tensor:
+        """The base weight with every LoRA update folded in."""
+        weight = self.weight.detach().clone()
+        for i, name in enumerate(self.slices):
+            if name in self.lora:
+                rows = slice(i * self.slice_size, (i + 1) * self.slice_size)
+                weight[rows] += self.lora[name].delta_weight().detach()
+        return weight

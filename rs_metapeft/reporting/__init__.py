@@ -1,0 +1,6 @@
+"""Reporting: long-tail metrics, tables and report files."""
+
+from .metrics import build_report
+from .tables import format_report, write_report
+
+__all__ = ["build_report", "format_report", "write_report"]

@@ -1,0 +1,86 @@
+"""Tail-class reports: overall, class-mean and group accuracy, macro-F1, per-class table."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+from ..data.longtail import GROUPS, assign_groups
+
+__all__ = ["build_report"]
+
+
+def _safe_div(num: np.ndarray, den: np.ndarray) -> np.ndarray:
+    return np.divide(num, den, out=np.zeros_like(num, dtype=np.float64), where=den > 0)
+
+
+def build_report(
+    confusion: np.ndarray,
+    class_names: Sequence[str],
+    train_counts: Sequence[int],
+    group_rule: str = "auto",
+    many_threshold: int = 100,
+    few_threshold: int = 20,
+    groups: Sequence[str] | None = None,
+) -> dict:
+    """Summarise a confusion matrix into a long-tail report.
+
+    Group accuracy is the mean of the per-class accuracies of the classes in the group, so it does
+    not depend on how many test images each class has.
+
+    Args:
+        confusion: (C, C) counts, rows = true class, columns = predicted class.
+        class_names: class names.
+        train_counts: training images per class (decides the groups).
+        group_rule: see :func:`~rs_metapeft.data.longtail.assign_groups`.
+        many_threshold: many-group threshold.
+        few_threshold: few-group threshold.
+        groups: explicit group per class (overrides the rule).
+
+    Returns:
+        A JSON-ready dict with ``overall_accuracy``, ``class_mean_accuracy``, ``macro_f1``,
+        ``group_accuracy`` (many / medium / few), ``groups_rule`` and ``per_class`` rows.
+    """
+    confusion = np.asarray(confusion, dtype=np.float64)
+    n = confusion.shape[0]
+    if len(class_names) != n or len(train_counts) != n:
+        raise ValueError(
+            f"confusion matrix has {n} classes but {len(class_names)} names and "
+            f"{len(train_counts)} training counts were given"
+        )
+    rule = "given" if groups is not None else group_rule
+    groups = list(groups) if groups is not None else assign_groups(
+        train_counts, group_rule, many_threshold, few_threshold
+    )
+    tp = np.diag(confusion)
+    support = confusion.sum(1)
+    predicted = confusion.sum(0)
+    recall = _safe_div(tp, support)
+    precision = _safe_div(tp, predicted)
+    f1 = _safe_div(2 * precision * recall, precision + recall)
+    evaluated = support > 0
+    group_acc = {}
+    for g in GROUPS:
+        members = [i for i in range(n) if groups[i] == g and evaluated[i]]
+        group_acc[g] = float(np.mean(recall[members])) if members else None
+    return {
+        "overall_accuracy": float(tp.sum() / max(confusion.sum(), 1)),
+        "class_mean_accuracy": float(recall[evaluated].mean()) if evaluated.any() else 0.0,
+        "macro_f1": float(f1[evaluated].mean()) if evaluated.any() else 0.0,
+        "group_accuracy": group_acc,
+        "groups_rule": rule,
+        "num_test_images": int(confusion.sum()),
+        "per_class": [
+            {
+                "class": class_names[i],
+                "train_count": int(train_counts[i]),
+                "group": groups[i],
+                "test_count": int(support[i]),
+                "accuracy": float(recall[i]),
+                "f1": float(f1[i]),
+            }
+            for i in range(n)
+        ],
+        "confusion_matrix": confusion.astype(int).tolist(),
+    }
