@@ -277,7 +277,8 @@ class MetaPEFTTask(L.LightningModule):
         )
         if not result.finite:
             self.skipped_outer_steps += 1
-            self.log("meta/skipped_steps", float(self.skipped_outer_steps))
+            if self.trainer.training:
+                self.log("meta/skipped_steps", float(self.skipped_outer_steps))
             return
         gammas = gamma_parameters(self.model)
         grads = [result.grads[n] for n in gammas]
@@ -293,6 +294,8 @@ class MetaPEFTTask(L.LightningModule):
         meta.zero_grad(set_to_none=True)
         self._clamp_gamma()
         self.outer_steps += 1
+        if not self.trainer.training:  # called by hand (tests, notebooks): nothing to log into
+            return
         values = torch.stack([m.modulation().detach().float().mean() for m in self.model.peft_modules])
         self.log_dict({
             "meta/train_loss": result.train_loss, "meta/val_loss": result.meta_loss,
