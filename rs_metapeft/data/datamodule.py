@@ -8,11 +8,12 @@ augmentation on device. Subclasses only say how to build a split's dataset.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import hashlib
+import logging
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-import kornia.augmentation as K
 import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset, Sampler, Subset
@@ -21,9 +22,11 @@ from torchgeo.datasets import EuroSAT
 
 from ..bands import resolve_bands
 from .folder import ChipFolder
-from .longtail import class_counts, longtail_indices, stratified_meta_split
-from .statistics import BandStatistics, compute_band_statistics
+from .longtail import class_counts, log_class_counts, longtail_indices, stratified_meta_split
+from .samplers import SAMPLERS, build_sampler
+from .statistics import BandStatistics, cached_band_statistics, compute_band_statistics
 from .synthetic import SyntheticSpec, generate_eurosat_like, generate_sar_twin
+from .transforms import AugmentConfig, FillNodata, build_eval_transform, build_train_augmentation
 
 __all__ = [
     "ChipFolderDataModule",
@@ -34,10 +37,21 @@ __all__ = [
 ]
 
 
-def _no_normalisation(batch: dict[str, Any]) -> dict[str, Any]:
-    # Normalisation lives in the model (with the statistics it was trained on), never here:
-    # TorchGeo's default mean 0 / std 255 would silently rescale multispectral data.
-    return batch
+log = logging.getLogger(__name__)
+
+
+class _Chain:
+    """Batch transforms applied in order (a plain callable, so it pickles and needs no device)."""
+
+    def __init__(self, *steps: Callable[[dict[str, Any]], dict[str, Any]]) -> None:
+        self.steps = steps
+
+    def __call__(self, batch: dict[str, Any]) -> dict[str, Any]:
+        # Normalisation lives in the model (with the statistics it was trained on), never here:
+        # TorchGeo's default mean 0 / std 255 would silently rescale multispectral data.
+        for step in self.steps:
+            batch = step(batch)
+        return batch
 
 
 def _targets(dataset: Dataset) -> list[int]:
@@ -64,6 +78,16 @@ class LongTailDataModule(NonGeoDataModule):
         augment: flips and 90-degree rotations on training batches (no colour jitter: it would
             distort spectra).
         seed: seed of the long-tail subset and the meta split.
+        sampler: training sampler: ``shuffle``, ``class_balanced``, ``sqrt`` or ``progressive``
+            (instance to class-balanced over ``sampler_epochs``, default the trainer's
+            ``max_epochs``).
+        sampler_epochs: length of the progressive schedule.
+        augment_options: flips, 90-degree rotations and random resized crop (see
+            :class:`~rs_metapeft.data.transforms.AugmentConfig`).
+        image_size: resize chips to this size on device (random resized crop in training when
+            ``augment_options.resized_crop_scale`` is set); ``None`` keeps their size.
+        stats_cache: folder where band statistics are cached as JSON, keyed by dataset and
+            bands; ``None`` computes them every run.
     """
 
     def __init__(
@@ -78,6 +102,11 @@ class LongTailDataModule(NonGeoDataModule):
         meta_batch_size: int | None = None,
         augment: bool = True,
         seed: int = 0,
+        sampler: str = "shuffle",
+        sampler_epochs: int | None = None,
+        augment_options: AugmentConfig | None = None,
+        image_size: int | None = None,
+        stats_cache: str | None = None,
         **dataset_kwargs: Any,
     ) -> None:
         super().__init__(Dataset, batch_size=batch_size, num_workers=num_workers, **dataset_kwargs)
@@ -89,27 +118,38 @@ class LongTailDataModule(NonGeoDataModule):
         self.meta_fraction = meta_fraction
         self.meta_batch_size = meta_batch_size or batch_size
         self.seed = seed
-        self.aug = _no_normalisation
-        self.train_aug = (
-            K.AugmentationSequential(
-                K.RandomHorizontalFlip(),
-                K.RandomVerticalFlip(),
-                K.RandomRotation90(times=(0, 3)),
-                data_keys=None,
-                keepdim=True,
-            )
+        if sampler not in SAMPLERS:
+            raise ValueError(f"data.sampler must be one of {', '.join(SAMPLERS)}, got {sampler!r}")
+        self.sampler = sampler
+        self.sampler_epochs = sampler_epochs
+        self.image_size = image_size
+        self.stats_cache = stats_cache
+        if isinstance(augment_options, dict):
+            augment_options = AugmentConfig(**augment_options)
+        self._augment = (
+            build_train_augmentation(image_size, augment_options)
             if augment
-            else _no_normalisation
+            else build_eval_transform(image_size)
         )
+        self._eval = build_eval_transform(image_size)
+        self._set_augmentation(FillNodata())
         self.class_names: list[str] = []
         self.train_counts: list[int] = []
         self.band_stats: BandStatistics | None = None
         self.meta_indices: tuple[np.ndarray, np.ndarray] | None = None
 
+    def _set_augmentation(self, fill: FillNodata) -> None:
+        self.train_aug = _Chain(fill, self._augment)
+        self.aug = _Chain(fill, self._eval)
+
     # -- what subclasses provide -------------------------------------------------------------
     def make_dataset(self, split: str) -> Dataset:
         """Build the dataset of one split (``train``, ``val`` or ``test``)."""
         raise NotImplementedError
+
+    def dataset_key(self) -> str:
+        """Identifies the training data for the statistics cache (override to add settings)."""
+        return f"{type(self).__name__}:{Path(str(getattr(self, 'root', ''))).resolve()}"
 
     # -- setup -------------------------------------------------------------------------------
     def setup(self, stage: str) -> None:
@@ -155,17 +195,35 @@ class LongTailDataModule(NonGeoDataModule):
         self.train_counts = class_counts(targets, self.num_classes)
         empty = [n for n, c in zip(self.class_names, self.train_counts, strict=True) if c == 0]
         if empty:
-            raise ValueError(f"the training split has no images of classes {empty}")
+            raise ValueError(
+                f"the training split has no images of classes {empty}; add images of these "
+                "classes or remove them from the class list"
+            )
+        log_class_counts(self.class_names, self.train_counts, "train")
         self.meta_indices = stratified_meta_split(targets, self.meta_fraction, self.seed)
-        self.band_stats = compute_band_statistics(
-            (b["image"] for b in self._plain_loader(dataset, shuffle=False)), self.bands
+        fingerprint = hashlib.sha256(np.asarray(targets, dtype=np.int64).tobytes()).hexdigest()[:16]
+        key = (
+            f"{self.dataset_key()}|ir={self.imbalance_ratio}|{self.longtail_profile}|"
+            f"seed={self.seed}|n={len(targets)}|targets={fingerprint}"
         )
+        self.band_stats = cached_band_statistics(
+            self.stats_cache, key, self.bands,
+            lambda: compute_band_statistics(
+                (b["image"] for b in self._plain_loader(dataset, shuffle=False)), self.bands
+            ),
+        )
+        self._set_augmentation(FillNodata(self.band_stats.mean))
         return dataset
 
     # -- loaders -----------------------------------------------------------------------------
     def train_sampler(self, dataset: Dataset) -> Sampler | None:
-        """The training sampler; ``None`` shuffles uniformly. Override for class-aware sampling."""
-        return None
+        """The training sampler named by ``data.sampler``; ``None`` shuffles uniformly."""
+        epochs = self.sampler_epochs
+        if epochs is None:
+            trainer = getattr(self, "trainer", None)
+            max_epochs = getattr(trainer, "max_epochs", None) if trainer is not None else None
+            epochs = max_epochs if max_epochs and max_epochs > 0 else 1
+        return build_sampler(self.sampler, _targets(dataset), total_epochs=epochs, seed=self.seed)
 
     def _plain_loader(self, dataset: Dataset, shuffle: bool, batch_size: int | None = None,
                       drop_last: bool = False) -> DataLoader:

@@ -2,11 +2,23 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import logging
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 
-__all__ = ["GROUPS", "assign_groups", "class_counts", "longtail_indices", "stratified_meta_split"]
+__all__ = [
+    "GROUPS",
+    "assign_groups",
+    "class_counts",
+    "groups_from_class_lists",
+    "imbalance_ratio",
+    "log_class_counts",
+    "longtail_indices",
+    "stratified_meta_split",
+]
+
+log = logging.getLogger(__name__)
 
 #: Group names, head to tail.
 GROUPS = ("many", "medium", "few")
@@ -23,6 +35,65 @@ def class_counts(targets: Sequence[int], num_classes: int) -> list[int]:
         A list of length ``num_classes``.
     """
     return np.bincount(np.asarray(targets, dtype=np.int64), minlength=num_classes).tolist()
+
+
+def imbalance_ratio(counts: Sequence[int]) -> float:
+    """Largest / smallest class count over the classes that have samples.
+
+    Example:
+        >>> imbalance_ratio([300, 30, 3])
+        100.0
+    """
+    present = [c for c in counts if c > 0]
+    if not present:
+        raise ValueError("no class has any samples")
+    return float(max(present)) / float(min(present))
+
+
+def log_class_counts(
+    class_names: Sequence[str], counts: Sequence[int], split: str = "train"
+) -> str:
+    """Log (and return) one line with the class counts and the imbalance ratio of a split."""
+    pairs = ", ".join(f"{n}={c}" for n, c in zip(class_names, counts, strict=True))
+    line = (
+        f"{split}: {sum(counts)} samples in {len(counts)} classes, imbalance ratio "
+        f"{imbalance_ratio(counts):.1f} ({pairs})"
+    )
+    log.info(line)
+    return line
+
+
+def groups_from_class_lists(
+    class_names: Sequence[str], lists: Mapping[str, Sequence[str | int]]
+) -> list[str]:
+    """Groups given explicitly, as the FUSRS and DOTA splits do: ``{many: [...], few: [...]}``.
+
+    Classes may be named or given by index; each class must be in exactly one list.
+
+    Raises:
+        ValueError: an unknown group or class, a class in two lists, or a class in none.
+    """
+    names = list(class_names)
+    groups: list[str | None] = [None] * len(names)
+    for group, members in lists.items():
+        if group not in GROUPS:
+            raise ValueError(f"unknown group {group!r}; groups are {', '.join(GROUPS)}")
+        for member in members:
+            if isinstance(member, int):
+                if not 0 <= member < len(names):
+                    raise ValueError(f"group {group}: class index {member} is out of range")
+                idx = member
+            elif member in names:
+                idx = names.index(member)
+            else:
+                raise ValueError(f"group {group}: {member!r} is not a class ({', '.join(names)})")
+            if groups[idx] is not None:
+                raise ValueError(f"class {names[idx]!r} is in groups {groups[idx]} and {group}")
+            groups[idx] = group
+    missing = [n for n, g in zip(names, groups, strict=True) if g is None]
+    if missing:
+        raise ValueError(f"classes {missing} are in no group; add them to a group list")
+    return [str(g) for g in groups]
 
 
 def assign_groups(
