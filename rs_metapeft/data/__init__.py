@@ -3,12 +3,15 @@
 from .datamodule import (
     ChipFolderDataModule,
     EuroSATLongTailDataModule,
+    GeoTiffFolderDataModule,
     LongTailDataModule,
+    SARShipChipsDataModule,
     SyntheticEuroSATDataModule,
     SyntheticSARDataModule,
 )
-from .folder import ChipFolder, DataFileError
+from .folder import ChipFolder, DataFileError, GeoTiffFolder
 from .longtail import assign_groups, class_counts, longtail_indices, stratified_meta_split
+from .sar import SARPreprocessing, SARShipChips
 from .statistics import BandStatistics, compute_band_statistics
 from .synthetic import SyntheticSpec, generate_eurosat_like, generate_sar_twin
 from .torchgeo_sets import (
@@ -25,8 +28,13 @@ __all__ = [
     "DataFileError",
     "EuroSATLongTailDataModule",
     "EuroSATS1LongTailDataModule",
+    "GeoTiffFolder",
+    "GeoTiffFolderDataModule",
     "LongTailDataModule",
     "RESISC45LongTailDataModule",
+    "SARPreprocessing",
+    "SARShipChips",
+    "SARShipChipsDataModule",
     "So2SatLongTailDataModule",
     "SyntheticEuroSATDataModule",
     "SyntheticSARDataModule",

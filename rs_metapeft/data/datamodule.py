@@ -21,9 +21,10 @@ from torchgeo.datamodules import NonGeoDataModule
 from torchgeo.datasets import EuroSAT
 
 from ..bands import resolve_bands
-from .folder import ChipFolder
+from .folder import ChipFolder, GeoTiffFolder
 from .longtail import class_counts, log_class_counts, longtail_indices, stratified_meta_split
 from .samplers import SAMPLERS, build_sampler
+from .sar import SARPreprocessing, SARShipChips
 from .statistics import BandStatistics, cached_band_statistics, compute_band_statistics
 from .synthetic import SyntheticSpec, generate_eurosat_like, generate_sar_twin
 from .transforms import AugmentConfig, FillNodata, build_eval_transform, build_train_augmentation
@@ -31,7 +32,9 @@ from .transforms import AugmentConfig, FillNodata, build_eval_transform, build_t
 __all__ = [
     "ChipFolderDataModule",
     "EuroSATLongTailDataModule",
+    "GeoTiffFolderDataModule",
     "LongTailDataModule",
+    "SARShipChipsDataModule",
     "SyntheticEuroSATDataModule",
     "SyntheticSARDataModule",
 ]
@@ -379,6 +382,97 @@ class ChipFolderDataModule(LongTailDataModule):
     def make_dataset(self, split: str) -> Dataset:
         """Chips of one split."""
         return ChipFolder(Path(self.root), split=split, bands=self.bands)
+
+
+class GeoTiffFolderDataModule(LongTailDataModule):
+    """Your own GeoTIFF chips (see :class:`~rs_metapeft.data.folder.GeoTiffFolder`).
+
+    Every split is scanned when it is built (before training starts), so a corrupt, truncated,
+    wrong-band-count or nodata-only chip stops the run at once with the file's name, or with
+    ``on_bad_file: skip`` is dropped with a warning and a count.
+
+    Args:
+        root: dataset folder (``root/<class>/*.tif``).
+        bands: band names in file order; ``None`` takes the first file's band descriptions.
+        num_classes: number of classes; ``None`` counts them (folders, or ``classes``, or the CSV).
+        csv_file: optional ``path,label[,split]`` CSV.
+        classes: class list (label order).
+        split_files: per split, a list file (``<path> [label]`` lines).
+        nodata: nodata value overriding the files' own.
+        on_bad_file: ``error`` or ``skip``.
+        **kwargs: :class:`LongTailDataModule` options.
+    """
+
+    dataset_type: type[GeoTiffFolder] = GeoTiffFolder
+
+    def __init__(
+        self,
+        root: str,
+        bands: list[str] | None = None,
+        num_classes: int | None = None,
+        csv_file: str | None = None,
+        classes: list[str] | None = None,
+        split_files: dict[str, str] | None = None,
+        nodata: float | None = None,
+        on_bad_file: str = "error",
+        **kwargs: Any,
+    ) -> None:
+        self.root = root
+        self.folder_kwargs: dict[str, Any] = dict(
+            csv_file=csv_file, classes=classes, split_files=split_files, nodata=nodata,
+            on_bad_file=on_bad_file,
+        )
+        if bands is None or num_classes is None:
+            # Index one split without reading pixels, for the band names and the class count.
+            probe = self.dataset_type(root, split="train", bands=bands, scan=False,
+                                      **self._extra_kwargs(), **self.folder_kwargs)
+            bands = list(bands or probe.bands)
+            num_classes = num_classes or len(probe.classes)
+        super().__init__(bands=bands, num_classes=num_classes, **kwargs)
+
+    def _extra_kwargs(self) -> dict[str, Any]:
+        return {}
+
+    def dataset_key(self) -> str:
+        """Dataset, root and reading options."""
+        return f"{super().dataset_key()}:{sorted(self.folder_kwargs.items())}:{self._extra_kwargs()}"
+
+    def make_dataset(self, split: str) -> Dataset:
+        """The chips of one split, scanned."""
+        return self.dataset_type(self.root, split=split, bands=self.bands,
+                                 **self._extra_kwargs(), **self.folder_kwargs)
+
+
+class SARShipChipsDataModule(GeoTiffFolderDataModule):
+    """SAR ship chips, FUSAR-Ship / OpenSARShip / FUSRS style (see :class:`~rs_metapeft.data.sar.SARShipChips`).
+
+    Args:
+        root: dataset folder (``root/<class>/*.png|tif``).
+        bands: the polarisation, e.g. ``[VV]`` (default) or ``[HH]``.
+        preprocessing: ``{input: amplitude|intensity|db, to_db: bool, clip_db: [lo, hi]}``;
+            recorded in :attr:`preprocessing_record` and the statistics cache key.
+        **kwargs: :class:`GeoTiffFolderDataModule` options (``split_files``, ``classes`` ...).
+    """
+
+    def __init__(
+        self,
+        root: str,
+        bands: list[str] | None = None,
+        preprocessing: SARPreprocessing | None = None,
+        **kwargs: Any,
+    ) -> None:
+        if isinstance(preprocessing, dict):
+            preprocessing = SARPreprocessing(**preprocessing)
+        self.preprocessing = preprocessing or SARPreprocessing()
+        kwargs.setdefault("num_classes", None)
+        super().__init__(root=root, bands=list(bands or ["VV"]), **kwargs)
+        self.preprocessing_record = self.preprocessing.to_dict()
+        log.info("SAR preprocessing: %s", self.preprocessing_record)
+
+    dataset_type = SARShipChips
+
+    def _extra_kwargs(self) -> dict[str, Any]:
+        return {"preprocessing": self.preprocessing}
 
 
 class SyntheticSARDataModule(ChipFolderDataModule):

@@ -1,18 +1,27 @@
-"""Chip-folder dataset: ``root/<Class>/*.tif`` GeoTIFF chips read with rasterio."""
+"""Chip-folder datasets: ``root/<Class>/*.tif`` GeoTIFF chips (or a CSV) read with rasterio.
+
+:class:`ChipFolder` is the minimal layout the synthetic SAR twin uses. :class:`GeoTiffFolder` is
+for users' own data: class folders or a ``path,label[,split]`` CSV, any band count and dtype,
+band names from the recipe or the files' band descriptions, nodata masked to NaN, and a scan of
+every file before training so that a bad file stops the run at once with its name (or, with
+``on_bad_file="skip"``, is dropped with a warning and a count) instead of halfway through an epoch.
+"""
 
 from __future__ import annotations
 
+import csv
 import os
-from collections.abc import Callable, Sequence
+import warnings
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
 import rasterio
 import torch
-from rasterio.errors import RasterioIOError
+from rasterio.errors import NotGeoreferencedWarning, RasterioIOError
 from torchgeo.datasets import NonGeoDataset
 
-__all__ = ["ChipFolder", "DataFileError"]
+__all__ = ["ChipFolder", "DataFileError", "GeoTiffFolder", "read_band_descriptions"]
 
 
 class DataFileError(ValueError):
@@ -68,13 +77,17 @@ class ChipFolder(NonGeoDataset):
     def __len__(self) -> int:
         return len(self.samples)
 
-    def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
-        path, label = self.samples[index]
+    def _read(self, path: Path) -> np.ndarray:
+        """The chip as a float32 (C, H, W) array."""
         try:
             with rasterio.open(path) as src:
-                array = src.read().astype(np.float32)
+                return src.read().astype(np.float32)
         except RasterioIOError as err:
             raise DataFileError(f"cannot read {path}: {err}. Replace or remove the file.") from err
+
+    def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
+        path, label = self.samples[index]
+        array = self._read(path)
         if array.shape[0] != len(self.bands):
             raise DataFileError(
                 f"{path} has {array.shape[0]} bands but data.bands lists {len(self.bands)} "
@@ -84,3 +97,220 @@ class ChipFolder(NonGeoDataset):
         if self.transforms is not None:
             sample = self.transforms(sample)
         return sample
+
+
+def read_band_descriptions(path: str | os.PathLike) -> list[str]:
+    """Band names stored in a GeoTIFF's band descriptions.
+
+    Raises:
+        DataFileError: the file cannot be read or a band has no description.
+    """
+    try:
+        with rasterio.open(path) as src:
+            names = list(src.descriptions)
+    except RasterioIOError as err:
+        raise DataFileError(f"cannot read {path}: {err}. Replace or remove the file.") from err
+    if not all(names):
+        raise DataFileError(
+            f"{path} has no band description for band(s) "
+            f"{[i + 1 for i, n in enumerate(names) if not n]}; name the bands in data.bands"
+        )
+    return [str(n) for n in names]
+
+
+class GeoTiffFolder(ChipFolder):
+    """A user's GeoTIFF chips: class folders or a CSV of ``path,label[,split]``.
+
+    Layouts:
+
+    - ``root/<class>/*.tif`` (classes are the sorted folder names); split membership from
+      ``split_files[split]`` or ``root/split-<split>.txt`` (one relative path per line), else
+      every chip is in every split.
+    - ``csv_file`` with columns ``path,label`` and optionally ``split`` (header optional; paths
+      relative to ``root``); labels are class names or indices into ``classes``.
+
+    Pixels equal to the nodata value (``nodata`` or the file's own) become NaN; the statistics skip
+    them and the datamodule fills them on device.
+
+    Args:
+        root: dataset folder.
+        split: ``"train"``, ``"val"`` or ``"test"``.
+        bands: band names in file order; ``None`` reads the first file's band descriptions.
+        csv_file: CSV index (relative to ``root`` or absolute).
+        classes: the class list (order = label index); default: folder names or CSV labels.
+        split_files: per split, a list file of relative paths (optionally followed by a label).
+        nodata: nodata value overriding the files' own.
+        on_bad_file: ``"error"`` (default) or ``"skip"`` for files the scan finds unusable.
+        scan: read every file at construction and check it (recommended before training).
+        extensions: file suffixes to collect in folder mode.
+        transforms: optional callable applied to each sample dict.
+
+    Raises:
+        DataFileError: missing root, unknown label, empty class, or a bad file (with
+            ``on_bad_file="error"``); the message names the file and what to do.
+    """
+
+    def __init__(
+        self,
+        root: str | os.PathLike,
+        split: str = "train",
+        bands: Sequence[str] | None = None,
+        csv_file: str | os.PathLike | None = None,
+        classes: Sequence[str] | None = None,
+        split_files: Mapping[str, str] | None = None,
+        nodata: float | None = None,
+        on_bad_file: str = "error",
+        scan: bool = True,
+        extensions: Sequence[str] = (".tif", ".tiff"),
+        transforms: Callable[[dict], dict] | None = None,
+    ) -> None:
+        if on_bad_file not in ("error", "skip"):
+            raise ValueError(f"on_bad_file must be error or skip, got {on_bad_file!r}")
+        self.root = Path(root)
+        if not self.root.is_dir():
+            raise DataFileError(f"dataset root {self.root} does not exist; check data.root")
+        self.split = split
+        self.transforms = transforms
+        self.nodata = nodata
+        self.extensions = tuple(e.lower() for e in extensions)
+        if csv_file is not None:
+            rows = self._csv_rows(Path(csv_file) if Path(csv_file).is_absolute() else self.root / csv_file)
+        else:
+            rows = self._folder_rows(split_files)
+        self.classes = list(classes) if classes is not None else self._default_classes(rows)
+        self.samples = [(path, self._label(label, where)) for path, label, where in rows]
+        if not self.samples:
+            raise DataFileError(f"no chips for split {split!r} under {self.root}; check the layout")
+        self.bands = tuple(bands) if bands is not None else tuple(read_band_descriptions(self.samples[0][0]))
+        self.targets = [label for _, label in self.samples]
+        self.skipped: list[tuple[Path, str]] = []
+        if scan:
+            self.scan(on_bad_file)
+
+    # -- index -------------------------------------------------------------------------------
+    def _default_classes(self, rows: list[tuple[Path, str, str]]) -> list[str]:
+        folders = sorted(p.name for p in self.root.iterdir() if p.is_dir())
+        # A CSV's class list comes from all its rows, so every split gets the same label indices.
+        labels = sorted(getattr(self, "_all_labels", None) or {label for _, label, _ in rows})
+        return folders if set(labels) <= set(folders) else labels
+
+    def _label(self, label: str, where: str) -> int:
+        if label in self.classes:
+            return self.classes.index(label)
+        if label.isdigit() and int(label) < len(self.classes):
+            return int(label)
+        raise DataFileError(
+            f"{where}: label {label!r} is not in the class list ({', '.join(self.classes)}); "
+            "fix the label or add the class to data.classes"
+        )
+
+    def _csv_rows(self, path: Path) -> list[tuple[Path, str, str]]:
+        if not path.is_file():
+            raise DataFileError(f"label CSV {path} does not exist; check data.csv_file")
+        with open(path, newline="") as f:
+            table = [r for r in csv.reader(f) if r and any(c.strip() for c in r)]
+        if table and [c.strip().lower() for c in table[0][:2]] == ["path", "label"]:
+            table = [(i + 2, r) for i, r in enumerate(table[1:])]
+        else:
+            table = [(i + 1, r) for i, r in enumerate(table)]
+        rows = []
+        self._all_labels = {r[1].strip() for _, r in table if len(r) >= 2}
+        for line, row in table:
+            if len(row) < 2:
+                raise DataFileError(f"{path}, line {line}: expected path,label[,split], got {row}")
+            rel, label = row[0].strip(), row[1].strip()
+            if len(row) > 2 and row[2].strip() and row[2].strip() != self.split:
+                continue
+            rows.append((self.root / rel, label, f"{path}, line {line}"))
+        return rows
+
+    def _folder_rows(self, split_files: Mapping[str, str] | None) -> list[tuple[Path, str, str]]:
+        folders = sorted(p for p in self.root.iterdir() if p.is_dir())
+        if not folders:
+            raise DataFileError(f"no class folders under {self.root}; expected root/<class>/*.tif")
+        for folder in folders:
+            if not any(p.suffix.lower() in self.extensions for p in folder.iterdir()):
+                raise DataFileError(
+                    f"class folder {folder} holds no {'/'.join(self.extensions)} files; add chips "
+                    "or remove the folder"
+                )
+        list_file = None
+        if split_files is not None:
+            if self.split not in split_files:
+                raise DataFileError(
+                    f"data.split_files has no entry for split {self.split!r} "
+                    f"(it has {', '.join(split_files)}); add one, e.g. {self.split}: test.txt"
+                )
+            list_file = self.root / split_files[self.split]
+        elif (self.root / f"split-{self.split}.txt").exists():
+            list_file = self.root / f"split-{self.split}.txt"
+        if list_file is None:
+            return [
+                (p, p.parent.name, str(p)) for f in folders for p in sorted(f.iterdir())
+                if p.suffix.lower() in self.extensions
+            ]
+        if not list_file.is_file():
+            raise DataFileError(f"split list {list_file} does not exist; check data.split_files")
+        rows = []
+        for line, text in enumerate(list_file.read_text().splitlines(), start=1):
+            parts = text.split()
+            if not parts:
+                continue
+            label = parts[1] if len(parts) > 1 else Path(parts[0]).parts[0]
+            rows.append((self.root / parts[0], label, f"{list_file}, line {line}"))
+        return rows
+
+    # -- reading -----------------------------------------------------------------------------
+    def _read(self, path: Path) -> np.ndarray:
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", NotGeoreferencedWarning)  # PNG chips have no CRS
+                with rasterio.open(path) as src:
+                    nodata = self.nodata if self.nodata is not None else src.nodata
+                    array = src.read().astype(np.float32)
+        except RasterioIOError as err:
+            raise DataFileError(
+                f"cannot read {path}: {err}. The file is corrupt or truncated; replace or remove it "
+                "(or set data.on_bad_file: skip)"
+            ) from err
+        if nodata is not None:
+            array[array == np.float32(nodata)] = np.nan
+        return array
+
+    def check_file(self, path: Path) -> str | None:
+        """Why a chip is unusable (unreadable, wrong band count, no valid pixel), or ``None``."""
+        try:
+            array = self._read(path)
+        except DataFileError as err:
+            return str(err)
+        if array.shape[0] != len(self.bands):
+            return (
+                f"{path} has {array.shape[0]} bands but data.bands lists {len(self.bands)} "
+                f"({', '.join(self.bands)}); fix data.bands or the file"
+            )
+        if np.isnan(array).all():
+            return f"{path} holds only nodata/NaN pixels; remove it or fix its nodata value"
+        return None
+
+    def scan(self, on_bad_file: str = "error") -> list[tuple[Path, str]]:
+        """Check every chip; raise on the first bad one, or drop bad ones with a warning.
+
+        Returns:
+            The dropped ``(path, reason)`` pairs (empty unless ``on_bad_file="skip"``).
+        """
+        bad = [(p, why) for p, _ in self.samples if (why := self.check_file(p)) is not None]
+        if not bad:
+            return []
+        if on_bad_file == "error":
+            more = f" ({len(bad) - 1} more bad files in this split)" if len(bad) > 1 else ""
+            raise DataFileError(f"{bad[0][1]}{more}")
+        dropped = {p for p, _ in bad}
+        self.samples = [(p, y) for p, y in self.samples if p not in dropped]
+        self.targets = [y for _, y in self.samples]
+        self.skipped = bad
+        warnings.warn(
+            f"skipped {len(bad)} of {len(bad) + len(self.samples)} files in the {self.split} split "
+            f"of {self.root} (first: {bad[0][1]})",
+            stacklevel=2,
+        )
+        return bad

@@ -204,8 +204,10 @@ def make_fake_geotiff_folder(
     rows = []
     for c, (cls, count) in enumerate(zip(classes, counts, strict=True)):
         for i in range(count):
-            data = rng.normal(1000 + 300 * c, 50, (len(bands), size, size))
-            data = np.clip(data, 1, None).astype(dtype)
+            small = np.dtype(dtype) == np.uint8
+            data = rng.normal(50 + 50 * c if small else 1000 + 300 * c, 10 if small else 50,
+                              (len(bands), size, size))
+            data = np.clip(data, 1, 254 if small else None).astype(dtype)
             if nodata is not None:
                 data[:, :2, :2] = nodata
             rel = f"{cls}/{cls}_{i}.tif"
