@@ -24,3 +24,58 @@ def test_nan_pixels_are_ignored():
 def test_band_count_mismatch_names_the_bands():
     with pytest.raises(ValueError, match="data.bands"):
         compute_band_statistics([torch.zeros(3, 2, 2)], ["VV", "VH"])
+
+
+def test_percentiles_and_nodata_value():
+    from rs_metapeft.data.statistics import compute_band_statistics as stats_of
+
+    torch.manual_seed(0)
+    images = [torch.arange(1000, dtype=torch.float32).reshape(1, 1, 10, 100) + 0 * i for i in range(3)]
+    images[0][0, 0, 0, :10] = -9999
+    stats = stats_of(images, ["VV"], nodata=-9999, max_samples=500)
+    assert stats.count == [2990] and stats.mean[0] > 0
+    assert abs(stats.p02[0] - 20) < 15 and abs(stats.p98[0] - 980) < 15
+    again = stats_of(images, ["VV"], nodata=-9999, max_samples=500)
+    assert again.p02 == stats.p02  # seeded sample: deterministic
+
+
+def test_cache_is_keyed_by_dataset_and_bands(tmp_path):
+    from rs_metapeft.data.statistics import (
+        BandMismatchError,
+        BandStatistics,
+        cached_band_statistics,
+        statistics_cache_path,
+    )
+
+    calls = []
+
+    def compute():
+        calls.append(1)
+        return BandStatistics(("VV", "VH"), [1.0, 2.0], [0.5, 0.5], [4, 4], [0.0, 1.0], [2.0, 3.0])
+
+    first = cached_band_statistics(tmp_path, "ds-a", ["VV", "VH"], compute)
+    second = cached_band_statistics(tmp_path, "ds-a", ["VV", "VH"], compute)
+    assert first == second and len(calls) == 1
+    cached_band_statistics(tmp_path, "ds-b", ["VV", "VH"], compute)
+    assert len(calls) == 2
+    assert statistics_cache_path(tmp_path, "ds-a", ["VH", "VV"]) != statistics_cache_path(
+        tmp_path, "ds-a", ["VV", "VH"])
+    with pytest.raises(BandMismatchError, match=r"made for bands \['VV', 'VH'\].*\['VH', 'VV'\]"):
+        first.check_bands(["VH", "VV"])
+
+
+def test_datamodule_statistics_use_the_cache(tmp_path, tiny_s1_root):
+    from rs_metapeft.data import SyntheticSARDataModule
+    from tests.conftest import TINY_SPEC
+
+    kwargs = dict(root=str(tiny_s1_root), num_classes=4, stats_cache=str(tmp_path / "cache"))
+    dm = SyntheticSARDataModule(**kwargs)
+    dm.spec = TINY_SPEC
+    dm.setup("fit")
+    files = list((tmp_path / "cache").glob("band-stats-*.json"))
+    assert len(files) == 1
+    dm2 = SyntheticSARDataModule(**kwargs, imbalance_ratio=100.0)
+    dm2.spec = TINY_SPEC
+    dm2.setup("fit")  # another training subset: another cache entry
+    assert len(list((tmp_path / "cache").glob("band-stats-*.json"))) == 2
+    assert dm.band_stats.mean != dm2.band_stats.mean
