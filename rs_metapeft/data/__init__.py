@@ -12,6 +12,7 @@ from .datamodule import (
 from .folder import ChipFolder, DataFileError, GeoTiffFolder
 from .longtail import assign_groups, class_counts, longtail_indices, stratified_meta_split
 from .sar import SARPreprocessing, SARShipChips
+from .scene import SceneChips, SceneChipsDataModule, chip_label
 from .statistics import BandStatistics, compute_band_statistics
 from .synthetic import SyntheticSpec, generate_eurosat_like, generate_sar_twin
 from .torchgeo_sets import (
@@ -35,12 +36,15 @@ __all__ = [
     "SARPreprocessing",
     "SARShipChips",
     "SARShipChipsDataModule",
+    "SceneChips",
+    "SceneChipsDataModule",
     "So2SatLongTailDataModule",
     "SyntheticEuroSATDataModule",
     "SyntheticSARDataModule",
     "SyntheticSpec",
     "UCMercedLongTailDataModule",
     "assign_groups",
+    "chip_label",
     "class_counts",
     "compute_band_statistics",
     "generate_eurosat_like",

@@ -1,0 +1,224 @@
+"""Training chips cut from a scene with TorchGeo's geospatial datasets and samplers.
+
+A large multispectral or SAR raster (TorchGeo ``RasterDataset``) and labels -- a label raster such
+as a land-cover map (``RasterDataset`` with ``is_image=False``) or labelled points / polygons in a
+vector file (``VectorDataset``, rasterised on the image's grid) -- are intersected
+(``IntersectionDataset``) and sampled with ``GridGeoSampler`` or ``RandomGeoSampler``. Each chip's
+label is the class at its centre or the majority class among its labelled pixels, kept only when
+that class covers at least ``purity`` of them. Only the label windows are read to build the index;
+image windows are read when a chip is loaded. Such data is naturally long-tailed.
+
+The split is spatial: the scene is cut into horizontal strips (train / val / test by
+``split_fractions``, north to south), so no chip of one split overlaps another split's area.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import torch
+from shapely.geometry import box
+from torch.utils.data import Dataset
+from torchgeo.datasets import NonGeoDataset, RasterDataset, VectorDataset
+from torchgeo.samplers import GridGeoSampler, RandomGeoSampler
+
+from .datamodule import LongTailDataModule
+from .folder import DataFileError
+
+__all__ = ["SceneChips", "SceneChipsDataModule", "chip_label"]
+
+SPLITS = ("train", "val", "test")
+
+
+class _ImageRaster(RasterDataset):
+    filename_glob = "*.tif"
+
+
+class _LabelRaster(RasterDataset):
+    filename_glob = "*.tif"
+    is_image = False
+
+
+def chip_label(
+    mask: np.ndarray, rule: str = "majority", purity: float = 0.5, ignore: Sequence[int] = (0,)
+) -> int | None:
+    """The class of a chip from its label window, or ``None`` when it has none.
+
+    Args:
+        mask: (H, W) integer labels.
+        rule: ``"centre"`` (the centre pixel's class) or ``"majority"``.
+        purity: the chosen class must cover at least this share of the labelled pixels.
+        ignore: values meaning "no label" (not counted).
+
+    Example:
+        >>> chip_label(np.array([[1, 1], [1, 2]]), purity=0.7)
+        1
+        >>> chip_label(np.array([[1, 1], [2, 2]]), purity=0.7) is None
+        True
+    """
+    if rule not in ("centre", "majority"):
+        raise ValueError(f"label rule must be centre or majority, got {rule!r}")
+    valid = mask[~np.isin(mask, list(ignore))]
+    if valid.size == 0:
+        return None
+    values, counts = np.unique(valid, return_counts=True)
+    if rule == "centre":
+        label = int(mask[mask.shape[0] // 2, mask.shape[1] // 2])
+        if label in ignore:
+            return None
+    else:
+        label = int(values[np.argmax(counts)])
+    share = counts[values == label].sum() / valid.size
+    return label if share >= purity else None
+
+
+class SceneChips(NonGeoDataset):
+    """Chip-classification samples cut from a georeferenced scene.
+
+    Args:
+        image: the scene raster(s): a GeoTIFF file or a folder of them.
+        labels: a label raster (GeoTIFF) or a vector file (GeoJSON, GeoPackage, shapefile).
+        label_field: for vector labels, the property holding the integer class.
+        split: ``"train"``, ``"val"`` or ``"test"`` (a horizontal strip of the scene).
+        split_fractions: heights of the train / val / test strips (north to south).
+        chip_size: chip side in pixels.
+        sampler: ``"grid"`` (``GridGeoSampler``) or ``"random"`` (``RandomGeoSampler``).
+        stride: grid stride in pixels (default ``chip_size``: no overlap).
+        length: number of random chips drawn per split.
+        label_rule: ``"centre"`` or ``"majority"``.
+        purity: minimum share of the chip's labelled pixels in its class.
+        classes: label values to keep, in label order (default: all found, sorted).
+        ignore_values: label values meaning "unlabelled".
+        seed: seed of the random sampler.
+    """
+
+    def __init__(
+        self,
+        image: str | os.PathLike,
+        labels: str | os.PathLike,
+        label_field: str = "class",
+        split: str = "train",
+        split_fractions: Sequence[float] = (0.7, 0.15, 0.15),
+        chip_size: int = 32,
+        sampler: str = "grid",
+        stride: int | None = None,
+        length: int = 500,
+        label_rule: str = "majority",
+        purity: float = 0.5,
+        classes: Sequence[int] | None = None,
+        ignore_values: Sequence[int] = (0,),
+        seed: int = 0,
+    ) -> None:
+        for path, what in ((image, "data.image"), (labels, "data.labels")):
+            if not os.path.exists(path):
+                raise DataFileError(f"{what}: {path} does not exist; check the path")
+        if split not in SPLITS:
+            raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
+        self.image = _ImageRaster(paths=str(image))
+        if str(labels).lower().endswith((".tif", ".tiff")):
+            self.labels: Any = _LabelRaster(paths=str(labels), crs=self.image.crs, res=self.image.res)
+        else:
+            self.labels = VectorDataset(
+                paths=str(labels), crs=self.image.crs, res=self.image.res, label_name=label_field
+            )
+        joint = self.image & self.labels  # IntersectionDataset: where both have data
+        # A point layer's extent is the bounding box of its points, narrower than the area they
+        # label, so vector labels are sampled over the image (windows without points are dropped).
+        area = joint if isinstance(self.labels, _LabelRaster) else self.image
+        roi = _strip(area.bounds, split_fractions, SPLITS.index(split))
+        if sampler == "grid":
+            geo_sampler: Any = GridGeoSampler(area, chip_size, stride or chip_size, roi=roi)
+        elif sampler == "random":
+            geo_sampler = RandomGeoSampler(
+                area, chip_size, length, roi=roi, generator=torch.Generator().manual_seed(seed)
+            )
+        else:
+            raise ValueError(f"data.chip_sampler must be grid or random, got {sampler!r}")
+        found: list[tuple[Any, int]] = []
+        for query in geo_sampler:
+            try:
+                mask = self.labels[query]["mask"].numpy()
+            except IndexError:  # a window with no vector feature at all
+                continue
+            label = chip_label(mask, label_rule, purity, ignore_values)
+            if label is not None:
+                found.append((query, label))
+        values = list(classes) if classes is not None else sorted({v for _, v in found})
+        self.class_values = values
+        self.classes = [str(v) for v in values]
+        self.samples = [(q, values.index(v)) for q, v in found if v in values]
+        if not self.samples:
+            raise DataFileError(
+                f"no {split} chip of {chip_size} px passed the label rule {label_rule!r} with purity "
+                f"{purity} in {labels}; lower data.purity or data.chip_size"
+            )
+        self.targets = [y for _, y in self.samples]
+
+    def __len__(self) -> int:
+        return len(self.samples)
+
+    def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
+        query, label = self.samples[index]
+        return {"image": self.image[query]["image"].float(), "label": torch.tensor(label)}
+
+
+def _strip(bounds: tuple[slice, slice, slice], fractions: Sequence[float], which: int):
+    """The ``which``-th horizontal strip (north first) of the bounds, as a shapely box."""
+    x, y, _ = bounds
+    f = np.asarray(fractions, dtype=np.float64)
+    if len(f) != 3 or (f < 0).any() or f.sum() <= 0:
+        raise ValueError(f"split_fractions must be three non-negative numbers, got {list(fractions)}")
+    edges = np.concatenate([[0.0], np.cumsum(f / f.sum())])
+    top = y.stop - edges[which] * (y.stop - y.start)
+    bottom = y.stop - edges[which + 1] * (y.stop - y.start)
+    return box(x.start, bottom, x.stop, top)
+
+
+class SceneChipsDataModule(LongTailDataModule):
+    """Chip classification from one scene (see :class:`SceneChips`), split into spatial strips.
+
+    Args:
+        image: scene GeoTIFF (or folder).
+        labels: label raster or vector file.
+        bands: band names of the scene in file order.
+        num_classes: number of classes kept.
+        classes: label values to keep (default: all found in the training strip).
+        chip_options: further :class:`SceneChips` options (``chip_size``, ``sampler``,
+            ``stride``, ``length``, ``label_rule``, ``purity``, ``label_field``,
+            ``split_fractions``, ``ignore_values``).
+        **kwargs: :class:`LongTailDataModule` options.
+    """
+
+    def __init__(
+        self,
+        image: str,
+        labels: str,
+        bands: list[str],
+        num_classes: int,
+        classes: list[int] | None = None,
+        chip_options: dict[str, Any] | None = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(bands=bands, num_classes=num_classes, **kwargs)
+        self.image, self.labels = image, labels
+        self.classes = classes
+        self.chip_options = dict(chip_options or {})
+
+    def dataset_key(self) -> str:
+        """Scene, labels and chip options."""
+        return f"SceneChips:{os.path.abspath(self.image)}:{os.path.abspath(self.labels)}:{sorted(self.chip_options.items())}"
+
+    def make_dataset(self, split: str) -> Dataset:
+        """The chips of one strip; val/test use the training strip's class values."""
+        if self.classes is None and split != "train":
+            # Label indices must mean the same in every split: take the training strip's classes
+            # (indexing it reads only label windows).
+            self.make_dataset("train")
+        ds = SceneChips(self.image, self.labels, split=split, classes=self.classes,
+                        seed=self.seed, **self.chip_options)
+        if self.classes is None:
+            self.classes = ds.class_values
+        return ds
