@@ -190,9 +190,11 @@ class GeoTiffFolder(ChipFolder):
     # -- index -------------------------------------------------------------------------------
     def _default_classes(self, rows: list[tuple[Path, str, str]]) -> list[str]:
         folders = sorted(p.name for p in self.root.iterdir() if p.is_dir())
+        all_labels = getattr(self, "_all_labels", None)
+        if all_labels is None:  # folder layout: the folders are the classes
+            return folders
         # A CSV's class list comes from all its rows, so every split gets the same label indices.
-        labels = sorted(getattr(self, "_all_labels", None) or {label for _, label, _ in rows})
-        return folders if set(labels) <= set(folders) else labels
+        return folders if all_labels <= set(folders) else sorted(all_labels)
 
     def _label(self, label: str, where: str) -> int:
         if label in self.classes:
