@@ -435,7 +435,8 @@ class GeoTiffFolderDataModule(LongTailDataModule):
 
     def dataset_key(self) -> str:
         """Dataset, root and reading options."""
-        return f"{super().dataset_key()}:{sorted(self.folder_kwargs.items())}:{self._extra_kwargs()}"
+        options = sorted(self.folder_kwargs.items())
+        return f"{super().dataset_key()}:{options}:{self._extra_kwargs()}"
 
     def make_dataset(self, split: str) -> Dataset:
         """The chips of one split, scanned."""
@@ -444,7 +445,7 @@ class GeoTiffFolderDataModule(LongTailDataModule):
 
 
 class SARShipChipsDataModule(GeoTiffFolderDataModule):
-    """SAR ship chips, FUSAR-Ship / OpenSARShip / FUSRS style (see :class:`~rs_metapeft.data.sar.SARShipChips`).
+    """SAR ship chips, FUSAR-Ship / OpenSARShip / FUSRS style (see :class:`.SARShipChips`).
 
     Args:
         root: dataset folder (``root/<class>/*.png|tif``).

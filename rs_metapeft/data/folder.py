@@ -174,14 +174,17 @@ class GeoTiffFolder(ChipFolder):
         self.nodata = nodata
         self.extensions = tuple(e.lower() for e in extensions)
         if csv_file is not None:
-            rows = self._csv_rows(Path(csv_file) if Path(csv_file).is_absolute() else self.root / csv_file)
+            csv_path = Path(csv_file)
+            rows = self._csv_rows(csv_path if csv_path.is_absolute() else self.root / csv_path)
         else:
             rows = self._folder_rows(split_files)
         self.classes = list(classes) if classes is not None else self._default_classes(rows)
         self.samples = [(path, self._label(label, where)) for path, label, where in rows]
         if not self.samples:
             raise DataFileError(f"no chips for split {split!r} under {self.root}; check the layout")
-        self.bands = tuple(bands) if bands is not None else tuple(read_band_descriptions(self.samples[0][0]))
+        if bands is None:
+            bands = read_band_descriptions(self.samples[0][0])
+        self.bands = tuple(bands)
         self.targets = [label for _, label in self.samples]
         self.skipped: list[tuple[Path, str]] = []
         if scan:
@@ -272,8 +275,8 @@ class GeoTiffFolder(ChipFolder):
                     array = src.read().astype(np.float32)
         except RasterioIOError as err:
             raise DataFileError(
-                f"cannot read {path}: {err}. The file is corrupt or truncated; replace or remove it "
-                "(or set data.on_bad_file: skip)"
+                f"cannot read {path}: {err}. The file is corrupt or truncated; replace or "
+                "remove it (or set data.on_bad_file: skip)"
             ) from err
         if nodata is not None:
             array[array == np.float32(nodata)] = np.nan

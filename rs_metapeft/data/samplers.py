@@ -72,7 +72,9 @@ class ClassAwareSampler(Sampler[int]):
         seed: int = 0,
     ) -> None:
         if kind not in ("class_balanced", "sqrt", "progressive"):
-            raise ValueError(f"ClassAwareSampler kind must be class_balanced, sqrt or progressive, got {kind!r}")
+            raise ValueError(
+                f"ClassAwareSampler kind must be class_balanced, sqrt or progressive, got {kind!r}"
+            )
         self.targets = np.asarray(targets, dtype=np.int64)
         self.kind = kind
         self.num_samples = int(num_samples or len(self.targets))

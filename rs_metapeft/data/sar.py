@@ -38,11 +38,15 @@ class SARPreprocessing:
 
     def __post_init__(self) -> None:
         if self.input not in ("amplitude", "intensity", "db"):
-            raise ValueError(f"preprocessing.input must be amplitude, intensity or db, got {self.input!r}")
+            raise ValueError(
+                f"preprocessing.input must be amplitude, intensity or db, got {self.input!r}"
+            )
         if self.input == "db" and self.to_db:
             raise ValueError("preprocessing: input is already in dB; set to_db: false")
         if self.clip_db is not None and not self.clip_db[0] < self.clip_db[1]:
-            raise ValueError(f"preprocessing.clip_db must be [low, high] with low < high, got {self.clip_db}")
+            raise ValueError(
+                f"preprocessing.clip_db must be [low, high] with low < high, got {self.clip_db}"
+            )
 
     def apply(self, array: np.ndarray) -> np.ndarray:
         """Apply the conversion and clipping to a float array (NaN stays NaN)."""
@@ -85,7 +89,9 @@ class SARShipChips(GeoTiffFolder):
         self.preprocessing = preprocessing or SARPreprocessing()
         bands = list(bands or ["VV"])
         if len(bands) != 1:
-            raise ValueError(f"SAR ship chips are single-band; data.bands must name one band, got {bands}")
+            raise ValueError(
+                f"SAR ship chips are single-band; data.bands must name one band, got {bands}"
+            )
         kwargs.setdefault("extensions", (".png", ".tif", ".tiff"))
         super().__init__(root, split=split, bands=bands, **kwargs)
 

@@ -119,7 +119,9 @@ class SceneChips(NonGeoDataset):
             raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
         self.image = _ImageRaster(paths=str(image))
         if str(labels).lower().endswith((".tif", ".tiff")):
-            self.labels: Any = _LabelRaster(paths=str(labels), crs=self.image.crs, res=self.image.res)
+            self.labels: Any = _LabelRaster(
+                paths=str(labels), crs=self.image.crs, res=self.image.res
+            )
         else:
             self.labels = VectorDataset(
                 paths=str(labels), crs=self.image.crs, res=self.image.res, label_name=label_field
@@ -152,8 +154,8 @@ class SceneChips(NonGeoDataset):
         self.samples = [(q, values.index(v)) for q, v in found if v in values]
         if not self.samples:
             raise DataFileError(
-                f"no {split} chip of {chip_size} px passed the label rule {label_rule!r} with purity "
-                f"{purity} in {labels}; lower data.purity or data.chip_size"
+                f"no {split} chip of {chip_size} px passed the label rule {label_rule!r} with "
+                f"purity {purity} in {labels}; lower data.purity or data.chip_size"
             )
         self.targets = [y for _, y in self.samples]
 
@@ -170,7 +172,9 @@ def _strip(bounds: tuple[slice, slice, slice], fractions: Sequence[float], which
     x, y, _ = bounds
     f = np.asarray(fractions, dtype=np.float64)
     if len(f) != 3 or (f < 0).any() or f.sum() <= 0:
-        raise ValueError(f"split_fractions must be three non-negative numbers, got {list(fractions)}")
+        raise ValueError(
+            f"split_fractions must be three non-negative numbers, got {list(fractions)}"
+        )
     edges = np.concatenate([[0.0], np.cumsum(f / f.sum())])
     top = y.stop - edges[which] * (y.stop - y.start)
     bottom = y.stop - edges[which + 1] * (y.stop - y.start)
@@ -209,7 +213,8 @@ class SceneChipsDataModule(LongTailDataModule):
 
     def dataset_key(self) -> str:
         """Scene, labels and chip options."""
-        return f"SceneChips:{os.path.abspath(self.image)}:{os.path.abspath(self.labels)}:{sorted(self.chip_options.items())}"
+        paths = f"{os.path.abspath(self.image)}:{os.path.abspath(self.labels)}"
+        return f"SceneChips:{paths}:{sorted(self.chip_options.items())}"
 
     def make_dataset(self, split: str) -> Dataset:
         """The chips of one strip; val/test use the training strip's class values."""

@@ -33,7 +33,9 @@ class BandMismatchError(ValueError):
     """Statistics (or a checkpoint) made for other bands than the data has."""
 
 
-def check_bands(expected: Sequence[str], actual: Sequence[str], what: str = "the checkpoint") -> None:
+def check_bands(
+    expected: Sequence[str], actual: Sequence[str], what: str = "the checkpoint"
+) -> None:
     """Raise unless two band lists are identical, in order.
 
     Args:
@@ -166,7 +168,9 @@ def compute_band_statistics(
     )
 
 
-def statistics_cache_path(cache_dir: str | os.PathLike, dataset_key: str, bands: Sequence[str]) -> Path:
+def statistics_cache_path(
+    cache_dir: str | os.PathLike, dataset_key: str, bands: Sequence[str]
+) -> Path:
     """Where the statistics of one dataset and band list are cached."""
     digest = hashlib.sha256(json.dumps([dataset_key, list(bands)]).encode()).hexdigest()[:16]
     return Path(cache_dir) / f"band-stats-{digest}.json"

@@ -60,7 +60,9 @@ class _EuroSATS1WithTargets(CopernicusBenchEuroSATS1):
         return [self.classes.index(str(f).split("_")[0]) for f in self.files]
 
 
-def _stratified_holdout(targets: list[int], fraction: float, seed: int) -> tuple[list[int], list[int]]:
+def _stratified_holdout(
+    targets: list[int], fraction: float, seed: int
+) -> tuple[list[int], list[int]]:
     """Split indices into (train, holdout): ``fraction`` of each class, at least one when the class
     has two or more samples."""
     rng = np.random.default_rng(seed)
@@ -77,10 +79,11 @@ def _stratified_holdout(targets: list[int], fraction: float, seed: int) -> tuple
 class So2SatLongTailDataModule(LongTailDataModule):
     """So2Sat LCZ42 via ``torchgeo.datasets.So2Sat``, long-tailed on demand.
 
-    Versions ``"2"`` (``training.h5``, ``validation.h5``, ``testing.h5``) and the version-3 splits
-    (``random``, ``block``, ``culture_10``; ``<split>/training.h5``, ``<split>/testing.h5``). Version
-    3 has no validation file, so ``val_fraction`` of each class of the training file is held out
-    (stratified, by ``seed``). LCZ42 is naturally long-tailed; ``imbalance_ratio`` subsamples further.
+    Versions ``"2"`` (``training.h5``, ``validation.h5``, ``testing.h5``) and the version-3
+    splits (``random``, ``block``, ``culture_10``; ``<split>/training.h5``,
+    ``<split>/testing.h5``). Version 3 has no validation file, so ``val_fraction`` of each class
+    of the training file is held out (stratified, by ``seed``). LCZ42 is naturally long-tailed;
+    ``imbalance_ratio`` subsamples further.
 
     Args:
         root: folder with the HDF5 files.
@@ -102,14 +105,16 @@ class So2SatLongTailDataModule(LongTailDataModule):
         checksum: bool = False,
         **kwargs: Any,
     ) -> None:
-        names = list(bands or ["VH", "VV", *[b.removeprefix("S2_") for b in So2Sat.all_s2_band_names]])
+        s2_default = [b.removeprefix("S2_") for b in So2Sat.all_s2_band_names]
+        names = list(bands or ["VH", "VV", *s2_default])
         so2sat_names = []
         for name in names:
             so = name if name in SO2SAT_BAND_NAMES else _SO2SAT_BY_REGISTRY.get(name)
             if so is None:
                 raise ValueError(
                     f"data.bands: {name!r} is not a usable So2Sat band; choose from "
-                    f"{', '.join(_SO2SAT_BY_REGISTRY)} (So2Sat names: {', '.join(SO2SAT_BAND_NAMES)})"
+                    f"{', '.join(_SO2SAT_BY_REGISTRY)} "
+                    f"(So2Sat names: {', '.join(SO2SAT_BAND_NAMES)})"
                 )
             so2sat_names.append(so)
         is_s1 = [n.startswith("S1_") for n in so2sat_names]
@@ -123,7 +128,8 @@ class So2SatLongTailDataModule(LongTailDataModule):
         super().__init__(
             bands=[SO2SAT_BAND_NAMES[n] for n in so2sat_names], num_classes=num_classes, **kwargs
         )
-        self.root, self.version, self.val_fraction, self.checksum = root, version, val_fraction, checksum
+        self.root, self.version = root, version
+        self.val_fraction, self.checksum = val_fraction, checksum
         self.so2sat_bands = so2sat_names
 
     def dataset_key(self) -> str:
@@ -183,7 +189,9 @@ class EuroSATS1LongTailDataModule(LongTailDataModule):
 
     def make_dataset(self, split: str) -> Dataset:
         """The EuroSAT-S1 split."""
-        return _EuroSATS1WithTargets(self.root, split=split, bands=self.bands, download=self.download)
+        return _EuroSATS1WithTargets(
+            self.root, split=split, bands=self.bands, download=self.download
+        )
 
 
 class _RGBSceneDataModule(LongTailDataModule):

@@ -2,9 +2,9 @@
 
 Overhead imagery has no canonical "up", so flips and 90-degree rotations are label-preserving;
 a random resized crop adds scale variation. There is deliberately no colour jitter: on
-multispectral or SAR bands it would distort spectra and backscatter. Normalisation is not done here: the model's
-``BandNormalizer`` applies the training statistics (TorchGeo's mean 0 / std 255 default is never
-used). Nodata pixels (NaN after reading) are filled with the training mean of their band, which
+multispectral or SAR bands it would distort spectra and backscatter. Normalisation is not done
+here: the model's ``BandNormalizer`` applies the training statistics (TorchGeo's mean 0 /
+std 255 default is never used). Nodata pixels (NaN after reading) are filled with the training mean of their band, which
 the normaliser maps to 0.
 """
 
@@ -84,7 +84,8 @@ def build_train_augmentation(
     if config.resized_crop_scale is not None:
         if image_size is None:
             raise ValueError("data.augment_options.resized_crop_scale needs data.image_size")
-        ops.append(K.RandomResizedCrop((image_size, image_size), scale=tuple(config.resized_crop_scale)))
+        scale = tuple(config.resized_crop_scale)
+        ops.append(K.RandomResizedCrop((image_size, image_size), scale=scale))
     elif image_size is not None:
         ops.append(K.Resize((image_size, image_size)))
     if not ops:
@@ -96,4 +97,5 @@ def build_eval_transform(image_size: int | None = None) -> nn.Module:
     """Validation/test transform: a resize to ``image_size``, or nothing."""
     if image_size is None:
         return nn.Identity()
-    return K.AugmentationSequential(K.Resize((image_size, image_size)), data_keys=None, keepdim=True)
+    resize = K.Resize((image_size, image_size))
+    return K.AugmentationSequential(resize, data_keys=None, keepdim=True)

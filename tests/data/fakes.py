@@ -289,7 +289,8 @@ def make_fake_scene(
     image = (labels[None].astype(np.float32) * 100 + rng.normal(0, 5, (bands, size, size)))
     origin = (600_000.0, 5_100_000.0)
     out = {
-        "image": write_geotiff(root / "image" / "scene.tif", image.astype(np.float32), origin=origin),
+        "image": write_geotiff(root / "image" / "scene.tif", image.astype(np.float32),
+                               origin=origin),
         "labels": write_geotiff(root / "labels" / "landcover.tif", labels[None], origin=origin),
     }
     if points:

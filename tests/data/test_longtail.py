@@ -50,7 +50,8 @@ def test_groups_from_explicit_class_lists():
     from rs_metapeft.data.longtail import groups_from_class_lists
 
     names = ["cargo", "tanker", "fishing", "tug"]
-    groups = groups_from_class_lists(names, {"many": ["cargo"], "medium": ["tanker", 2], "few": [3]})
+    lists = {"many": ["cargo"], "medium": ["tanker", 2], "few": [3]}
+    groups = groups_from_class_lists(names, lists)
     assert groups == ["many", "medium", "medium", "few"]
     with pytest.raises(ValueError, match=r"classes \['tug'\] are in no group"):
         groups_from_class_lists(names, {"many": ["cargo", "tanker", "fishing"]})

@@ -30,7 +30,7 @@ def test_percentiles_and_nodata_value():
     from rs_metapeft.data.statistics import compute_band_statistics as stats_of
 
     torch.manual_seed(0)
-    images = [torch.arange(1000, dtype=torch.float32).reshape(1, 1, 10, 100) + 0 * i for i in range(3)]
+    images = [torch.arange(1000, dtype=torch.float32).reshape(1, 1, 10, 100) for _ in range(3)]
     images[0][0, 0, 0, :10] = -9999
     stats = stats_of(images, ["VV"], nodata=-9999, max_samples=500)
     assert stats.count == [2990] and stats.mean[0] > 0
