@@ -79,3 +79,17 @@ def test_datamodule_statistics_use_the_cache(tmp_path, tiny_s1_root):
     dm2.setup("fit")  # another training subset: another cache entry
     assert len(list((tmp_path / "cache").glob("band-stats-*.json"))) == 2
     assert dm.band_stats.mean != dm2.band_stats.mean
+
+
+def test_checkpoint_with_other_bands_is_refused(tiny_s1_root):
+    from rs_metapeft.data import SyntheticSARDataModule
+    from rs_metapeft.data.statistics import BandMismatchError
+
+    dm = SyntheticSARDataModule(root=str(tiny_s1_root), num_classes=4)
+    ok = {"rs_metapeft": {"bands": ["VV", "VH"], "band_mean": [0, 0], "band_std": [1, 1]}}
+    dm.check_checkpoint(ok)
+    swapped = {"rs_metapeft": {**ok["rs_metapeft"], "bands": ["VH", "VV"]}}
+    with pytest.raises(BandMismatchError, match=r"made for bands \['VH', 'VV'\]"):
+        dm.check_checkpoint(swapped)
+    with pytest.raises(BandMismatchError, match="no bands or band statistics"):
+        dm.check_checkpoint({"state_dict": {}})
