@@ -429,6 +429,8 @@ class GeoTiffFolderDataModule(LongTailDataModule):
         split_files: per split, a list file (``<path> [label]`` lines).
         nodata: nodata value overriding the files' own.
         on_bad_file: ``error`` or ``skip``.
+        check_test_split: on ``setup("fit")``, index the test split too, so that a missing test
+            list fails before training rather than after it (``rs-metapeft fit`` tests at the end).
         **kwargs: :class:`LongTailDataModule` options.
     """
 
@@ -444,9 +446,11 @@ class GeoTiffFolderDataModule(LongTailDataModule):
         split_files: dict[str, str] | None = None,
         nodata: float | None = None,
         on_bad_file: str = "error",
+        check_test_split: bool = True,
         **kwargs: Any,
     ) -> None:
         self.root = root
+        self.check_test_split = check_test_split
         self.folder_kwargs: dict[str, Any] = dict(
             csv_file=csv_file, classes=classes, split_files=split_files, nodata=nodata,
             on_bad_file=on_bad_file,
@@ -466,6 +470,13 @@ class GeoTiffFolderDataModule(LongTailDataModule):
         """Dataset, root and reading options."""
         options = sorted(self.folder_kwargs.items())
         return f"{super().dataset_key()}:{options}:{self._extra_kwargs()}"
+
+    def setup(self, stage: str) -> None:
+        """Build the splits; on ``fit``, first check that the test split can be indexed."""
+        if stage == "fit" and self.check_test_split:
+            self.dataset_type(self.root, split="test", bands=self.bands, scan=False,
+                              **self._extra_kwargs(), **self.folder_kwargs)
+        super().setup(stage)
 
     def make_dataset(self, split: str) -> Dataset:
         """The chips of one split, scanned."""

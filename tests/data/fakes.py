@@ -195,8 +195,8 @@ def make_fake_geotiff_folder(
 ) -> Path:
     """A user's GeoTIFF chip folder: ``root/<class>/<class>_<n>.tif``.
 
-    With ``with_csv`` a ``labels.csv`` (``path,label,split``) is written too; every third chip
-    of each class is validation. With ``nodata`` the top-left 2x2 pixels hold the nodata value.
+    With ``with_csv`` a ``labels.csv`` (``path,label,split``) is written too; of every four chips
+    of a class the third is validation and the fourth test. With ``nodata`` the top-left 2x2 pixels hold the nodata value.
     """
     root = Path(root)
     rng = np.random.default_rng(0)
@@ -212,7 +212,7 @@ def make_fake_geotiff_folder(
                 data[:, :2, :2] = nodata
             rel = f"{cls}/{cls}_{i}.tif"
             write_geotiff(root / rel, data, bands if describe_bands else None, nodata)
-            rows.append((rel, cls, "val" if i % 3 == 2 else "train"))
+            rows.append((rel, cls, {2: "val", 3: "test"}.get(i % 4, "train")))
     if with_csv:
         with open(root / "labels.csv", "w", newline="") as f:
             writer = csv.writer(f)

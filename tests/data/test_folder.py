@@ -49,8 +49,10 @@ def test_csv_index_with_split_column(tmp_path):
     train = GeoTiffFolder(root, split="train", csv_file="labels.csv")
     val = GeoTiffFolder(root, split="val", csv_file="labels.csv")
     assert train.classes == val.classes == ["crop", "forest", "water"]
+    test = GeoTiffFolder(root, split="test", csv_file="labels.csv")
     assert np.bincount(train.targets).tolist() == [4, 2, 2]
-    assert np.bincount(val.targets).tolist() == [2, 1, 1]
+    assert np.bincount(val.targets).tolist() == [1, 1, 1]
+    assert np.bincount(test.targets, minlength=3).tolist() == [1, 0, 0]
 
 
 def test_label_outside_the_class_list_names_the_row(tmp_path):
@@ -119,7 +121,7 @@ def test_sar_ship_chips_from_list_files(tmp_path):
     dm = SARShipChipsDataModule(
         root=str(root), bands=["HH"], split_files={"train": "train.txt", "val": "test.txt"},
         preprocessing={"input": "amplitude", "clip_db": [-35, 5]}, batch_size=4,
-        sampler="sqrt",
+        sampler="sqrt", check_test_split=False,
     )
     dm.setup("fit")
     assert dm.num_classes == 3 and dm.train_counts == [6, 3, 3]
@@ -128,3 +130,11 @@ def test_sar_ship_chips_from_list_files(tmp_path):
     assert -35 <= dm.band_stats.p02[0] < dm.band_stats.p98[0] <= 5
     with pytest.raises(DataFileError, match="no entry for split 'test'"):
         dm.setup("test")
+
+
+def test_missing_test_split_fails_before_training(tmp_path):
+    root = make_fake_sar_ships(tmp_path, per_class=[8, 4, 4], list_file=True)
+    dm = SARShipChipsDataModule(root=str(root), split_files={"train": "train.txt",
+                                                             "val": "test.txt"})
+    with pytest.raises(DataFileError, match="no entry for split 'test'"):
+        dm.setup("fit")

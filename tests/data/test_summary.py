@@ -14,7 +14,8 @@ def _recipe(tmp_path, root):
             "class_path": "rs_metapeft.data.SARShipChipsDataModule",
             "init_args": {"root": str(root), "bands": ["VV"], "batch_size": 4,
                           "preprocessing": {"clip_db": [-40, 10]},
-                          "split_files": {"train": "train.txt", "val": "test.txt"}},
+                          "split_files": {"train": "train.txt", "val": "test.txt"},
+                          "check_test_split": False},
         },
     }
     path = tmp_path / "recipe.yaml"
