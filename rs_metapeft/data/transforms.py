@@ -4,8 +4,8 @@ Overhead imagery has no canonical "up", so flips and 90-degree rotations are lab
 a random resized crop adds scale variation. There is deliberately no colour jitter: on
 multispectral or SAR bands it would distort spectra and backscatter. Normalisation is not done
 here: the model's ``BandNormalizer`` applies the training statistics (TorchGeo's mean 0 /
-std 255 default is never used). Nodata pixels (NaN after reading) are filled with the training mean of their band, which
-the normaliser maps to 0.
+std 255 default is never used). Nodata pixels (NaN after reading) are filled with the training
+mean of their band, which the normaliser maps to 0.
 """
 
 from __future__ import annotations

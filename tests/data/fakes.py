@@ -196,7 +196,8 @@ def make_fake_geotiff_folder(
     """A user's GeoTIFF chip folder: ``root/<class>/<class>_<n>.tif``.
 
     With ``with_csv`` a ``labels.csv`` (``path,label,split``) is written too; of every four chips
-    of a class the third is validation and the fourth test. With ``nodata`` the top-left 2x2 pixels hold the nodata value.
+    of a class the third is validation and the fourth test. With ``nodata`` the top-left 2x2
+    pixels hold the nodata value.
     """
     root = Path(root)
     rng = np.random.default_rng(0)
