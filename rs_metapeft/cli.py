@@ -87,11 +87,11 @@ def _resolve_config_args(args: list[str]) -> list[str]:
 def build_cli(args: list[str] | None = None, run: bool = True) -> RSMetaPEFTCLI:
     """Build (and by default run) the CLI on ``args``; shipped recipe names work for --config."""
     args = _resolve_config_args(sys.argv[1:] if args is None else args)
-    parser_kwargs = {
-        name: {"description": f"{text}\n\nExample:\n  {example}",
-               "formatter_class": _help_formatter()}
+    parser_kwargs: dict = {
+        name: {"description": f"{text}\n\nExample:\n  {example}"}
         for name, (text, example) in _LIGHTNING_HELP.items()
     }
+    parser_kwargs["prog"] = "rs-metapeft"
     return RSMetaPEFTCLI(
         MetaPEFTTask,
         LongTailDataModule,
@@ -115,7 +115,8 @@ def _help_formatter():
     return Formatter
 
 
-def _parser(name: str, description: str, example: str) -> ArgumentParser:
+def _parser(name: str) -> ArgumentParser:
+    description, example, _ = _SUBCOMMANDS[name]
     return ArgumentParser(prog=f"rs-metapeft {name}", description=f"{description}\n\nExample:\n  "
                           f"{example}", formatter_class=_help_formatter(), exit_on_error=True)
 
@@ -139,7 +140,7 @@ def _demo(argv: list[str]) -> int:
 
 def _recipes(argv: list[str]) -> int:
     """``recipes list|show NAME|copy NAME DEST``."""
-    parser = _parser("recipes", *_SUBCOMMANDS["recipes"])
+    parser = _parser("recipes")
     sub = parser.add_subcommands(dest="action")
     sub.add_subcommand("list", ArgumentParser(description="List the shipped recipes."))
     show = ArgumentParser(description="Print a shipped recipe.")
@@ -172,7 +173,7 @@ def _recipes(argv: list[str]) -> int:
 
 def _report(argv: list[str]) -> int:
     """``report RUN_DIR``: rewrite report.md and report.html from report.json."""
-    parser = _parser("report", *_SUBCOMMANDS["report"])
+    parser = _parser("report")
     parser.add_argument("run_dir", help="a run folder holding report.json (or a report.json)")
     cfg = parser.parse_args(argv)
     from .reporting.runs import regenerate_report
@@ -188,7 +189,7 @@ def _report(argv: list[str]) -> int:
 
 def _compare(argv: list[str]) -> int:
     """``compare RUN_A RUN_B ...``: a side-by-side table of runs."""
-    parser = _parser("compare", *_SUBCOMMANDS["compare"])
+    parser = _parser("compare")
     parser.add_argument("runs", nargs="+", help="run folders (or report.json files)")
     parser.add_argument("--output", "-o", default="comparison",
                         help="write OUTPUT.md and OUTPUT.csv (default: ./comparison)")
@@ -208,7 +209,7 @@ def _compare(argv: list[str]) -> int:
 
 def _predict_chips(argv: list[str]) -> int:
     """``predict-chips CKPT FOLDER``: classify a folder of chips into a CSV."""
-    parser = _parser("predict-chips", *_SUBCOMMANDS["predict-chips"])
+    parser = _parser("predict-chips")
     parser.add_argument("checkpoint", help="a MetaPEFTTask checkpoint (.ckpt) or a run folder")
     parser.add_argument("folder", help="folder of GeoTIFF chips (searched recursively)")
     parser.add_argument("--output", "-o", default="predictions.csv", help="CSV to write")
@@ -227,7 +228,7 @@ def _predict_chips(argv: list[str]) -> int:
 
 def _predict_scene(argv: list[str]) -> int:
     """``predict-scene CKPT SCENE.tif``: class map and confidence GeoTIFFs of a large scene."""
-    parser = _parser("predict-scene", *_SUBCOMMANDS["predict-scene"])
+    parser = _parser("predict-scene")
     parser.add_argument("checkpoint", help="a MetaPEFTTask checkpoint (.ckpt) or a run folder")
     parser.add_argument("scene", help="GeoTIFF scene with the model's bands in order")
     parser.add_argument("--output", "-o", default=None,
