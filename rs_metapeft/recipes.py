@@ -8,9 +8,9 @@ project is installed editable, from a wheel, or run from a checkout.
 from __future__ import annotations
 
 import copy
+import importlib.util
 import os
 import shutil
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -25,12 +25,11 @@ __all__ = [
 
 
 def _recipes_dir() -> Path:
-    try:  # installed: the recipes are package data
-        packaged = Path(str(resources.files("rs_metapeft._recipes")))
-        if any(packaged.glob("*.yaml")):
-            return packaged
-    except ModuleNotFoundError:
-        pass
+    # Installed: the recipes are package data of the (namespace) package rs_metapeft._recipes.
+    spec = importlib.util.find_spec("rs_metapeft._recipes")
+    for location in (spec.submodule_search_locations or []) if spec else []:
+        if any(Path(location).glob("*.yaml")):
+            return Path(location)
     return Path(__file__).resolve().parent.parent / "recipes"  # a source checkout
 
 
