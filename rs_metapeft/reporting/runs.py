@@ -25,14 +25,13 @@ def find_report(run: str | os.PathLike) -> Path:
         return path
     if (path / "report.json").is_file():
         return path / "report.json"
-    found = sorted(path.rglob("report.json"), key=lambda p: p.stat().st_mtime) if path.is_dir() \
-        else []
+    found = list(path.rglob("report.json")) if path.is_dir() else []
     if not found:
         raise FileNotFoundError(
             f"no report.json in {path}: give a run folder written by `rs-metapeft fit` or `test` "
             "(e.g. runs/demo/lightning_logs/version_0)"
         )
-    return found[-1]
+    return max(found, key=lambda p: p.stat().st_mtime)
 
 
 def load_report(run: str | os.PathLike) -> dict:
