@@ -84,9 +84,48 @@ def _resolve_config_args(args: list[str]) -> list[str]:
     return args
 
 
+def data_modules() -> list[str]:
+    """Class paths of the data modules in this build (valid ``data.class_path`` values)."""
+    from . import data
+
+    return sorted(f"rs_metapeft.data.{name}" for name in dir(data)
+                  if isinstance(getattr(data, name), type)
+                  and issubclass(getattr(data, name), LongTailDataModule)
+                  and getattr(data, name) is not LongTailDataModule)
+
+
+def _check_data_class(args: list[str]) -> None:
+    """Name an unknown ``data.class_path`` and list the valid ones before jsonargparse does."""
+    import importlib
+
+    import yaml
+
+    paths = []
+    for i, arg in enumerate(args):
+        if arg in ("--config", "-c") and i + 1 < len(args):
+            recipe = yaml.safe_load(open(args[i + 1])) or {}
+            data = recipe.get("data") if isinstance(recipe, dict) else None
+            if isinstance(data, dict) and isinstance(data.get("class_path"), str):
+                paths.append((args[i + 1], data["class_path"]))
+        elif arg.startswith("--data.class_path="):
+            paths.append(("the command line", arg.split("=", 1)[1]))
+    for where, class_path in paths:
+        module, _, name = class_path.rpartition(".")
+        try:
+            found = getattr(importlib.import_module(module or "rs_metapeft.data"), name, None)
+        except ImportError:
+            found = None
+        if found is None and f"rs_metapeft.data.{name}" not in data_modules():
+            raise SystemExit(
+                f"error: data.class_path {class_path!r} in {where} is not a data module of this "
+                f"build; valid: {', '.join(data_modules())}"
+            )
+
+
 def build_cli(args: list[str] | None = None, run: bool = True) -> RSMetaPEFTCLI:
     """Build (and by default run) the CLI on ``args``; shipped recipe names work for --config."""
     args = _resolve_config_args(sys.argv[1:] if args is None else args)
+    _check_data_class(args)
     parser_kwargs: dict = {
         name: {"description": f"{text}\n\nExample:\n  {example}"}
         for name, (text, example) in _LIGHTNING_HELP.items()
@@ -166,8 +205,7 @@ def _recipes(argv: list[str]) -> int:
             print(f"copied {cfg.copy.name} to {target}; run it with: "
                   f"rs-metapeft fit --config {target}")
     except (FileNotFoundError, FileExistsError) as err:
-        print(f"rs-metapeft recipes: {err}", file=sys.stderr)
-        return 2
+        return _fail("recipes", err)
     return 0
 
 
@@ -181,8 +219,7 @@ def _report(argv: list[str]) -> int:
     try:
         paths = regenerate_report(cfg.run_dir)
     except (FileNotFoundError, ValueError) as err:
-        print(f"rs-metapeft report: {err}", file=sys.stderr)
-        return 2
+        return _fail("report", err)
     print("wrote " + ", ".join(str(p) for p in paths))
     return 0
 
@@ -199,54 +236,62 @@ def _compare(argv: list[str]) -> int:
     try:
         table = compare_runs(cfg.runs)
     except (FileNotFoundError, ValueError) as err:
-        print(f"rs-metapeft compare: {err}", file=sys.stderr)
-        return 2
+        return _fail("compare", err)
     md, csv = write_comparison(table, cfg.output)
     print(md.read_text(), end="")
     print(f"\nwritten to {md} and {csv}")
     return 0
 
 
+def _prediction_parser(name: str, target: str, target_help: str) -> ArgumentParser:
+    parser = _parser(name)
+    parser.add_argument("checkpoint", help="a MetaPEFTTask checkpoint (.ckpt) or a run folder")
+    parser.add_argument(target, help=target_help)
+    parser.add_argument("--batch_size", type=int, default=64, help="chips per forward pass")
+    return parser
+
+
 def _predict_chips(argv: list[str]) -> int:
     """``predict-chips CKPT FOLDER``: classify a folder of chips into a CSV."""
-    parser = _parser("predict-chips")
-    parser.add_argument("checkpoint", help="a MetaPEFTTask checkpoint (.ckpt) or a run folder")
-    parser.add_argument("folder", help="folder of GeoTIFF chips (searched recursively)")
+    parser = _prediction_parser("predict-chips", "folder",
+                                "folder of GeoTIFF chips (searched recursively)")
     parser.add_argument("--output", "-o", default="predictions.csv", help="CSV to write")
-    parser.add_argument("--batch_size", type=int, default=64)
     cfg = parser.parse_args(argv)
     from .inference import load_task, predict_chips
 
     try:
         out = predict_chips(load_task(cfg.checkpoint), cfg.folder, cfg.output, cfg.batch_size)
     except (FileNotFoundError, ValueError) as err:
-        print(f"rs-metapeft predict-chips: {err}", file=sys.stderr)
-        return 2
+        return _fail("predict-chips", err)
     print(f"wrote {out}")
     return 0
 
 
 def _predict_scene(argv: list[str]) -> int:
     """``predict-scene CKPT SCENE.tif``: class map and confidence GeoTIFFs of a large scene."""
-    parser = _parser("predict-scene")
-    parser.add_argument("checkpoint", help="a MetaPEFTTask checkpoint (.ckpt) or a run folder")
-    parser.add_argument("scene", help="GeoTIFF scene with the model's bands in order")
+    parser = _prediction_parser("predict-scene", "scene",
+                                "GeoTIFF scene with the model's bands in order")
     parser.add_argument("--output", "-o", default=None,
                         help="output prefix (default: next to the scene, SCENE_classes.tif etc.)")
     parser.add_argument("--stride", type=int, default=None,
                         help="pixels between chips (default: the chip size, no overlap)")
-    parser.add_argument("--batch_size", type=int, default=64)
+    parser.add_argument("--crs", default=None, help="refuse a scene not in this CRS (EPSG:32632)")
     cfg = parser.parse_args(argv)
     from .inference import load_task, predict_scene
 
     try:
         classes, confidence = predict_scene(load_task(cfg.checkpoint), cfg.scene, cfg.output,
-                                            stride=cfg.stride, batch_size=cfg.batch_size)
+                                            stride=cfg.stride, batch_size=cfg.batch_size,
+                                            crs=cfg.crs)
     except (FileNotFoundError, ValueError) as err:
-        print(f"rs-metapeft predict-scene: {err}", file=sys.stderr)
-        return 2
+        return _fail("predict-scene", err)
     print(f"wrote {classes} and {confidence}")
     return 0
+
+
+def _fail(name: str, err: Exception) -> int:
+    print(f"rs-metapeft {name}: {err}", file=sys.stderr)
+    return 2
 
 
 def _delegate(name: str, module: str, function: str = "main") -> Callable[[list[str]], int]:

@@ -119,3 +119,10 @@ def test_compare_prints_and_writes_a_table(trained_run, tmp_path, capsys):
     assert "baseline" in printed and "50.0" in printed and "12.2" in printed and "1,234" in printed
     assert (tmp_path / "cmp.md").read_text() in printed
     assert (tmp_path / "cmp.csv").read_text().splitlines()[0].startswith("run,overall,")
+
+
+def test_unknown_data_module_lists_the_valid_ones(tmp_path):
+    recipe = tmp_path / "r.yaml"
+    recipe.write_text("data:\n  class_path: rs_metapeft.data.EuroSATDataModul\n")
+    with pytest.raises(SystemExit, match=r"EuroSATDataModul.*valid: .*EuroSATLongTailDataModule"):
+        main(["fit", "--config", str(recipe)])

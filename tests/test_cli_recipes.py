@@ -58,34 +58,30 @@ def chip_folder(root: Path, bands: int) -> dict:
     return {"root": str(root), "num_classes": len(TRAIN_COUNTS)}
 
 
-def ucmerced(root: Path) -> dict:
-    """torchgeo.datasets.UCMerced layout: UCMerced_LandUse/Images/<class>/*.tif, split lists."""
-    base = root / "UCMerced_LandUse" / "Images"
-    names = ["agricultural", "beach", "forest"]
+def _image_folder(root: Path, base: Path, names, list_name: str, file_name: str) -> dict:
+    """Class folders of RGB images plus one list of file names per split (TorchGeo's layout)."""
     for split, counts in _split_counts().items():
         lines = []
-        for label, i, img in _images(counts, (32, 32, 3), 1, np.uint8):
-            name = f"{names[label]}{split}{i:02d}.tif"
+        for label, i, img in _images(counts, (32, 32, 3), len(list_name), np.uint8):
+            name = file_name.format(cls=names[label], split=split, i=i)
             (base / names[label]).mkdir(parents=True, exist_ok=True)
             Image.fromarray(img.astype(np.uint8)).save(base / names[label] / name)
             lines.append(name)
-        (root / f"uc_merced-{split}.txt").write_text("\n".join(lines) + "\n")
+        (root / list_name.format(split=split)).write_text("\n".join(lines) + "\n")
     return {"root": str(root), "num_classes": len(names)}
+
+
+def ucmerced(root: Path) -> dict:
+    """torchgeo.datasets.UCMerced layout: UCMerced_LandUse/Images/<class>/*.tif, split lists."""
+    return _image_folder(root, root / "UCMerced_LandUse" / "Images",
+                         ["agricultural", "beach", "forest"], "uc_merced-{split}.txt",
+                         "{cls}{split}{i:02d}.tif")
 
 
 def resisc45(root: Path) -> dict:
     """torchgeo.datasets.RESISC45 layout: NWPU-RESISC45/<class>/*.jpg, resisc45-<split>.txt."""
-    base = root / "NWPU-RESISC45"
-    names = ["airplane", "beach", "forest"]
-    for split, counts in _split_counts().items():
-        lines = []
-        for label, i, img in _images(counts, (32, 32, 3), 2, np.uint8):
-            name = f"{names[label]}_{split}{i:03d}.jpg"
-            (base / names[label]).mkdir(parents=True, exist_ok=True)
-            Image.fromarray(img.astype(np.uint8)).save(base / names[label] / name)
-            lines.append(name)
-        (root / f"resisc45-{split}.txt").write_text("\n".join(lines) + "\n")
-    return {"root": str(root), "num_classes": len(names)}
+    return _image_folder(root, root / "NWPU-RESISC45", ["airplane", "beach", "forest"],
+                         "resisc45-{split}.txt", "{cls}_{split}{i:03d}.jpg")
 
 
 def so2sat(root: Path) -> dict:
