@@ -12,6 +12,7 @@ from __future__ import annotations
 import sys
 import time
 from collections.abc import Callable
+from pathlib import Path
 
 from jsonargparse import ArgumentParser
 from lightning.pytorch.cli import LightningCLI
@@ -52,6 +53,28 @@ class RSMetaPEFTCLI(LightningCLI):
         if config.get("logger") in (None, True):
             config = {**config, "logger": default_loggers(config.get("default_root_dir"))}
         return super()._instantiate_trainer(config, callbacks)
+
+    def before_validate(self) -> None:
+        """Refuse a checkpoint made for other bands or classes, before any work."""
+        self._check_checkpoint("validate")
+
+    def before_test(self) -> None:
+        """Refuse a checkpoint made for other bands or classes, before any work."""
+        self._check_checkpoint("test")
+
+    def _check_checkpoint(self, stage: str) -> None:
+        path = self.config_init[self.subcommand].get("ckpt_path")
+        if not path or not Path(path).is_file():
+            return  # Lightning's own message covers missing files and "best"/"last"
+        import torch
+
+        from .inference import check_names
+
+        info = torch.load(path, map_location="cpu", weights_only=True).get("rs_metapeft", {})
+        self.datamodule.prepare_data()
+        self.datamodule.setup(stage)
+        check_names(info.get("bands"), info.get("classes"), self.datamodule.bands,
+                    self.datamodule.class_names)
 
     def before_fit(self) -> None:
         """Start the fit clock."""

@@ -9,7 +9,9 @@ from pathlib import Path
 from ..bands import resolve_band
 from ..tasks import MetaPEFTTask
 
-__all__ = ["CheckpointMismatchError", "check_matches", "find_checkpoint", "load_task"]
+__all__ = [
+    "CheckpointMismatchError", "check_matches", "check_names", "find_checkpoint", "load_task",
+]
 
 
 class CheckpointMismatchError(ValueError):
@@ -82,7 +84,19 @@ def check_matches(task: MetaPEFTTask, bands: Sequence[str] | None = None,
         CheckpointMismatchError: bands or classes differ.
 
     """
-    if bands is not None and _canonical(bands) != _canonical(task.model.bands):
-        raise CheckpointMismatchError(_difference("bands", task.model.bands, list(bands)))
-    if classes is not None and list(classes) != list(task.class_names):
-        raise CheckpointMismatchError(_difference("classes", task.class_names, list(classes)))
+    check_names(task.model.bands, task.class_names, bands, classes)
+
+
+def check_names(model_bands: Sequence[str] | None, model_classes: Sequence[str] | None,
+                bands: Sequence[str] | None = None,
+                classes: Sequence[str] | None = None) -> None:
+    """Compare a model's bands and classes (e.g. a checkpoint's metadata) with the data's.
+
+    Raises:
+        CheckpointMismatchError: bands or classes differ; the message spells out how.
+
+    """
+    if None not in (model_bands, bands) and _canonical(bands) != _canonical(model_bands):
+        raise CheckpointMismatchError(_difference("bands", model_bands, list(bands)))
+    if None not in (model_classes, classes) and list(classes) != list(model_classes):
+        raise CheckpointMismatchError(_difference("classes", model_classes, list(classes)))

@@ -54,3 +54,22 @@ def test_cli_predict_chips(trained_run, tiny_s2_root, tmp_path, capsys):
     assert (tmp_path / "h.csv").read_text().startswith("path,class,confidence,AnnualCrop,")
     assert main(["predict-chips", str(tmp_path), str(folder)]) == 2
     assert "no checkpoint" in capsys.readouterr().err
+
+
+def test_cli_test_refuses_a_checkpoint_for_other_classes(trained_run, tmp_path):
+    import yaml
+
+    from rs_metapeft.api import load_recipe
+    from rs_metapeft.inference import find_checkpoint
+
+    recipe = load_recipe("demo")
+    recipe["trainer"]["default_root_dir"] = str(tmp_path / "runs")
+    recipe["data"]["init_args"].update(root=str(tmp_path / "three"), num_classes=3,
+                                        max_per_class=6, val_per_class=1, test_per_class=1,
+                                        image_size=32)
+    recipe["model"].update(img_size=32, backbone_kwargs={"depth": 2})
+    path = tmp_path / "r.yaml"
+    path.write_text(yaml.safe_dump(recipe))
+    ckpt = str(find_checkpoint(trained_run))
+    with pytest.raises(CheckpointMismatchError, match=r"missing from the data: \['Highway'\]"):
+        main(["test", "--config", str(path), "--ckpt_path", ckpt])
