@@ -1,16 +1,27 @@
-"""Python API for notebooks and scripts: the same code paths as the command line."""
+"""Python API for notebooks and scripts: the same code paths as the command line.
+
+The examples run offline, in order: :func:`fit` trains a CPU-sized twin of the demo recipe and
+keeps its run folder in ``run``, which the later examples use.
+"""
 
 from __future__ import annotations
 
+import contextlib
+import io
 import os
+import tempfile
+from pathlib import Path
 from typing import Any
 
+import torch
 import yaml
 
-from .cli import build_cli
+from .cli import build_cli, default_loggers
 from .recipes import recipe_path
 
-__all__ = ["fit", "load_recipe"]
+__all__ = ["evaluate", "fit", "load_model", "load_recipe", "predict"]
+
+Recipe = str | os.PathLike | dict
 
 
 def load_recipe(name_or_path: str | os.PathLike) -> dict:
@@ -20,31 +31,218 @@ def load_recipe(name_or_path: str | os.PathLike) -> dict:
         >>> recipe = load_recipe("demo")
         >>> recipe["data"]["class_path"]
         'rs_metapeft.data.SyntheticEuroSATDataModule'
+
     """
     with open(recipe_path(str(name_or_path))) as f:
         return yaml.safe_load(f)
 
 
-def fit(recipe: str | os.PathLike, overrides: dict[str, Any] | None = None) -> dict:
+def _recipe_file(recipe: Recipe, folder: str) -> str:
+    if isinstance(recipe, dict):
+        path = Path(folder) / "recipe.yaml"
+        path.write_text(yaml.safe_dump(recipe))
+        return str(path)
+    return str(recipe_path(recipe))
+
+
+def _override_args(overrides: dict[str, Any] | None) -> list[str]:
+    args = []
+    for key, value in (overrides or {}).items():
+        text = yaml.safe_dump(value, default_flow_style=True).strip().removesuffix("...").strip()
+        args.append(f"--{key}={text}")
+    return args
+
+
+def fit(recipe: Recipe, overrides: dict[str, Any] | None = None, verbose: bool = True) -> dict:
     """Train with a recipe, test, and return the tail-class report.
 
     Args:
-        recipe: a recipe path or a shipped recipe's name (e.g. ``"demo"``).
+        recipe: a recipe path, a shipped recipe's name (e.g. ``"demo"``) or a recipe dict.
         overrides: dotted keys and values, e.g. ``{"trainer.max_steps": 20}``.
+        verbose: print the report (Lightning's own messages go to the log either way).
 
     Returns:
         The report dict (overall, class-mean and group accuracy, macro-F1, per-class rows,
-        learned gamma); it is also written to the run folder.
+        learned gamma, fit wall time); ``report["path"]`` is the run folder with report.json,
+        report.md, report.html, the CSV and TensorBoard logs and the checkpoint.
 
     Example:
-        >>> report = fit("demo", {"trainer.max_steps": 2})  # doctest: +SKIP
-        >>> sorted(report["group_accuracy"])  # doctest: +SKIP
+        >>> import tempfile
+        >>> from rs_metapeft.recipes import shrink_recipe
+        >>> tmp = tempfile.mkdtemp()
+        >>> data = {"root": f"{tmp}/data", "num_classes": 4, "max_per_class": 20,
+        ...         "val_per_class": 2, "test_per_class": 3, "image_size": 32}
+        >>> twin = shrink_recipe(load_recipe("demo"), f"{tmp}/runs", data=data)
+        >>> report = fit(twin, {"trainer.enable_progress_bar": False}, verbose=False)
+        >>> sorted(report["group_accuracy"])
         ['few', 'many', 'medium']
+        >>> run = report["path"]
+
     """
-    args = ["fit", "--config", str(recipe_path(str(recipe)))]
-    for key, value in (overrides or {}).items():
-        args.append(f"--{key}={yaml.safe_dump(value, default_flow_style=True).strip().removesuffix('...').strip()}")
-    cli = build_cli(args)
+    with tempfile.TemporaryDirectory() as folder:
+        args = ["fit", "--config", _recipe_file(recipe, folder), *_override_args(overrides)]
+        sink = contextlib.nullcontext() if verbose else contextlib.redirect_stdout(io.StringIO())
+        with sink:
+            cli = build_cli(args)
     if cli.model.last_report is None:
         raise RuntimeError("training stopped before the test report was written")
     return cli.model.last_report
+
+
+def load_model(source: str | os.PathLike, device: str = "cpu"):
+    """Load a trained model from a run folder, a checkpoint or an exported adapter.
+
+    Args:
+        source: a run folder (its ``last.ckpt`` or newest checkpoint), a ``.ckpt`` file, or an
+            adapter written by ``rs-metapeft export``.
+        device: where the model goes.
+
+    Returns:
+        The task in eval mode; ``model.class_names`` and ``model.model.bands`` say what it was
+        trained on.
+
+    Example (``run`` is the folder from the :func:`fit` example):
+        >>> model = load_model(run)
+        >>> model.class_names
+        ['AnnualCrop', 'Forest', 'HerbaceousVegetation', 'Highway']
+        >>> len(model.model.bands)
+        13
+
+    """
+    from .inference import find_checkpoint, load_task
+
+    path = Path(source)
+    if path.is_dir() or path.suffix == ".ckpt":
+        return load_task(find_checkpoint(path), device)
+    try:  # exported adapters come from rs_metapeft.peft.export when this build has it
+        from .peft.export import load_exported  # type: ignore[attr-defined]
+    except ImportError as err:
+        raise ValueError(
+            f"{path} is not a checkpoint (.ckpt) or run folder, and this build cannot read "
+            "exported adapters"
+        ) from err
+    return load_exported(path, device=device)
+
+
+def evaluate(model: Any, recipe: Recipe, overrides: dict[str, Any] | None = None,
+             output: str | os.PathLike | None = None, verbose: bool = True) -> dict:
+    """Test a trained model on a recipe's test split and return the report.
+
+    The recipe's data must have the model's bands and classes (same names, same order);
+    otherwise the model is refused with the difference spelled out before any work.
+
+    Args:
+        model: a loaded model (:func:`load_model`), a run folder or a checkpoint.
+        recipe: a recipe path, name or dict; only its ``data`` section is used.
+        overrides: dotted keys for the recipe, e.g. ``{"data.init_args.batch_size": 16}``.
+        output: folder for report.json/.md/.html (default: a version folder under
+            ``./runs/evaluate``).
+        verbose: print the report.
+
+    Returns:
+        The report dict.
+
+    Example (``run`` and ``twin`` come from the :func:`fit` example):
+        >>> report = evaluate(run, twin, output=f"{tmp}/evaluation", verbose=False)
+        >>> report["num_test_images"]
+        12
+
+    """
+    import lightning as L
+
+    from .inference import check_matches
+
+    task = model if isinstance(model, torch.nn.Module) else load_model(model)
+    data_cfg = _data_section(recipe, overrides)
+    dm = _instantiate_data(data_cfg)
+    dm.prepare_data()
+    dm.setup("test")
+    check_matches(task, bands=dm.bands, classes=dm.class_names)
+    root = Path(output) if output is not None else Path("runs") / "evaluate"
+    trainer = L.Trainer(logger=default_loggers(str(root)), enable_checkpointing=False,
+                        enable_progress_bar=verbose, enable_model_summary=False,
+                        accelerator="auto", devices=1)
+    if output is not None:
+        task.report_dir = str(output)
+    sink = contextlib.nullcontext() if verbose else contextlib.redirect_stdout(io.StringIO())
+    with sink:
+        trainer.test(task, datamodule=dm, verbose=False)
+    return task.last_report
+
+
+def _data_section(recipe: Recipe, overrides: dict[str, Any] | None) -> dict:
+    config = recipe if isinstance(recipe, dict) else load_recipe(recipe)
+    data = yaml.safe_load(yaml.safe_dump(config.get("data") or {}))
+    if not data:
+        raise ValueError("the recipe has no data section")
+    for key, value in (overrides or {}).items():
+        parts = key.split(".")
+        if parts[0] != "data":
+            continue
+        node = data
+        for part in parts[1:-1]:
+            node = node.setdefault(part, {})
+        node[parts[-1]] = value
+    return data
+
+
+def _instantiate_data(data: dict):
+    # jsonargparse checks the class path and every init argument, naming the bad key and the
+    # valid choices, exactly as the command line does.
+    from jsonargparse import ArgumentParser
+
+    from .data.datamodule import LongTailDataModule
+
+    parser = ArgumentParser(exit_on_error=False)
+    parser.add_subclass_arguments(LongTailDataModule, "data", required=True)
+    cfg = parser.parse_object({"data": data})
+    return parser.instantiate_classes(cfg).data
+
+
+def predict(model: Any, inputs: str | os.PathLike | torch.Tensor,
+            output: str | os.PathLike | None = None, **kwargs: Any):
+    """Predict classes of a chip folder, a GeoTIFF scene, or a tensor of chips.
+
+    Args:
+        model: a loaded model (:func:`load_model`), a run folder or a checkpoint.
+        inputs: a folder of GeoTIFF chips (writes a CSV of path, class, confidence and class
+            probabilities), a GeoTIFF scene (writes class-map and confidence GeoTIFFs on the
+            scene's grid), or a (N, bands, H, W) tensor of raw band values.
+        output: the CSV path or the scene outputs' prefix (defaults next to the input).
+        **kwargs: more options of :func:`~rs_metapeft.inference.predict_chips` or
+            :func:`~rs_metapeft.inference.predict_scene` (``batch_size``, ``stride``, ``crs``).
+
+    Returns:
+        The CSV path; the (class map, confidence) paths; or a (N, classes) probability tensor.
+
+    Example (``run`` and ``tmp`` come from the :func:`fit` example):
+        >>> import csv, os
+        >>> folder = f"{tmp}/data/ds/images/remote_sensing/otherDatasets/sentinel_2/tif/Forest"
+        >>> table = predict(run, folder, f"{tmp}/forest.csv", progress=False)
+        >>> rows = list(csv.DictReader(open(table)))
+        >>> len(rows) == len(os.listdir(folder))
+        True
+        >>> list(rows[0])
+        ['path', 'class', 'confidence', 'AnnualCrop', 'Forest', 'HerbaceousVegetation', 'Highway']
+        >>> predict(run, torch.zeros(2, 13, 32, 32)).shape
+        torch.Size([2, 4])
+
+    """
+    from .inference import predict_chips, predict_scene
+
+    task = model if isinstance(model, torch.nn.Module) else load_model(model)
+    if isinstance(inputs, torch.Tensor):
+        if inputs.ndim != 4 or inputs.shape[1] != len(task.model.bands):
+            raise ValueError(
+                f"expected a (N, {len(task.model.bands)}, H, W) tensor of bands "
+                f"{task.model.bands}, got shape {tuple(inputs.shape)}"
+            )
+        with torch.no_grad():
+            return task(inputs.to(task.device)).softmax(1).cpu()
+    path = Path(inputs)
+    if path.is_dir():
+        target = output if output is not None else path.with_name(path.name + "_predictions.csv")
+        return predict_chips(task, path, target, **kwargs)
+    if path.suffix.lower() in (".tif", ".tiff"):
+        return predict_scene(task, path, output, **kwargs)
+    raise FileNotFoundError(f"{path} is neither a folder of chips nor a GeoTIFF scene")

@@ -1,65 +1,397 @@
 """The ``rs-metapeft`` command line, on LightningCLI / jsonargparse conventions.
 
-``rs-metapeft fit --config RECIPE`` trains, then tests and writes the tail-class report;
-``validate``, ``test`` and ``predict`` are LightningCLI's; ``rs-metapeft demo`` runs the built-in
-offline demo recipe (extra arguments are passed on, e.g. ``--trainer.max_steps=20``).
+``fit``, ``validate``, ``test`` and ``predict`` are LightningCLI's (``--config``,
+``--print_config``, dotted overrides such as ``--trainer.max_steps=20``); ``fit`` also tests the
+trained model and writes the report. The other subcommands are small tools around runs and
+recipes: ``demo``, ``stats``, ``report``, ``compare``, ``export``, ``recipes`` and
+``predict-chips`` / ``predict-scene``. ``rs-metapeft SUBCOMMAND --help`` says more.
 """
 
 from __future__ import annotations
 
 import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from jsonargparse import ArgumentParser
 from lightning.pytorch.cli import LightningCLI
+from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
 
 from .data.datamodule import LongTailDataModule
-from .recipes import recipe_path
+from .recipes import copy_recipe, list_recipes, recipe_path, recipe_summary
 from .tasks import MetaPEFTTask
 
-__all__ = ["RSMetaPEFTCLI", "main"]
+__all__ = ["RSMetaPEFTCLI", "build_cli", "main"]
+
+#: Help of LightningCLI's own subcommands: what each does and an example.
+_LIGHTNING_HELP = {
+    "fit": ("Train with a recipe, then test and write report.json/.md/.html into the run folder.",
+            "rs-metapeft fit --config eurosat_ms_lt --trainer.max_epochs=10"),
+    "validate": ("Validate a checkpoint on a recipe's validation split.",
+                 "rs-metapeft validate --config demo --ckpt_path runs/demo/.../last.ckpt"),
+    "test": ("Test a checkpoint on a recipe's test split and write the report.",
+             "rs-metapeft test --config demo --ckpt_path runs/demo/.../epoch=5.ckpt"),
+    "predict": ("Class probabilities on a recipe's predict split (Lightning's predict loop).",
+                "rs-metapeft predict --config demo --ckpt_path CKPT"),
+}
 
 
 class RSMetaPEFTCLI(LightningCLI):
-    """LightningCLI with bands and class count linked from the data to the model."""
+    """LightningCLI with bands and class count linked from the data to the model.
+
+    Runs log to TensorBoard and CSV (``metrics.csv``, drawn as training curves in report.html)
+    in the same version folder unless the recipe sets ``trainer.logger``; ``fit`` records its
+    wall time in the report.
+    """
 
     def add_arguments_to_parser(self, parser) -> None:  # noqa: D102 - LightningCLI hook
         parser.link_arguments("data.bands", "model.bands", apply_on="instantiate")
         parser.link_arguments("data.num_classes", "model.num_classes", apply_on="instantiate")
 
+    def _instantiate_trainer(self, config, callbacks):
+        if config.get("logger") in (None, True):
+            config = {**config, "logger": default_loggers(config.get("default_root_dir"))}
+        return super()._instantiate_trainer(config, callbacks)
+
+    def before_validate(self) -> None:
+        """Refuse a checkpoint made for other bands or classes, before any work."""
+        self._check_checkpoint("validate")
+
+    def before_test(self) -> None:
+        """Refuse a checkpoint made for other bands or classes, before any work."""
+        self._check_checkpoint("test")
+
+    def _check_checkpoint(self, stage: str) -> None:
+        path = self.config_init[self.subcommand].get("ckpt_path")
+        if not path or not Path(path).is_file():
+            return  # Lightning's own message covers missing files and "best"/"last"
+        import torch
+
+        from .inference import check_names
+
+        info = torch.load(path, map_location="cpu", weights_only=True).get("rs_metapeft", {})
+        self.datamodule.prepare_data()
+        self.datamodule.setup(stage)
+        check_names(info.get("bands"), info.get("classes"), self.datamodule.bands,
+                    self.datamodule.class_names)
+
+    def before_fit(self) -> None:
+        """Start the fit clock."""
+        self._fit_started = time.perf_counter()
+
     def after_fit(self) -> None:
         """Test the trained model and write the tail-class report (skipped if fit was stopped)."""
+        self.model.fit_wall_time_s = time.perf_counter() - self._fit_started
         if self.trainer.interrupted:
             return
         self.trainer.test(self.model, datamodule=self.datamodule, verbose=False)
 
 
-def build_cli(args: list[str] | None = None, run: bool = True) -> RSMetaPEFTCLI:
-    """Build (and by default run) the CLI on ``args``; shipped recipe names work for --config."""
-    args = list(sys.argv[1:] if args is None else args)
+def default_loggers(root_dir: str | None) -> list:
+    """TensorBoard and CSV loggers writing into one ``lightning_logs/version_N`` folder."""
+    root = root_dir or "."
+    # CSV first: it warns about a non-empty folder, and it is then the first to write there.
+    csv = CSVLogger(root, name="lightning_logs")
+    return [csv, TensorBoardLogger(root, name="lightning_logs", version=csv.version)]
+
+
+def _resolve_config_args(args: list[str]) -> list[str]:
+    args = list(args)
     for i, arg in enumerate(args[:-1]):
         if arg in ("--config", "-c"):
             args[i + 1] = str(recipe_path(args[i + 1]))
+    for i, arg in enumerate(args):
+        if arg.startswith("--config="):
+            args[i] = "--config=" + str(recipe_path(arg.split("=", 1)[1]))
+    return args
+
+
+def data_modules() -> list[str]:
+    """Class paths of the data modules in this build (valid ``data.class_path`` values)."""
+    from . import data
+
+    return sorted(f"rs_metapeft.data.{name}" for name in dir(data)
+                  if isinstance(getattr(data, name), type)
+                  and issubclass(getattr(data, name), LongTailDataModule)
+                  and getattr(data, name) is not LongTailDataModule)
+
+
+def _check_data_class(args: list[str]) -> None:
+    """Name an unknown ``data.class_path`` and list the valid ones before jsonargparse does."""
+    import importlib
+
+    import yaml
+
+    paths = []
+    for i, arg in enumerate(args):
+        if arg in ("--config", "-c") and i + 1 < len(args):
+            recipe = yaml.safe_load(open(args[i + 1])) or {}
+            data = recipe.get("data") if isinstance(recipe, dict) else None
+            if isinstance(data, dict) and isinstance(data.get("class_path"), str):
+                paths.append((args[i + 1], data["class_path"]))
+        elif arg.startswith("--data.class_path="):
+            paths.append(("the command line", arg.split("=", 1)[1]))
+    for where, class_path in paths:
+        module, _, name = class_path.rpartition(".")
+        try:
+            found = getattr(importlib.import_module(module or "rs_metapeft.data"), name, None)
+        except ImportError:
+            found = None
+        if found is None and f"rs_metapeft.data.{name}" not in data_modules():
+            raise SystemExit(
+                f"error: data.class_path {class_path!r} in {where} is not a data module of this "
+                f"build; valid: {', '.join(data_modules())}"
+            )
+
+
+def build_cli(args: list[str] | None = None, run: bool = True) -> RSMetaPEFTCLI:
+    """Build (and by default run) the CLI on ``args``; shipped recipe names work for --config."""
+    args = _resolve_config_args(sys.argv[1:] if args is None else args)
+    _check_data_class(args)
+    parser_kwargs: dict = {
+        name: {"description": f"{text}\n\nExample:\n  {example}"}
+        for name, (text, example) in _LIGHTNING_HELP.items()
+    }
+    parser_kwargs["prog"] = "rs-metapeft"
     return RSMetaPEFTCLI(
         MetaPEFTTask,
         LongTailDataModule,
         subclass_mode_data=True,
         seed_everything_default=0,
         save_config_kwargs={"overwrite": True},
+        parser_kwargs=parser_kwargs,
         args=args,
         run=run,
     )
 
 
+def _help_formatter():
+    import argparse
+
+    from jsonargparse import DefaultHelpFormatter
+
+    class Formatter(DefaultHelpFormatter, argparse.RawDescriptionHelpFormatter):
+        """Keep the line breaks of descriptions (examples stay one per line)."""
+
+    return Formatter
+
+
+def _parser(name: str) -> ArgumentParser:
+    description, example, _ = _SUBCOMMANDS[name]
+    return ArgumentParser(prog=f"rs-metapeft {name}", description=f"{description}\n\nExample:\n  "
+                          f"{example}", formatter_class=_help_formatter(), exit_on_error=True)
+
+
+# -- subcommands of our own -----------------------------------------------------------------------
+def _demo(argv: list[str]) -> int:
+    """``demo [multispectral|sar] [overrides]``: the offline demo recipes."""
+    if argv[:1] and argv[0] in ("-h", "--help"):
+        print(_SUBCOMMANDS["demo"][0] + "\n\nExample:\n  " + _SUBCOMMANDS["demo"][1])
+        return 0
+    recipe = "demo"
+    if argv[:1] and not argv[0].startswith("-"):
+        kinds = {"multispectral": "demo", "sar": "demo_sar"}
+        if argv[0] not in kinds:
+            raise SystemExit(f"rs-metapeft demo: unknown demo {argv[0]!r}; choose from "
+                             f"{', '.join(kinds)}")
+        recipe, argv = kinds[argv[0]], argv[1:]
+    build_cli(["fit", "--config", str(recipe_path(recipe)), *argv])
+    return 0
+
+
+def _recipes(argv: list[str]) -> int:
+    """``recipes list|show NAME|copy NAME DEST``."""
+    parser = _parser("recipes")
+    sub = parser.add_subcommands(dest="action")
+    sub.add_subcommand("list", ArgumentParser(description="List the shipped recipes."))
+    show = ArgumentParser(description="Print a shipped recipe.")
+    show.add_argument("name", help="recipe name (see `rs-metapeft recipes list`)")
+    sub.add_subcommand("show", show)
+    cp = ArgumentParser(description="Copy a shipped recipe to edit it.")
+    cp.add_argument("name", help="recipe name")
+    cp.add_argument("dest", help="target file or folder")
+    cp.add_argument("--overwrite", action="store_true", help="replace an existing file")
+    sub.add_subcommand("copy", cp)
+    cfg = parser.parse_args(argv)
+    action = cfg.action
+    try:
+        if action == "list":
+            names = list_recipes()
+            width = max(map(len, names))
+            for name in names:
+                print(f"{name:<{width}}  {recipe_summary(name)}")
+        elif action == "show":
+            print(recipe_path(cfg.show.name).read_text(), end="")
+        else:
+            target = copy_recipe(cfg.copy.name, cfg.copy.dest, cfg.copy.overwrite)
+            print(f"copied {cfg.copy.name} to {target}; run it with: "
+                  f"rs-metapeft fit --config {target}")
+    except (FileNotFoundError, FileExistsError) as err:
+        return _fail("recipes", err)
+    return 0
+
+
+def _report(argv: list[str]) -> int:
+    """``report RUN_DIR``: rewrite report.md and report.html from report.json."""
+    parser = _parser("report")
+    parser.add_argument("run_dir", help="a run folder holding report.json (or a report.json)")
+    cfg = parser.parse_args(argv)
+    from .reporting.runs import regenerate_report
+
+    try:
+        paths = regenerate_report(cfg.run_dir)
+    except (FileNotFoundError, ValueError) as err:
+        return _fail("report", err)
+    print("wrote " + ", ".join(str(p) for p in paths))
+    return 0
+
+
+def _compare(argv: list[str]) -> int:
+    """``compare RUN_A RUN_B ...``: a side-by-side table of runs."""
+    parser = _parser("compare")
+    parser.add_argument("runs", nargs="+", help="run folders (or report.json files)")
+    parser.add_argument("--output", "-o", default="comparison",
+                        help="write OUTPUT.md and OUTPUT.csv (default: ./comparison)")
+    cfg = parser.parse_args(argv)
+    from .reporting.compare import compare_runs, write_comparison
+
+    try:
+        table = compare_runs(cfg.runs)
+    except (FileNotFoundError, ValueError) as err:
+        return _fail("compare", err)
+    md, csv = write_comparison(table, cfg.output)
+    print(md.read_text(), end="")
+    print(f"\nwritten to {md} and {csv}")
+    return 0
+
+
+def _prediction_parser(name: str, target: str, target_help: str) -> ArgumentParser:
+    parser = _parser(name)
+    parser.add_argument("checkpoint", help="a MetaPEFTTask checkpoint (.ckpt) or a run folder")
+    parser.add_argument(target, help=target_help)
+    parser.add_argument("--batch_size", type=int, default=64, help="chips per forward pass")
+    return parser
+
+
+def _predict_chips(argv: list[str]) -> int:
+    """``predict-chips CKPT FOLDER``: classify a folder of chips into a CSV."""
+    parser = _prediction_parser("predict-chips", "folder",
+                                "folder of GeoTIFF chips (searched recursively)")
+    parser.add_argument("--output", "-o", default="predictions.csv", help="CSV to write")
+    cfg = parser.parse_args(argv)
+    from .inference import load_task, predict_chips
+
+    try:
+        out = predict_chips(load_task(cfg.checkpoint), cfg.folder, cfg.output, cfg.batch_size)
+    except (FileNotFoundError, ValueError) as err:
+        return _fail("predict-chips", err)
+    print(f"wrote {out}")
+    return 0
+
+
+def _predict_scene(argv: list[str]) -> int:
+    """``predict-scene CKPT SCENE.tif``: class map and confidence GeoTIFFs of a large scene."""
+    parser = _prediction_parser("predict-scene", "scene",
+                                "GeoTIFF scene with the model's bands in order")
+    parser.add_argument("--output", "-o", default=None,
+                        help="output prefix (default: next to the scene, SCENE_classes.tif etc.)")
+    parser.add_argument("--stride", type=int, default=None,
+                        help="pixels between chips (default: the chip size, no overlap)")
+    parser.add_argument("--crs", default=None, help="refuse a scene not in this CRS (EPSG:32632)")
+    cfg = parser.parse_args(argv)
+    from .inference import load_task, predict_scene
+
+    try:
+        classes, confidence = predict_scene(load_task(cfg.checkpoint), cfg.scene, cfg.output,
+                                            stride=cfg.stride, batch_size=cfg.batch_size,
+                                            crs=cfg.crs)
+    except (FileNotFoundError, ValueError) as err:
+        return _fail("predict-scene", err)
+    print(f"wrote {classes} and {confidence}")
+    return 0
+
+
+def _fail(name: str, err: Exception) -> int:
+    print(f"rs-metapeft {name}: {err}", file=sys.stderr)
+    return 2
+
+
+def _delegate(name: str, module: str, function: str = "main") -> Callable[[list[str]], int]:
+    """Run a subcommand implemented in another module (imported only when it runs)."""
+
+    def run(argv: list[str]) -> int:
+        import importlib
+
+        try:
+            target = getattr(importlib.import_module(module), function)
+        except (ImportError, AttributeError):
+            if argv[:1] in (["-h"], ["--help"]):
+                print(_SUBCOMMANDS[name][0] + "\n\nExample:\n  " + _SUBCOMMANDS[name][1])
+                return 0
+            print(f"rs-metapeft {name}: this build has no {module}.{function}; "
+                  "install a release that includes it", file=sys.stderr)
+            return 2
+        return int(target(argv) or 0)
+
+    return run
+
+
+#: Our own subcommands: (what it does, example, handler).
+_SUBCOMMANDS: dict[str, tuple[str, str, Callable[[list[str]], int]]] = {}
+_SUBCOMMANDS.update({
+    "demo": ("Train and report on a built-in offline demo (multispectral by default, or sar); "
+             "extra arguments override the recipe.",
+             "rs-metapeft demo sar --trainer.max_epochs=2", _demo),
+    "stats": ("Class counts, groups and per-band statistics of a recipe's data.",
+              "rs-metapeft stats --config eurosat_ms_lt",
+              _delegate("stats", "rs_metapeft.data.summary", "stats_main")),
+    "report": ("Regenerate report.md and report.html of a run from its report.json.",
+               "rs-metapeft report runs/demo/lightning_logs/version_0", _report),
+    "compare": ("Side-by-side table of runs: overall, class-mean and group accuracy, trainable "
+                "parameters, wall time; printed and written as Markdown and CSV.",
+                "rs-metapeft compare runs/peft/lightning_logs/version_0 "
+                "runs/metapeft/lightning_logs/version_0 -o peft_vs_meta", _compare),
+    "export": ("Export a trained model's PEFT weights, gamma and data description.",
+               "rs-metapeft export runs/demo/lightning_logs/version_0/checkpoints/last.ckpt",
+               _delegate("export", "rs_metapeft.peft.export")),
+    "recipes": ("List, show or copy the shipped recipes.",
+                "rs-metapeft recipes copy geotiff_folder my_recipe.yaml", _recipes),
+    "predict-chips": ("Classify a folder of GeoTIFF chips with a trained model; writes a CSV "
+                      "of path, class, confidence and per-class probabilities.",
+                      "rs-metapeft predict-chips runs/demo/.../last.ckpt chips/ -o preds.csv",
+                      _predict_chips),
+    "predict-scene": ("Classify a large GeoTIFF scene chip by chip (TorchGeo GridGeoSampler); "
+                      "writes a class-map and a confidence GeoTIFF on the scene's grid and CRS.",
+                      "rs-metapeft predict-scene runs/demo/.../last.ckpt scene.tif -o out/scene",
+                      _predict_scene),
+})
+
+
+def _overview() -> str:
+    lines = ["usage: rs-metapeft SUBCOMMAND [options]   (rs-metapeft SUBCOMMAND --help for more)",
+             "", "MetaPEFT fine-tuning of RGB-pretrained ViTs on multispectral and SAR imagery.",
+             "", "subcommands:"]
+    rows = [(n, t) for n, (t, _) in _LIGHTNING_HELP.items()]
+    rows += [(n, t) for n, (t, _, _) in _SUBCOMMANDS.items()]
+    width = max(len(n) for n, _ in rows)
+    lines += [f"  {n:<{width}}  {t}" for n, t in rows]
+    lines += ["", "examples:", "  rs-metapeft recipes list", "  rs-metapeft demo",
+              "  rs-metapeft fit --config eurosat_ms_lt --print_config"]
+    return "\n".join(lines)
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point of ``rs-metapeft``; returns the process exit code."""
     argv = list(sys.argv[1:] if argv is None else argv)
-    if argv and argv[0] == "stats":  # data summary (issue 3); not a LightningCLI subcommand
-        from .data.summary import stats_main
-
-        return stats_main(argv[1:])
-    if argv and argv[0] == "demo":
-        argv = ["fit", "--config", str(recipe_path("demo"))] + argv[1:]
+    if not argv or argv[0] in ("-h", "--help"):
+        print(_overview())
+        return 0
+    if argv[0] in _SUBCOMMANDS:
+        return _SUBCOMMANDS[argv[0]][2](argv[1:])
     build_cli(argv)
     return 0
 
 
 if __name__ == "__main__":  # pragma: no cover
-    main()
+    sys.exit(main())

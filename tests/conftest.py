@@ -25,3 +25,32 @@ def tiny_s2_root(tmp_path_factory) -> Path:
 @pytest.fixture(scope="session")
 def tiny_s1_root(tmp_path_factory) -> Path:
     return generate_sar_twin(tmp_path_factory.mktemp("s1"), TINY_SPEC)
+
+
+def tiny_twin(recipe: dict, run_dir: Path, data_root: Path, **data) -> dict:
+    """A CPU-sized twin of a synthetic-data recipe reading ``data_root`` (TINY_SPEC sizes)."""
+    from rs_metapeft.recipes import shrink_recipe
+
+    sizes = dict(root=str(data_root), num_classes=TINY_SPEC.num_classes,
+                 max_per_class=TINY_SPEC.max_per_class, val_per_class=TINY_SPEC.val_per_class,
+                 test_per_class=TINY_SPEC.test_per_class, image_size=TINY_SPEC.image_size,
+                 synthetic_imbalance_ratio=TINY_SPEC.imbalance_ratio)
+    twin = shrink_recipe(recipe, run_dir, data={**sizes, **data}, img_size=TINY_SPEC.image_size)
+    twin["trainer"]["enable_progress_bar"] = False
+    return twin
+
+
+@pytest.fixture(scope="session")
+def trained_run(tiny_s2_root, tmp_path_factory) -> Path:
+    """A run folder of the demo recipe's twin trained for two steps (checkpoint and report)."""
+    import yaml
+
+    from rs_metapeft.api import load_recipe
+    from rs_metapeft.cli import main
+
+    folder = tmp_path_factory.mktemp("trained")
+    recipe = folder / "recipe.yaml"
+    recipe.write_text(yaml.safe_dump(tiny_twin(load_recipe("demo"), folder / "runs", tiny_s2_root)))
+    assert main(["fit", "--config", str(recipe)]) == 0
+    (report,) = (folder / "runs").rglob("report.json")
+    return report.parent

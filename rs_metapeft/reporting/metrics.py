@@ -41,6 +41,7 @@ def build_report(
     Returns:
         A JSON-ready dict with ``overall_accuracy``, ``class_mean_accuracy``, ``macro_f1``,
         ``group_accuracy`` (many / medium / few), ``groups_rule`` and ``per_class`` rows.
+
     """
     confusion = np.asarray(confusion, dtype=np.float64)
     n = confusion.shape[0]

@@ -9,7 +9,7 @@ from pathlib import Path
 from ..data.longtail import GROUPS
 from ..peft.config import POSITIONS
 
-__all__ = ["format_report", "write_report"]
+__all__ = ["atomic_write", "format_report", "write_report"]
 
 
 def _pct(value: float | None) -> str:
@@ -17,7 +17,7 @@ def _pct(value: float | None) -> str:
 
 
 def format_report(report: dict) -> str:
-    """The report as a Markdown document (also readable as plain text)."""
+    """Render the report as a Markdown document (also readable as plain text)."""
     lines = ["# Tail-class report", ""]
     lines.append("| overall acc | class-mean acc | macro-F1 | " + " | ".join(
         f"{g} acc" for g in GROUPS) + " |")
@@ -27,7 +27,12 @@ def format_report(report: dict) -> str:
         f"| {_pct(report['overall_accuracy'])} | {_pct(report['class_mean_accuracy'])} | "
         f"{_pct(report['macro_f1'])} | " + " | ".join(_pct(ga[g]) for g in GROUPS) + " |"
     )
-    lines += ["", f"Groups by training count ({report['groups_rule']} rule).", ""]
+    lines += ["", f"Groups by training count ({report['groups_rule']} rule)."]
+    if report.get("trainable_parameters") is not None:
+        lines.append(f"Trainable parameters: {report['trainable_parameters']:,}.")
+    if report.get("fit_wall_time_s") is not None:
+        lines.append(f"Fit wall time: {report['fit_wall_time_s']:.1f} s.")
+    lines.append("")
     lines.append("| class | group | train | test | acc % | F1 % |")
     lines.append("|:--|:--|--:|--:|--:|--:|")
     for row in sorted(report["per_class"], key=lambda r: -r["train_count"]):
@@ -47,21 +52,30 @@ def format_report(report: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _atomic_write(path: Path, text: str) -> None:
+def atomic_write(path: Path, text: str) -> None:
+    """Write ``text`` to ``path`` through a temporary file, so readers never see half a file."""
     tmp = path.with_suffix(path.suffix + ".tmp")
     tmp.write_text(text)
     os.replace(tmp, path)
 
 
 def write_report(report: dict, folder: str | os.PathLike) -> tuple[Path, Path]:
-    """Write ``report.json`` and ``report.md`` into ``folder`` (atomically, one file at a time).
+    """Write ``report.json``, ``report.md`` and ``report.html`` into ``folder`` (atomically).
+
+    The HTML page draws training curves from ``folder/metrics.csv`` (the CSV log) when present.
 
     Returns:
-        The two paths.
+        The JSON and Markdown paths (``report.html`` lies beside them).
+
     """
+    from .figures import read_csv_log  # matplotlib: imported only when a report is written
+    from .html import render_html
+
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     json_path, md_path = folder / "report.json", folder / "report.md"
-    _atomic_write(json_path, json.dumps(report, indent=2))
-    _atomic_write(md_path, format_report(report))
+    atomic_write(json_path, json.dumps(report, indent=2))
+    atomic_write(md_path, format_report(report))
+    atomic_write(folder / "report.html",
+                  render_html(report, read_csv_log(folder / "metrics.csv")))
     return json_path, md_path

@@ -340,6 +340,8 @@ class MetaPEFTTask(L.LightningModule):
             p.numel() for n, p in self.model.named_parameters() if p.requires_grad
         )
         report["gamma_parameters"] = sum(p.numel() for p in gamma_parameters(self.model).values())
+        # Set by the CLI around fit (None when only testing); `rs-metapeft compare` shows it.
+        report["fit_wall_time_s"] = getattr(self, "fit_wall_time_s", None)
         self.last_report = report
         self.log("test/acc", report["overall_accuracy"])
         self.log("test/class_mean_acc", report["class_mean_accuracy"])

@@ -1,0 +1,102 @@
+"""Load a trained MetaPEFTTask and check that data fits it."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from pathlib import Path
+
+from ..bands import resolve_band
+from ..tasks import MetaPEFTTask
+
+__all__ = [
+    "CheckpointMismatchError", "check_matches", "check_names", "find_checkpoint", "load_task",
+]
+
+
+class CheckpointMismatchError(ValueError):
+    """Data that a trained model was not made for; the message spells out the difference."""
+
+
+def find_checkpoint(run: str | os.PathLike) -> Path:
+    """Find the checkpoint to use: the file itself, or in a run folder ``last.ckpt`` or the newest.
+
+    Raises:
+        FileNotFoundError: no ``.ckpt`` file there.
+
+    """
+    path = Path(run)
+    if path.is_file():
+        return path
+    found = list(path.rglob("*.ckpt")) if path.is_dir() else []
+    if not found:
+        raise FileNotFoundError(
+            f"no checkpoint (.ckpt) at {path}: give a checkpoint file or a run folder written "
+            "by `rs-metapeft fit`"
+        )
+    last = [p for p in found if p.name == "last.ckpt"]
+    return max(last or found, key=lambda p: p.stat().st_mtime)
+
+
+def load_task(checkpoint: str | os.PathLike, device: str = "cpu") -> MetaPEFTTask:
+    """Load a trained task (in eval mode) from a checkpoint file or a run folder.
+
+    The checkpoint carries bands, band statistics, classes and training counts, so the model
+    can refuse data it was not made for (see :func:`check_matches`).
+    """
+    path = find_checkpoint(checkpoint)
+    task = MetaPEFTTask.load_from_checkpoint(path, map_location=device, weights_only=True)
+    if not bool(task.model.normalizer.fitted):
+        raise ValueError(f"{path} holds a model without band statistics; was it trained?")
+    return task.eval()
+
+
+def _canonical(names: Sequence[str]) -> list[str]:
+    out = []
+    for name in names:
+        try:
+            out.append(resolve_band(name).key)
+        except ValueError:
+            out.append(name)
+    return out
+
+
+def _difference(what: str, model: Sequence[str], data: Sequence[str]) -> str:
+    missing = [m for m in model if m not in data]
+    extra = [d for d in data if d not in model]
+    parts = [f"the model was trained on {what} {list(model)} but the data has {list(data)}"]
+    if missing:
+        parts.append(f"missing from the data: {missing}")
+    if extra:
+        parts.append(f"not known to the model: {extra}")
+    if not missing and not extra:
+        parts.append("same names in a different order")
+    return "; ".join(parts)
+
+
+def check_matches(task: MetaPEFTTask, bands: Sequence[str] | None = None,
+                  classes: Sequence[str] | None = None) -> None:
+    """Refuse data whose bands or classes differ from the model's, naming the difference.
+
+    Band names are compared after the band registry resolves aliases (``red`` is ``B04``).
+
+    Raises:
+        CheckpointMismatchError: bands or classes differ.
+
+    """
+    check_names(task.model.bands, task.class_names, bands, classes)
+
+
+def check_names(model_bands: Sequence[str] | None, model_classes: Sequence[str] | None,
+                bands: Sequence[str] | None = None,
+                classes: Sequence[str] | None = None) -> None:
+    """Compare a model's bands and classes (e.g. a checkpoint's metadata) with the data's.
+
+    Raises:
+        CheckpointMismatchError: bands or classes differ; the message spells out how.
+
+    """
+    if None not in (model_bands, bands) and _canonical(bands) != _canonical(model_bands):
+        raise CheckpointMismatchError(_difference("bands", model_bands, list(bands)))
+    if None not in (model_classes, classes) and list(classes) != list(model_classes):
+        raise CheckpointMismatchError(_difference("classes", model_classes, list(classes)))

@@ -1,0 +1,102 @@
+"""Classify a folder of GeoTIFF chips into a CSV of path, class, confidence, probabilities."""
+
+from __future__ import annotations
+
+import csv
+import io
+import os
+from pathlib import Path
+
+import numpy as np
+import rasterio
+import torch
+from torch.nn import functional as F
+from tqdm.auto import tqdm
+
+from ..reporting.tables import atomic_write
+from ..tasks import MetaPEFTTask
+from .checkpoint import CheckpointMismatchError, check_matches
+
+__all__ = ["predict_chips"]
+
+_SUFFIXES = (".tif", ".tiff")
+
+
+def _described_bands(src) -> list[str] | None:
+    names = list(src.descriptions)
+    return names if all(names) else None
+
+
+def _prepare(x: torch.Tensor, size: int) -> torch.Tensor:
+    # The ViT takes one input size; chips of another size are resized (bilinear) to it.
+    if x.shape[-2:] != (size, size):
+        x = F.interpolate(x, size=(size, size), mode="bilinear", align_corners=False)
+    return x
+
+
+@torch.no_grad()
+def predict_chips(task: MetaPEFTTask, folder: str | os.PathLike,
+                  output: str | os.PathLike = "predictions.csv", batch_size: int = 64,
+                  progress: bool = True) -> Path:
+    """Classify every GeoTIFF chip under ``folder`` (recursively) and write a CSV.
+
+    Every file's band count (and band names, where the file describes its bands) is checked
+    against the model before any chip is classified.
+
+    Args:
+        task: a trained task (see :func:`~rs_metapeft.inference.load_task`).
+        folder: folder of ``.tif`` chips.
+        output: CSV path; columns ``path`` (relative to ``folder``), ``class``, ``confidence``
+            and one probability column per class.
+        batch_size: chips per forward pass.
+        progress: show a progress bar.
+
+    Returns:
+        The CSV path.
+
+    Raises:
+        FileNotFoundError: no chips in ``folder``.
+        CheckpointMismatchError: chips whose bands differ from the model's.
+
+    """
+    folder = Path(folder)
+    files = sorted(p for p in folder.rglob("*") if p.suffix.lower() in _SUFFIXES)
+    if not files:
+        raise FileNotFoundError(f"no GeoTIFF chips (.tif) under {folder}")
+    bands = list(task.model.bands)
+    wrong = []
+    for path in files:
+        with rasterio.open(path) as src:
+            if src.count != len(bands):
+                wrong.append(f"{path.relative_to(folder)} ({src.count} bands)")
+            elif (names := _described_bands(src)) is not None:
+                check_matches(task, bands=names)
+    if wrong:
+        raise CheckpointMismatchError(
+            f"the model takes {len(bands)} bands ({', '.join(bands)}) but "
+            f"{len(wrong)} chip(s) differ: {', '.join(wrong[:5])}{' ...' if len(wrong) > 5 else ''}"
+        )
+    size = int(task.hparams.img_size)
+    device = task.device
+    rows = []
+    for start in tqdm(range(0, len(files), batch_size), desc="predict chips", unit="batch",
+                      disable=not progress):
+        batch = files[start:start + batch_size]
+        arrays = []
+        for path in batch:
+            with rasterio.open(path) as src:
+                arrays.append(torch.from_numpy(src.read().astype(np.float32)))
+        x = torch.cat([_prepare(a[None], size) for a in arrays]).to(device)
+        probs = task(x).softmax(1).cpu().numpy()
+        for path, p in zip(batch, probs, strict=True):
+            rows.append((str(path.relative_to(folder)), task.class_names[int(p.argmax())],
+                         float(p.max()), p))
+    buffer = io.StringIO()
+    writer = csv.writer(buffer)
+    writer.writerow(["path", "class", "confidence", *task.class_names])
+    for rel, name, confidence, p in rows:
+        writer.writerow([rel, name, f"{confidence:.6f}", *(f"{v:.6f}" for v in p)])
+    output = Path(output)
+    output.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write(output, buffer.getvalue())
+    return output

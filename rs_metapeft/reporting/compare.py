@@ -1,0 +1,104 @@
+"""Side-by-side comparison of runs: accuracy by group, trainable parameters, wall time."""
+
+from __future__ import annotations
+
+import csv
+import io
+import os
+from pathlib import Path
+
+from ..data.longtail import GROUPS
+from .runs import find_report, load_report
+from .tables import atomic_write
+
+__all__ = ["COLUMNS", "compare_runs", "format_comparison", "write_comparison"]
+
+#: Columns of the comparison: (key, header).
+COLUMNS = (
+    ("run", "run"),
+    ("overall", "overall %"),
+    ("class_mean", "class-mean %"),
+    ("macro_f1", "macro-F1 %"),
+    *((g, f"{g} %") for g in GROUPS),
+    ("trainable_parameters", "trainable params"),
+    ("fit_wall_time_s", "fit wall time s"),
+)
+
+
+def _label(path: Path, all_paths: list[Path]) -> str:
+    """Shortest trailing part of the run folder that tells the runs apart."""
+    folder = path.parent
+    for depth in range(1, len(folder.parts) + 1):
+        label = "/".join(folder.parts[-depth:])
+        others = ["/".join(p.parent.parts[-depth:]) for p in all_paths if p != path]
+        if label not in others:
+            return label
+    return str(folder)
+
+
+def compare_runs(runs: list[str | os.PathLike]) -> list[dict]:
+    """One row per run with overall, class-mean, group accuracy, parameters and wall time.
+
+    Args:
+        runs: run folders or report.json files.
+
+    Returns:
+        Rows keyed by :data:`COLUMNS` (accuracies as fractions, ``None`` where unknown).
+
+    """
+    paths = [find_report(r) for r in runs]
+    rows = []
+    for path in paths:
+        report = load_report(path)
+        ga = report["group_accuracy"]
+        rows.append({
+            "run": _label(path, paths),
+            "overall": report["overall_accuracy"],
+            "class_mean": report["class_mean_accuracy"],
+            "macro_f1": report["macro_f1"],
+            **{g: ga.get(g) for g in GROUPS},
+            "trainable_parameters": report.get("trainable_parameters"),
+            "fit_wall_time_s": report.get("fit_wall_time_s"),
+        })
+    return rows
+
+
+def _cell(key: str, value) -> str:
+    if value is None:
+        return "n/a"
+    if key == "run":
+        return str(value)
+    if key == "trainable_parameters":
+        return f"{int(value):,}"
+    if key == "fit_wall_time_s":
+        return f"{value:.1f}"
+    return f"{100 * value:.1f}"
+
+
+def format_comparison(rows: list[dict]) -> str:
+    """Format the comparison as a Markdown table."""
+    lines = ["| " + " | ".join(h for _, h in COLUMNS) + " |",
+             "|:--|" + "--:|" * (len(COLUMNS) - 1)]
+    for row in rows:
+        lines.append("| " + " | ".join(_cell(k, row[k]) for k, _ in COLUMNS) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def write_comparison(rows: list[dict], output: str | os.PathLike) -> tuple[Path, Path]:
+    """Write ``OUTPUT.md`` and ``OUTPUT.csv`` (raw values) atomically.
+
+    Returns:
+        The two paths.
+
+    """
+    base = Path(output)
+    base = base.with_suffix("") if base.suffix in (".md", ".csv") else base
+    base.parent.mkdir(parents=True, exist_ok=True)
+    md, csv_path = base.with_name(base.name + ".md"), base.with_name(base.name + ".csv")
+    atomic_write(md, format_comparison(rows))
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=[k for k, _ in COLUMNS])
+    writer.writeheader()
+    writer.writerows(rows)
+    atomic_write(csv_path, buffer.getvalue())
+    return md, csv_path

@@ -1,0 +1,161 @@
+"""Report figures (matplotlib, Agg backend): confusion matrix, accuracy by class, gamma, curves.
+
+Every function takes the report dict (and for curves the rows of a CSV log) and returns a
+matplotlib figure, or ``None`` when the report has nothing to draw.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import math
+import os
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")  # reports are written on servers and in tests: never open a window
+
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+from matplotlib.figure import Figure  # noqa: E402
+from matplotlib.patches import Patch  # noqa: E402
+
+from ..data.longtail import GROUPS  # noqa: E402
+from ..peft.config import POSITIONS  # noqa: E402
+
+__all__ = [
+    "GROUP_COLOURS",
+    "accuracy_by_count_figure",
+    "confusion_figure",
+    "figure_png",
+    "gamma_figure",
+    "read_csv_log",
+    "training_curves_figure",
+]
+
+#: Colour of each group in every figure.
+GROUP_COLOURS = {"many": "#1f77b4", "medium": "#ff7f0e", "few": "#d62728"}
+
+# Curves drawn from the CSV log when present, one panel each.
+_CURVES = (
+    ("train/loss", "training loss"),
+    ("val/acc", "validation accuracy"),
+    ("val/class_mean_acc", "validation class-mean accuracy"),
+    ("meta/val_loss", "meta-validation loss"),
+    ("meta/gamma_mean", "mean gamma"),
+)
+
+
+def figure_png(fig: Figure) -> bytes:
+    """Render the figure as PNG bytes (and close it)."""
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=100, bbox_inches="tight")
+    plt.close(fig)
+    return buffer.getvalue()
+
+
+def confusion_figure(report: dict) -> Figure | None:
+    """Row-normalised confusion matrix (rows: true class), classes by training count."""
+    matrix = np.asarray(report.get("confusion_matrix") or [], dtype=float)
+    if matrix.size == 0:
+        return None
+    names = [row["class"] for row in report["per_class"]]
+    order = np.argsort([-row["train_count"] for row in report["per_class"]], kind="stable")
+    matrix = matrix[np.ix_(order, order)]
+    rates = np.divide(matrix, matrix.sum(1, keepdims=True), out=np.zeros_like(matrix),
+                      where=matrix.sum(1, keepdims=True) > 0)
+    n = len(names)
+    side = min(3 + 0.35 * n, 14)
+    fig, ax = plt.subplots(figsize=(side + 1, side))
+    image = ax.imshow(rates, cmap="Blues", vmin=0, vmax=1)
+    labels = [names[i] for i in order]
+    ax.set_xticks(range(n), labels, rotation=90, fontsize=8)
+    ax.set_yticks(range(n), labels, fontsize=8)
+    if n <= 20:
+        for i in range(n):
+            for j in range(n):
+                if matrix[i, j]:
+                    ax.text(j, i, int(matrix[i, j]), ha="center", va="center", fontsize=7,
+                            color="white" if rates[i, j] > 0.5 else "black")
+    ax.set_xlabel("predicted class")
+    ax.set_ylabel("true class (most training images first)")
+    ax.set_title("Confusion matrix (colour: share of the true class)")
+    fig.colorbar(image, ax=ax, fraction=0.046)
+    return fig
+
+
+def accuracy_by_count_figure(report: dict) -> Figure | None:
+    """Per-class test accuracy, classes sorted by training count, bars coloured by group."""
+    rows = sorted(report.get("per_class") or [], key=lambda r: -r["train_count"])
+    if not rows:
+        return None
+    fig, ax = plt.subplots(figsize=(max(6, 0.4 * len(rows) + 2), 4))
+    x = np.arange(len(rows))
+    accuracy = [100 * r["accuracy"] for r in rows]
+    ax.bar(x, accuracy, color=[GROUP_COLOURS.get(r["group"], "grey") for r in rows])
+    for xi, value in zip(x, accuracy, strict=True):
+        ax.text(xi, value + 1, f"{value:.0f}", ha="center", va="bottom", fontsize=7)
+    ax.set_xticks(x, [f"{r['class']}\n({r['train_count']})" for r in rows], rotation=90,
+                  fontsize=8)
+    ax.set_ylabel("test accuracy (%)")
+    ax.set_ylim(0, 100)
+    ax.set_xlabel("class (training images), most to fewest")
+    ax.legend(handles=[Patch(color=GROUP_COLOURS[g], label=g) for g in GROUPS], loc="upper right")
+    ax.set_title("Accuracy by class, sorted by training count")
+    return fig
+
+
+def gamma_figure(report: dict) -> Figure | None:
+    """Learned gamma as a heatmap: layers (rows) x PEFT positions (columns)."""
+    gamma = report.get("gamma") or {}
+    if not gamma:
+        return None
+    layers = sorted(gamma, key=int)
+    positions = [p for p in POSITIONS if any(p in gamma[layer] for layer in layers)]
+    positions += sorted({p for layer in layers for p in gamma[layer]} - set(positions))
+    table = np.array([[gamma[layer].get(p, math.nan) for p in positions] for layer in layers])
+    fig, ax = plt.subplots(figsize=(1.2 + 0.9 * len(positions), 1.2 + 0.4 * len(layers)))
+    image = ax.imshow(table, cmap="viridis", aspect="auto")
+    ax.set_xticks(range(len(positions)), positions)
+    ax.set_yticks(range(len(layers)), layers)
+    ax.set_xlabel("position")
+    ax.set_ylabel("layer")
+    low, high = np.nanmin(table), np.nanmax(table)
+    for i in range(len(layers)):
+        for j in range(len(positions)):
+            if not math.isnan(table[i, j]):
+                bright = high > low and (table[i, j] - low) / (high - low) > 0.6
+                ax.text(j, i, f"{table[i, j]:.2f}", ha="center", va="center", fontsize=7,
+                        color="black" if bright else "white")
+    ax.set_title("Learned gamma (layer x position)")
+    fig.colorbar(image, ax=ax, fraction=0.046)
+    return fig
+
+
+def read_csv_log(path: str | os.PathLike) -> list[dict[str, str]]:
+    """Rows of a Lightning ``metrics.csv`` (empty when the file is missing)."""
+    path = Path(path)
+    if not path.is_file():
+        return []
+    with path.open(newline="") as f:
+        return list(csv.DictReader(f))
+
+
+def training_curves_figure(rows: list[dict[str, str]]) -> Figure | None:
+    """Training loss, validation accuracy and meta curves against the step, one panel each."""
+    series = []
+    for key, title in _CURVES:
+        points = [(float(r["step"]), float(r[key])) for r in rows
+                  if r.get(key) not in (None, "") and r.get("step") not in (None, "")]
+        if points:
+            series.append((title, np.array(points)))
+    if not series:
+        return None
+    fig, axes = plt.subplots(1, len(series), figsize=(3.6 * len(series), 3), squeeze=False)
+    for ax, (title, points) in zip(axes[0], series, strict=True):
+        ax.plot(points[:, 0], points[:, 1], marker="." if len(points) < 30 else None)
+        ax.set_title(title, fontsize=10)
+        ax.set_xlabel("step")
+    fig.tight_layout()
+    return fig

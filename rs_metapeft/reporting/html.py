@@ -1,0 +1,98 @@
+"""A self-contained ``report.html``: tables plus figures embedded as base64 PNG."""
+
+from __future__ import annotations
+
+import base64
+from html import escape
+
+from ..data.longtail import GROUPS
+from .figures import (
+    GROUP_COLOURS,
+    accuracy_by_count_figure,
+    confusion_figure,
+    figure_png,
+    gamma_figure,
+    training_curves_figure,
+)
+
+__all__ = ["render_html"]
+
+_STYLE = """
+body { font-family: system-ui, sans-serif; margin: 2em auto; max-width: 1100px; color: #222; }
+table { border-collapse: collapse; margin: 1em 0; }
+th, td { border: 1px solid #ccc; padding: 4px 10px; text-align: right; }
+th { background: #f3f3f3; } td.name { text-align: left; }
+.group { color: white; border-radius: 3px; padding: 1px 6px; }
+img { max-width: 100%; display: block; margin: 1em 0; }
+.note { color: #666; font-size: 90%; }
+"""
+
+
+def _pct(value: float | None) -> str:
+    return "n/a" if value is None else f"{100 * value:.1f}"
+
+
+def _img(fig, alt: str) -> str:
+    if fig is None:
+        return ""
+    data = base64.b64encode(figure_png(fig)).decode("ascii")
+    return f'<img alt="{escape(alt)}" src="data:image/png;base64,{data}">'
+
+
+def render_html(report: dict, log_rows: list[dict[str, str]] | None = None,
+                title: str = "Tail-class report") -> str:
+    """Render the report as one HTML page with no external files.
+
+    Args:
+        report: a report dict (see :func:`rs_metapeft.reporting.build_report`).
+        log_rows: rows of the run's CSV log for the training curves (optional).
+        title: page title.
+
+    Returns:
+        The HTML text.
+
+    """
+    ga = report["group_accuracy"]
+    parts = [f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>{escape(title)}</title>",
+             f"<style>{_STYLE}</style></head><body><h1>{escape(title)}</h1>"]
+    head = ["overall acc %", "class-mean acc %", "macro-F1 %"] + [f"{g} acc %" for g in GROUPS]
+    values = [report["overall_accuracy"], report["class_mean_accuracy"], report["macro_f1"]]
+    values += [ga.get(g) for g in GROUPS]
+    parts.append("<table><tr>" + "".join(f"<th>{h}</th>" for h in head) + "</tr><tr>"
+                 + "".join(f"<td>{_pct(v)}</td>" for v in values) + "</tr></table>")
+    facts = [f"{report.get('num_test_images', '?')} test images",
+             f"groups by training count ({escape(str(report.get('groups_rule', '?')))} rule)"]
+    if report.get("trainable_parameters") is not None:
+        facts.append(f"{report['trainable_parameters']:,} trainable parameters")
+    if report.get("fit_wall_time_s") is not None:
+        facts.append(f"fit took {report['fit_wall_time_s']:.1f} s")
+    meta = report.get("meta") or {}
+    if meta:
+        facts.append("MetaPEFT on" if meta.get("enabled") else "MetaPEFT off (fixed gamma)")
+        if meta.get("enabled"):
+            facts.append(f"{meta.get('outer_steps', 0)} outer steps "
+                         f"({meta.get('skipped_outer_steps', 0)} skipped)")
+    parts.append(f"<p class='note'>{'; '.join(facts)}.</p>")
+    parts.append(_img(training_curves_figure(log_rows or []), "training curves"))
+    parts.append("<h2>Classes</h2>")
+    parts.append(_img(accuracy_by_count_figure(report), "per-class accuracy by training count"))
+    rows = sorted(report["per_class"], key=lambda r: -r["train_count"])
+    parts.append("<table><tr><th>class</th><th>group</th><th>train</th><th>test</th>"
+                 "<th>accuracy %</th><th>F1 %</th></tr>")
+    for row in rows:
+        colour = GROUP_COLOURS.get(row["group"], "grey")
+        parts.append(
+            f"<tr><td class='name'>{escape(str(row['class']))}</td><td class='name'>"
+            f"<span class='group' style='background:{colour}'>{escape(row['group'])}</span></td>"
+            f"<td>{row['train_count']}</td><td>{row.get('test_count', '')}</td>"
+            f"<td>{_pct(row['accuracy'])}</td><td>{_pct(row['f1'])}</td></tr>"
+        )
+    parts.append("</table>")
+    parts.append(_img(confusion_figure(report), "confusion matrix"))
+    gamma = gamma_figure(report)
+    if gamma is not None:
+        parts.append("<h2>Learned gamma</h2>"
+                     "<p class='note'>How strongly each PEFT module is used, by layer and "
+                     "position.</p>" + _img(gamma, "gamma heatmap"))
+    parts.append("</body></html>")
+    return "\n".join(p for p in parts if p)

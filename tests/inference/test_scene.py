@@ -1,0 +1,93 @@
+import json
+
+import numpy as np
+import pytest
+import rasterio
+import torch
+from rasterio.transform import from_origin
+
+from rs_metapeft.cli import main
+from rs_metapeft.data.synthetic import EUROSAT_BASE_DIR
+from rs_metapeft.inference import CheckpointMismatchError, load_task, predict_scene
+
+CHIP = 32
+ORIGIN = (431000.0, 5210000.0)
+
+
+@pytest.fixture(scope="module")
+def task(trained_run):
+    return load_task(trained_run)
+
+
+def _chips(root, n):
+    files = sorted((root / EUROSAT_BASE_DIR).rglob("*.tif"))[: n]
+    out = []
+    for path in files:
+        with rasterio.open(path) as src:
+            out.append(src.read().astype(np.float32))
+    return out
+
+
+def _scene(path, tiles, rows, cols, crs="EPSG:32632", count=None):
+    """A georeferenced scene tiled from chips (row-major), 10 m pixels, UTM 32N."""
+    data = np.zeros((tiles[0].shape[0], rows * CHIP, cols * CHIP), np.float32)
+    for i, tile in enumerate(tiles[: rows * cols]):
+        r, c = divmod(i, cols)
+        data[:, r * CHIP:(r + 1) * CHIP, c * CHIP:(c + 1) * CHIP] = tile
+    data = data[:count] if count else data
+    with rasterio.open(path, "w", driver="GTiff", width=data.shape[2], height=data.shape[1],
+                       count=data.shape[0], dtype="float32", crs=crs,
+                       transform=from_origin(*ORIGIN, 10.0, 10.0)) as dst:
+        dst.write(data)
+    return path
+
+
+def test_scene_map_matches_chip_predictions_and_keeps_georeference(task, tiny_s2_root, tmp_path):
+    tiles = _chips(tiny_s2_root, 12)
+    scene = _scene(tmp_path / "scene.tif", tiles, rows=3, cols=4)
+    classes, confidence = predict_scene(task, scene, tmp_path / "out" / "s", progress=False)
+    with torch.no_grad():
+        probs = task(torch.from_numpy(np.stack(tiles))).softmax(1).numpy()
+    with rasterio.open(classes) as c, rasterio.open(confidence) as f, rasterio.open(scene) as s:
+        assert c.crs == s.crs and f.crs == s.crs
+        assert c.transform == s.transform and f.transform == s.transform
+        assert c.shape == s.shape == (3 * CHIP, 4 * CHIP)
+        assert json.loads(c.tags()["classes"]) == task.class_names
+        class_map, conf = c.read(1), f.read(1)
+    for i in range(12):
+        r, c = divmod(i, 4)
+        block = (slice(r * CHIP, (r + 1) * CHIP), slice(c * CHIP, (c + 1) * CHIP))
+        assert (class_map[block] == probs[i].argmax()).all()
+        assert np.allclose(conf[block], probs[i].max(), atol=1e-5)
+
+
+def test_overlapping_chips_cover_every_pixel(task, tiny_s2_root, tmp_path):
+    scene = _scene(tmp_path / "scene.tif", _chips(tiny_s2_root, 6), rows=2, cols=3)
+    classes, confidence = predict_scene(task, scene, stride=CHIP // 2, progress=False)
+    assert classes == tmp_path / "scene_classes.tif"
+    with rasterio.open(classes) as c, rasterio.open(confidence) as f:
+        assert (c.read(1) >= 0).all() and (c.read(1) < len(task.class_names)).all()
+        assert np.isfinite(f.read(1)).all()
+
+
+def test_wrong_band_count_is_refused_before_any_work(task, tiny_s2_root, tmp_path, monkeypatch):
+    scene = _scene(tmp_path / "rgb.tif", _chips(tiny_s2_root, 1), rows=1, cols=1, count=3)
+    monkeypatch.setattr(task, "forward", lambda x: pytest.fail("the model ran"))
+    with pytest.raises(CheckpointMismatchError, match="has 3 bands but the model takes 13"):
+        predict_scene(task, scene, progress=False)
+    assert not list(tmp_path.glob("rgb_*.tif"))
+
+
+def test_other_crs_is_refused_before_any_work(task, tiny_s2_root, tmp_path, monkeypatch):
+    scene = _scene(tmp_path / "s.tif", _chips(tiny_s2_root, 1), rows=1, cols=1, crs="EPSG:32633")
+    monkeypatch.setattr(task, "forward", lambda x: pytest.fail("the model ran"))
+    with pytest.raises(ValueError, match="EPSG:32633 but EPSG:32632 was asked for"):
+        predict_scene(task, scene, crs="EPSG:32632", progress=False)
+
+
+def test_cli_predict_scene_and_its_errors(trained_run, tiny_s2_root, tmp_path, capsys):
+    scene = _scene(tmp_path / "s.tif", _chips(tiny_s2_root, 2), rows=1, cols=2)
+    assert main(["predict-scene", str(trained_run), str(scene), "-o", str(tmp_path / "o")]) == 0
+    assert (tmp_path / "o_classes.tif").is_file() and (tmp_path / "o_confidence.tif").is_file()
+    assert main(["predict-scene", str(trained_run), str(tmp_path / "none.tif")]) == 2
+    assert "does not exist" in capsys.readouterr().err

@@ -1,0 +1,87 @@
+import re
+
+import numpy as np
+import pytest
+
+from rs_metapeft.reporting import build_report
+from rs_metapeft.reporting.figures import (
+    accuracy_by_count_figure,
+    gamma_figure,
+    read_csv_log,
+    training_curves_figure,
+)
+from rs_metapeft.reporting.html import render_html
+from rs_metapeft.reporting.runs import load_report, regenerate_report
+from rs_metapeft.reporting.tables import write_report
+
+
+@pytest.fixture
+def report():
+    confusion = np.array([[8, 2, 0], [1, 3, 1], [0, 2, 1]])
+    rep = build_report(confusion, ["Forest", "River", "Highway"], [150, 40, 5])
+    rep["gamma"] = {"0": {"q": 1.2, "adaptformer": 0.4}, "1": {"q": 0.9, "fc1": 1.1}}
+    rep["trainable_parameters"] = 4321
+    rep["fit_wall_time_s"] = 7.5
+    return rep
+
+
+def test_html_is_self_contained_with_tables_and_figures(report, tmp_path):
+    (tmp_path / "metrics.csv").write_text(
+        "epoch,step,train/loss,val/acc\n0,0,2.0,\n0,1,1.5,\n0,1,,0.4\n")
+    write_report(report, tmp_path)
+    html = (tmp_path / "report.html").read_text()
+    assert html.count("data:image/png;base64,") == 4
+    assert not re.search(r"(src|href)=\"(http|/|\.)", html)  # nothing outside the file
+    for name, group in (("Forest", "many"), ("River", "medium"), ("Highway", "few")):
+        assert re.search(rf"{name}</td><td class='name'><span class='group'[^>]*>{group}<", html)
+    assert "<td>80.0</td>" in html  # Forest accuracy 8/10
+    assert "4,321 trainable parameters" in html and "fit took 7.5 s" in html
+    assert f"<td>{100 * report['macro_f1']:.1f}</td>" in html
+
+
+def test_html_without_logs_or_gamma_leaves_those_figures_out(report):
+    report.pop("gamma")
+    assert render_html(report, []).count("data:image/png") == 2
+
+
+def test_accuracy_figure_orders_classes_by_training_count(report):
+    report["per_class"].reverse()
+    fig = accuracy_by_count_figure(report)
+    labels = [t.get_text().split("\n")[0] for t in fig.axes[0].get_xticklabels()]
+    assert labels == ["Forest", "River", "Highway"]
+    colours = [tuple(p.get_facecolor()[:3]) for p in fig.axes[0].patches]
+    assert len(set(colours)) == 3  # one colour per group
+
+
+def test_gamma_heatmap_is_layers_by_positions(report):
+    fig = gamma_figure(report)
+    image = np.ma.filled(fig.axes[0].images[0].get_array(), np.nan)
+    assert [t.get_text() for t in fig.axes[0].get_xticklabels()] == ["q", "fc1", "adaptformer"]
+    assert image.shape == (2, 3)
+    assert image[0, 2] == pytest.approx(0.4) and image[1, 1] == pytest.approx(1.1)
+    assert np.isnan(image[1, 2])  # no module at layer 1, adaptformer
+    assert gamma_figure({"gamma": {}}) is None
+
+
+def test_training_curves_read_the_csv_log(tmp_path):
+    (tmp_path / "metrics.csv").write_text("epoch,step,train/loss\n0,0,2.0\n0,5,1.0\n")
+    rows = read_csv_log(tmp_path / "metrics.csv")
+    fig = training_curves_figure(rows)
+    (line,) = fig.axes[0].lines
+    assert list(line.get_xdata()) == [0.0, 5.0] and list(line.get_ydata()) == [2.0, 1.0]
+    assert training_curves_figure([]) is None
+    assert read_csv_log(tmp_path / "missing.csv") == []
+
+
+def test_regenerate_refuses_a_file_that_is_not_a_report(tmp_path):
+    (tmp_path / "report.json").write_text('{"overall_accuracy": 1}')
+    with pytest.raises(ValueError, match="lacks class_mean_accuracy"):
+        regenerate_report(tmp_path)
+
+
+def test_regenerate_rewrites_from_json(report, tmp_path):
+    write_report(report, tmp_path)
+    (tmp_path / "report.html").unlink()
+    paths = regenerate_report(tmp_path)
+    assert all(p.is_file() for p in paths)
+    assert load_report(tmp_path)["overall_accuracy"] == report["overall_accuracy"]

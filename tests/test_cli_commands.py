@@ -1,0 +1,128 @@
+"""The rs-metapeft subcommands around runs and recipes (training itself: test_cli.py)."""
+
+import json
+import shutil
+import sys
+import types
+
+import pytest
+
+from rs_metapeft.cli import main
+from rs_metapeft.recipes import list_recipes
+
+
+def test_overview_lists_every_subcommand(capsys):
+    assert main(["--help"]) == 0
+    out = capsys.readouterr().out
+    for name in ("fit", "validate", "test", "predict", "demo", "stats", "report", "compare",
+                 "export", "recipes", "predict-chips", "predict-scene"):
+        assert f"  {name} " in out
+
+
+@pytest.mark.parametrize("name", ["fit", "validate", "test", "predict", "recipes", "report",
+                                  "compare", "predict-chips", "predict-scene"])
+def test_subcommand_help_says_what_with_an_example(name, capsys):
+    with pytest.raises(SystemExit) as exit_:
+        main([name, "--help"])
+    assert exit_.value.code == 0
+    # help text is re-wrapped to the terminal width, also at hyphens
+    out = " ".join(capsys.readouterr().out.split()).replace("- ", "-")
+    assert "Example:" in out
+    assert f"rs-metapeft {name}" in out
+
+
+@pytest.mark.parametrize("name", ["demo", "stats", "export"])
+def test_help_of_commands_without_their_own_parser(name, capsys):
+    assert main([name, "--help"]) == 0
+    assert "Example:" in capsys.readouterr().out
+
+
+def test_recipes_list_show_copy(tmp_path, capsys):
+    assert main(["recipes", "list"]) == 0
+    listed = capsys.readouterr().out
+    for name in list_recipes():
+        assert name in listed
+    assert "So2Sat" in listed  # each line says what the recipe is for
+    assert main(["recipes", "show", "demo_sar"]) == 0
+    assert "SyntheticSARDataModule" in capsys.readouterr().out
+    assert main(["recipes", "copy", "geotiff_folder", str(tmp_path)]) == 0
+    assert (tmp_path / "geotiff_folder.yaml").read_text().startswith("# Your own GeoTIFF")
+    assert main(["recipes", "copy", "geotiff_folder", str(tmp_path)]) == 2
+    assert "--overwrite" in capsys.readouterr().err
+    assert main(["recipes", "show", "eurosat"]) == 2
+    assert "eurosat_ms_lt" in capsys.readouterr().err  # lists the shipped recipes
+
+
+@pytest.mark.parametrize("form", ["split", "equals"])
+def test_shipped_recipe_names_work_for_config(form, capsys):
+    args = ["--config", "eurosat_rgb_lt"] if form == "split" else ["--config=eurosat_rgb_lt"]
+    with pytest.raises(SystemExit):
+        main(["fit", *args, "--trainer.max_epochs=3", "--print_config"])
+    out = capsys.readouterr().out
+    assert "EuroSATLongTailDataModule" in out
+    assert "max_epochs: 3" in out
+    assert "- B04" in out
+
+
+def test_demo_sar_runs_the_sar_recipe(capsys):
+    with pytest.raises(SystemExit):
+        main(["demo", "sar", "--print_config"])
+    assert "SyntheticSARDataModule" in capsys.readouterr().out
+
+
+def test_demo_unknown_kind_lists_choices():
+    with pytest.raises(SystemExit, match="multispectral, sar"):
+        main(["demo", "hyperspectral"])
+
+
+def test_unknown_optimizer_value_lists_valid_choices():
+    with pytest.raises(ValueError, match="model.optimizer.name must be sgd or adamw, got 'adam'"):
+        main(["fit", "--config", "demo", "--model.optimizer.name=adam"])
+
+
+@pytest.mark.parametrize(("name", "module"), [("stats", "rs_metapeft.data.summary"),
+                                              ("export", "rs_metapeft.peft.export")])
+def test_stats_and_export_dispatch_to_their_modules(name, module, monkeypatch, capsys):
+    calls = []
+    fake = types.ModuleType(module)
+    fake.main = lambda argv: calls.append(argv) or 0
+    monkeypatch.setitem(sys.modules, module, fake)
+    assert main([name, "--config", "demo"]) == 0
+    assert calls == [["--config", "demo"]]
+    monkeypatch.setitem(sys.modules, module, None)  # not in this build
+    assert main([name, "--config", "demo"]) == 2
+    assert module in capsys.readouterr().err
+
+
+def test_report_regenerates_md_and_html(trained_run, tmp_path, capsys):
+    run = tmp_path / "run"
+    shutil.copytree(trained_run, run)
+    (run / "report.html").unlink()
+    (run / "report.md").unlink()
+    assert main(["report", str(run)]) == 0
+    html = (run / "report.html").read_text()
+    assert html.count("data:image/png;base64,") == 4  # curves, accuracy, confusion, gamma
+    assert (run / "report.md").read_text().startswith("# Tail-class report")
+    assert main(["report", str(tmp_path / "nothing")]) == 2
+    assert "no report.json" in capsys.readouterr().err
+
+
+def test_compare_prints_and_writes_a_table(trained_run, tmp_path, capsys):
+    other = tmp_path / "baseline" / "lightning_logs" / "version_0"
+    other.mkdir(parents=True)
+    report = json.loads((trained_run / "report.json").read_text())
+    report.update(overall_accuracy=0.5, fit_wall_time_s=12.25, trainable_parameters=1234)
+    (other / "report.json").write_text(json.dumps(report))
+    out_base = tmp_path / "cmp"
+    assert main(["compare", str(trained_run), str(other), "-o", str(out_base)]) == 0
+    printed = capsys.readouterr().out
+    assert "baseline" in printed and "50.0" in printed and "12.2" in printed and "1,234" in printed
+    assert (tmp_path / "cmp.md").read_text() in printed
+    assert (tmp_path / "cmp.csv").read_text().splitlines()[0].startswith("run,overall,")
+
+
+def test_unknown_data_module_lists_the_valid_ones(tmp_path):
+    recipe = tmp_path / "r.yaml"
+    recipe.write_text("data:\n  class_path: rs_metapeft.data.EuroSATDataModul\n")
+    with pytest.raises(SystemExit, match=r"EuroSATDataModul.*valid: .*EuroSATLongTailDataModule"):
+        main(["fit", "--config", str(recipe)])
