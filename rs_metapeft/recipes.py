@@ -120,7 +120,7 @@ def shrink_recipe(recipe: dict[str, Any], root_dir: str | os.PathLike, *,
     """
     twin = copy.deepcopy(recipe)
     trainer = twin.setdefault("trainer", {})
-    trainer.update(max_steps=steps, max_epochs=1, default_root_dir=str(root_dir),
+    trainer.update(max_steps=steps, max_epochs=steps, default_root_dir=str(root_dir),
                    limit_val_batches=1, limit_test_batches=2, num_sanity_val_steps=0,
                    accelerator="cpu", devices=1, log_every_n_steps=1)
     trainer.pop("strategy", None)
@@ -131,7 +131,7 @@ def shrink_recipe(recipe: dict[str, Any], root_dir: str | os.PathLike, *,
     if isinstance(meta, dict) and meta.get("enabled", True):
         meta.update(every_n_steps=1, warmup_steps=0)
     init = twin.setdefault("data", {}).setdefault("init_args", {})
-    init.update(batch_size=8, meta_batch_size=4, num_workers=0)
+    init.update(batch_size=8, meta_batch_size=4, num_workers=0, image_size=img_size)
     init.pop("download", None)
     init.update(data or {})
     return twin

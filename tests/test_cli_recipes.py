@@ -160,7 +160,7 @@ def test_recipe_twin_trains_two_steps(name, tmp_path, tiny_s2_root):
     init = twin["data"]["init_args"]
     accepted = _data_class(recipe).__init__.__code__.co_varnames
     if "synthetic_imbalance_ratio" not in accepted:  # sizes of the synthetic generator only
-        for key in ("max_per_class", "val_per_class", "test_per_class", "image_size",
+        for key in ("max_per_class", "val_per_class", "test_per_class",
                     "synthetic_imbalance_ratio"):
             init.pop(key, None)
     path = tmp_path / "twin.yaml"
