@@ -51,6 +51,10 @@ def build_cli(args: list[str] | None = None, run: bool = True) -> RSMetaPEFTCLI:
 def main(argv: list[str] | None = None) -> int:
     """Entry point of ``rs-metapeft``; returns the process exit code."""
     argv = list(sys.argv[1:] if argv is None else argv)
+    if argv and argv[0] == "export":
+        from .export.command import main as export_main
+
+        return export_main(argv[1:])
     if argv and argv[0] == "demo":
         argv = ["fit", "--config", str(recipe_path("demo"))] + argv[1:]
     build_cli(argv)

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from dataclasses import asdict
+
 import torch
 from torch import nn
 
-from ..peft import PeftConfig, inject_peft
+from ..peft import ModulatedModule, PeftConfig, inject_peft, peft_modules
 from .backbone import create_backbone
 from .head import build_head
 from .stem import PATCH_STEMS, BandNormalizer, build_stem
@@ -53,12 +55,20 @@ class SpectralViTClassifier(nn.Module):
         head_scale: float = 25.0,
     ) -> None:
         super().__init__()
+        peft = peft or PeftConfig(positions=[])
+        #: The arguments this model was built with (JSON-ready), for manifests and rebuilding.
+        self.config = {
+            "bands": list(bands), "num_classes": num_classes, "backbone": backbone,
+            "weights": weights, "img_size": img_size, "patch_size": patch_size,
+            "peft": asdict(peft), "head": head, "backbone_kwargs": dict(backbone_kwargs or {}),
+            "stem": stem, "head_scale": head_scale,
+        }
         self.bands = list(bands)
         self.stem_kind = stem
         self.normalizer = BandNormalizer(len(bands))
         self.backbone = create_backbone(backbone, weights, img_size, patch_size,
                                         **(backbone_kwargs or {}))
-        self.peft_modules = inject_peft(self.backbone, peft or PeftConfig(positions=[]))
+        inject_peft(self.backbone, peft)
         spectral = build_stem(stem, self.bands, self.backbone.patch_embed.proj)
         spectral.requires_grad_(True)
         if stem in PATCH_STEMS:
@@ -72,6 +82,11 @@ class SpectralViTClassifier(nn.Module):
     def spectral_stem(self) -> nn.Module:
         """The stem module, wherever it sits."""
         return self.backbone.patch_embed.proj if self.stem_kind in PATCH_STEMS else self.stem
+
+    @property
+    def peft_modules(self) -> list[ModulatedModule]:
+        """The modulated PEFT modules, in (layer, position) order (pruned ones are gone)."""
+        return peft_modules(self.backbone)
 
     @property
     def depth(self) -> int:

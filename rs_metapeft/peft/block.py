@@ -13,7 +13,7 @@ from functools import cache
 from timm.models.vision_transformer import Block
 from torch import nn
 
-__all__ = ["BLOCK_SLOTS", "attach_to_block"]
+__all__ = ["BLOCK_SLOTS", "attach_to_block", "detach_from_block"]
 
 BLOCK_SLOTS = ("adaptformer", "adapter", "vpt")
 
