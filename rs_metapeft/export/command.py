@@ -53,9 +53,11 @@ def model_from_checkpoint(path: str | Path) -> tuple[SpectralViTClassifier, dict
     model.load_state_dict(state)
     groups_cfg = hp.get("groups", {})
     counts = info.get("train_counts")
-    groups = (assign_groups(counts, groups_cfg.get("rule", "auto"),
-                            groups_cfg.get("many_threshold", 100),
-                            groups_cfg.get("few_threshold", 20)) if counts and any(counts) else None)
+    groups = None
+    if counts and any(counts):
+        groups = assign_groups(counts, groups_cfg.get("rule", "auto"),
+                               groups_cfg.get("many_threshold", 100),
+                               groups_cfg.get("few_threshold", 20))
     return model.eval(), {**info, "groups": groups}
 
 
@@ -151,7 +153,7 @@ def export_checkpoint(
 
 
 def main(argv: list[str] | None = None) -> int:
-    """``rs-metapeft export CHECKPOINT --out DIR [--prune-threshold T] [--merge] [--data-config C]``."""
+    """Run ``rs-metapeft export CHECKPOINT --out DIR [--prune-threshold T] [--merge] ...``."""
     parser = argparse.ArgumentParser(
         prog="rs-metapeft export",
         description="Export a MetaPEFT checkpoint as adapter.safetensors + manifest.json.",

@@ -89,7 +89,8 @@ def init_head_from_class_means(model: nn.Module, dataloader: Iterable[dict[str, 
     was_training = model.training
     model.eval()
     try:
-        means, counts = class_mean_features(model.features, dataloader, head.weight.shape[0], device)
+        means, counts = class_mean_features(model.features, dataloader, head.weight.shape[0],
+                                            device)
     finally:
         model.train(was_training)
     seen = counts > 0

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-
 from ..peft import PeftConfig, is_gamma
 from .classifier import SpectralViTClassifier
 

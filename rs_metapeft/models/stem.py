@@ -174,7 +174,8 @@ class PatchExpandStem(nn.Module):
         kernels = []
         for band in resolved:
             if band.modality == OPTICAL and _VISIBLE_NM[0] <= band.wavelength_nm <= _VISIBLE_NM[1]:
-                nearest = min(range(3), key=lambda j: abs(band.wavelength_nm - RGB_WAVELENGTHS_NM[j]))
+                nearest = min(range(3),
+                              key=lambda j: abs(band.wavelength_nm - RGB_WAVELENGTHS_NM[j]))
                 kernels.append(rgb[:, nearest])
             else:
                 kernels.append(mean)

@@ -11,8 +11,10 @@ __all__ = ["VPTPrompts", "apply_baseline"]
 
 
 class VPTPrompts(nn.Module):
-    """VPT-deep prompts of one layer: learned tokens inserted after the prefix tokens at the
-    block's input and dropped from its output, so every layer sees fresh prompts.
+    """VPT-deep prompts of one layer.
+
+    Learned tokens are inserted after the prefix tokens at the block's input and dropped from its
+    output, so every layer sees fresh prompts.
 
     Args:
         num_prompts: prompt tokens.

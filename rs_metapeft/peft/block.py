@@ -9,7 +9,6 @@ from __future__ import annotations
 
 from functools import cache
 
-
 from timm.models.vision_transformer import Block
 from torch import nn
 

@@ -45,7 +45,9 @@ def inject_peft(backbone: nn.Module, config: PeftConfig) -> list[ModulatedModule
         The inserted modulated modules, in (layer, position) order (empty for baselines).
     """
     if not hasattr(backbone, "blocks"):
-        raise TypeError(f"PEFT injection needs a timm ViT with .blocks, got {type(backbone).__name__}")
+        raise TypeError(
+            f"PEFT injection needs a timm ViT with .blocks, got {type(backbone).__name__}"
+        )
     for p in backbone.parameters():
         p.requires_grad_(False)
     blocks = list(backbone.blocks)

@@ -54,7 +54,7 @@ class LoRA(ModulatedModule):
 
     @property
     def scaling(self) -> float:
-        """alpha / r."""
+        """The LoRA scaling alpha / r."""
         return self.alpha / self.rank
 
     def delta_weight(self) -> torch.Tensor:
@@ -66,7 +66,8 @@ class LoRA(ModulatedModule):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """The modulated update of this slice for input ``x``."""
-        return self.modulation() * self.scaling * F.linear(F.linear(self.dropout(x), self.lora_A), self.lora_B)
+        low_rank = F.linear(F.linear(self.dropout(x), self.lora_A), self.lora_B)
+        return self.modulation() * self.scaling * low_rank
 
 
 class LoRALinear(nn.Linear):

@@ -47,7 +47,8 @@ def test_exact_trainable_counts_per_configuration():
     }
     for name, (peft, gamma) in expected.items():
         row = rows[name]
-        assert (row["peft"], row["gamma"], row["stem"], row["head"]) == (peft, gamma, stem, head), name
+        got = (row["peft"], row["gamma"], row["stem"], row["head"])
+        assert got == (peft, gamma, stem, head), name
         assert row["trainable"] == peft + gamma + stem + head
     full = rows["full"]
     assert full["peft"] == full["backbone"] and full["gamma"] == 0

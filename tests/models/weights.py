@@ -1,4 +1,4 @@
-"""A small pretrained-like ViT weights file, generated in the test (no downloads, no /work/shared)."""
+"""A small pretrained-like ViT weights file, generated in the test (no downloads)."""
 
 from pathlib import Path
 
