@@ -1,29 +1,15 @@
 import pytest
 import torch
 
-from rs_metapeft.models import create_backbone
 from rs_metapeft.peft import PeftConfig, gamma_parameters, inject_peft, peft_modules
 
-from ..conftest import TINY_VIT
+from .test_modulated import _randomise, _vit
 
 D, HIDDEN, DEPTH = 192, 768, 2
 
 
-def _vit():
-    torch.manual_seed(0)
-    return create_backbone("vit_tiny_patch16_224", None, 32, 8, **TINY_VIT).eval()
-
-
 def _trainable(model):
     return {n for n, p in model.named_parameters() if p.requires_grad}
-
-
-def _randomise(modules):
-    torch.manual_seed(1)
-    for m in modules:
-        for name, p in m.named_parameters():
-            if not name.endswith("gamma"):
-                p.data.normal_(0, 0.2)
 
 
 def test_sequential_adapter_acts_on_the_mlp_output():
