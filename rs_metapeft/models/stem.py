@@ -202,7 +202,7 @@ class PatchExpandStem(nn.Module):
 def _fourier_features(wavelength_nm: torch.Tensor, dim: int) -> torch.Tensor:
     """Sin/cos features of log-wavelength (optical bands span 0.4-2.3 um over ~1.7 octaves)."""
     x = torch.log2(wavelength_nm / 1000.0).unsqueeze(-1)
-    freqs = (2.0 ** torch.arange(dim // 2, dtype=x.dtype)) * math.pi
+    freqs = (2.0 ** torch.arange(dim // 2, dtype=x.dtype, device=x.device)) * math.pi
     return torch.cat([torch.sin(x * freqs), torch.cos(x * freqs)], dim=-1)
 
 

@@ -41,7 +41,7 @@ def _x():
     return torch.randn(3, len(BANDS), IMG, IMG)
 
 
-@pytest.mark.parametrize("stem", ["band_mix", "patch_expand", "wavelength_hyper"])
+@pytest.mark.parametrize("stem", ["patch_expand", "wavelength_hyper"])
 def test_adapter_only_export_reproduces_the_logits(tmp_path, weights, stem):
     model = _trained(weights, PeftConfig(positions=list(POSITIONS), gamma_shape="channel"), stem,
                      "cosine")
