@@ -189,6 +189,7 @@ class MetaPEFTTask(L.LightningModule):
         norm = self.model.normalizer
         checkpoint["rs_metapeft"] = {
             "bands": list(self.model.bands),
+            "stem": self.model.stem_kind,
             "band_mean": norm.mean.tolist(),
             "band_std": norm.std.tolist(),
             "classes": self.class_names,

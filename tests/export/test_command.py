@@ -55,7 +55,7 @@ def test_class_mean_head_init_ran_at_fit_start(run):
 def test_checkpoint_rebuilds_the_task_model(run):
     task, ckpt, _ = run
     model, info = model_from_checkpoint(ckpt)
-    assert model.stem_kind == "patch_expand" and info["groups"] is not None
+    assert model.stem_kind == info["stem"] == "patch_expand" and info["groups"] is not None
     x = torch.randn(2, len(task.model.bands), 32, 32)
     task.model.eval()
     assert torch.equal(model(x), task.model(x))
