@@ -4,8 +4,10 @@ Runs every stem on the synthetic 13-band Sentinel-2 set and on the synthetic Sen
 set, with one fixed PEFT (LoRA on q, v; modulators fixed at 1, no meta step) so the stem is the
 only difference. Prints a table and writes JSON to benchmarks/results/stems.json.
 
-CPU-sized: about 5-10 minutes on 2 shared cores with the defaults. The machine is shared, so the
-timings are noisy; the accuracies are seeded.
+CPU-sized: 4 runs of 20 steps per data set, about 2.5 minutes per run measured on a heavily loaded
+shared 2-core machine (load ~13; one thread per process, the two data sets as two processes), so
+about 10-12 minutes in all; on an idle machine well under that. Timings are noisy; accuracies are
+seeded. Each data set can run on its own with --data (and its own --out).
 
     PYTHONPATH=. python benchmarks/stems.py \\
         --weights /work/shared/backbones/vit_tiny_p8_64_kd_effnetlite0.pth
@@ -76,13 +78,13 @@ def main() -> None:
     parser.add_argument("--weights", default=None,
                         help="backbone weights file (e.g. the offline stand-in ViT-Tiny p8 64 px); "
                              "default: random initialisation")
-    parser.add_argument("--steps", type=int, default=30)
+    parser.add_argument("--steps", type=int, default=20)
     parser.add_argument("--batch-size", type=int, default=16)
     parser.add_argument("--lr", type=float, default=2e-3)
     parser.add_argument("--classes", type=int, default=10)
-    parser.add_argument("--max-per-class", type=int, default=60)
-    parser.add_argument("--imbalance", type=float, default=20.0)
-    parser.add_argument("--test-per-class", type=int, default=10)
+    parser.add_argument("--max-per-class", type=int, default=40)
+    parser.add_argument("--imbalance", type=float, default=10.0)
+    parser.add_argument("--test-per-class", type=int, default=8)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--stems", nargs="+", default=list(STEMS), choices=STEMS)
     parser.add_argument("--data", nargs="+", default=["sentinel2", "sentinel1"],
