@@ -16,6 +16,7 @@ __all__ = [
     "SAR",
     "RGB_WAVELENGTHS_NM",
     "SENSORS",
+    "SENSOR_ALIASES",
     "UnknownBandError",
     "resolve_band",
     "resolve_bands",
@@ -84,13 +85,13 @@ SENTINEL2 = _optical(
 LANDSAT8 = _optical(
     "landsat8",
     [
-        ("SR_B1", 443.0, 16.0, ["coastal"]),
-        ("SR_B2", 482.0, 60.0, ["blue"]),
-        ("SR_B3", 561.0, 57.0, ["green"]),
-        ("SR_B4", 655.0, 37.0, ["red"]),
-        ("SR_B5", 865.0, 28.0, ["nir"]),
-        ("SR_B6", 1609.0, 85.0, ["swir1"]),
-        ("SR_B7", 2201.0, 187.0, ["swir2"]),
+        ("SR_B1", 443.0, 16.0, ["B1", "coastal"]),
+        ("SR_B2", 482.0, 60.0, ["B2", "blue"]),
+        ("SR_B3", 561.0, 57.0, ["B3", "green"]),
+        ("SR_B4", 655.0, 37.0, ["B4", "red"]),
+        ("SR_B5", 865.0, 28.0, ["B5", "nir"]),
+        ("SR_B6", 1609.0, 85.0, ["B6", "swir1"]),
+        ("SR_B7", 2201.0, 187.0, ["B7", "swir2"]),
         ("B8", 590.0, 172.0, ["pan"]),
         ("B9", 1373.0, 20.0, ["cirrus"]),
     ],
@@ -99,12 +100,13 @@ LANDSAT8 = _optical(
 LANDSAT7 = _optical(
     "landsat7",
     [
-        ("SR_B1", 483.0, 65.0, ["blue"]),
-        ("SR_B2", 560.0, 80.0, ["green"]),
-        ("SR_B3", 662.0, 60.0, ["red"]),
-        ("SR_B4", 835.0, 130.0, ["nir"]),
-        ("SR_B5", 1648.0, 200.0, ["swir1"]),
-        ("SR_B7", 2206.0, 260.0, ["swir2"]),
+        ("SR_B1", 483.0, 65.0, ["B1", "blue"]),
+        ("SR_B2", 560.0, 80.0, ["B2", "green"]),
+        ("SR_B3", 662.0, 60.0, ["B3", "red"]),
+        ("SR_B4", 835.0, 130.0, ["B4", "nir"]),
+        ("SR_B5", 1648.0, 200.0, ["B5", "swir1"]),
+        ("SR_B7", 2206.0, 260.0, ["B7", "swir2"]),
+        ("B8", 710.0, 380.0, ["pan"]),
     ],
 )
 
@@ -139,6 +141,13 @@ SENSORS: dict[str, tuple[Band, ...]] = {
     "rgbn": RGBN,
     "rgb": RGB,
     "sentinel1": SENTINEL1,
+}
+
+#: Other names of sensors (Landsat 9's OLI-2 has Landsat 8's bands; NAIP and PlanetScope 4-band
+#: products are RGBN).
+SENSOR_ALIASES: dict[str, str] = {
+    "s2": "sentinel2", "s1": "sentinel1", "landsat9": "landsat8", "oli": "landsat8",
+    "etm+": "landsat7", "etm": "landsat7", "naip": "rgbn", "planetscope": "rgbn",
 }
 
 #: Sensor tried first for an unqualified name ("B04", "VV", "red").
@@ -176,6 +185,7 @@ def resolve_band(name: str, sensor: str | None = None) -> Band:
     if ":" in name:
         sensor, name = name.split(":", 1)
     if sensor is not None:
+        sensor = SENSOR_ALIASES.get(sensor.strip().lower(), sensor.strip().lower())
         if sensor not in SENSORS:
             raise UnknownBandError(
                 f"unknown sensor {sensor!r} for band {name!r}; known sensors: {sorted(SENSORS)}"

@@ -354,7 +354,7 @@ _SUBCOMMANDS.update({
                 "runs/metapeft/lightning_logs/version_0 -o peft_vs_meta", _compare),
     "export": ("Export a trained model's PEFT weights, gamma and data description.",
                "rs-metapeft export runs/demo/lightning_logs/version_0/checkpoints/last.ckpt",
-               _delegate("export", "rs_metapeft.peft.export")),
+               _delegate("export", "rs_metapeft.export.command")),
     "recipes": ("List, show or copy the shipped recipes.",
                 "rs-metapeft recipes copy geotiff_folder my_recipe.yaml", _recipes),
     "predict-chips": ("Classify a folder of GeoTIFF chips with a trained model; writes a CSV "

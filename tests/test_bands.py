@@ -26,3 +26,27 @@ def test_unknown_band_names_the_band():
 def test_duplicate_bands_are_refused():
     with pytest.raises(UnknownBandError, match="more than once"):
         resolve_bands(["red", "B04"])
+
+
+def test_every_sensor_is_registered_with_its_band_count():
+    from rs_metapeft.bands import SENSORS
+
+    counts = {name: len(bands) for name, bands in SENSORS.items()}
+    assert counts == {"sentinel2": 13, "landsat8": 9, "landsat7": 7, "rgbn": 4, "rgb": 3,
+                      "sentinel1": 4}
+    for bands in SENSORS.values():
+        for band in bands:
+            if band.modality == SAR:
+                assert band.wavelength_nm is None
+            else:
+                assert 400 < band.wavelength_nm < 2300 and band.bandwidth_nm > 0
+
+
+def test_sensor_aliases():
+    assert resolve_band("landsat9:red") == resolve_band("landsat8:B4")
+    assert resolve_band("naip:nir") == resolve_band("planetscope:N") == resolve_band("rgbn:nir")
+    assert resolve_band("S2:nir").name == "B08"
+    assert resolve_band("landsat7:B3").wavelength_nm == 662.0
+    assert [b.name for b in resolve_bands(["HH", "hv"])] == ["HH", "HV"]
+    with pytest.raises(UnknownBandError, match="unknown sensor 'modis'"):
+        resolve_band("modis:red")

@@ -2,19 +2,27 @@
 
 from __future__ import annotations
 
+from dataclasses import asdict
+
 import torch
 from torch import nn
 
-from ..peft import PeftConfig, inject_peft
+from ..peft import ModulatedModule, PeftConfig, inject_peft, peft_modules
 from .backbone import create_backbone
 from .head import build_head
-from .stem import BandMixStem, BandNormalizer
+from .stem import PATCH_STEMS, BandNormalizer, build_stem
 
 __all__ = ["SpectralViTClassifier"]
 
 
 class SpectralViTClassifier(nn.Module):
     """An RGB-pretrained ViT fine-tuned with modulated PEFT on any band set.
+
+    Pixel stems (``rgb_select``, ``band_mix``) sit in front of the unchanged backbone as
+    ``self.stem``. Patch stems (``patch_expand``, ``wavelength_hyper``) are built from the
+    pretrained patch-embedding convolution and replace it as ``backbone.patch_embed.proj``
+    (``self.stem`` is then an identity); :attr:`spectral_stem` is the stem either way. The stem
+    always trains, whatever the PEFT method freezes.
 
     Args:
         bands: input band names (the data's channel order).
@@ -23,9 +31,13 @@ class SpectralViTClassifier(nn.Module):
         weights: pretrained weights (see :func:`~rs_metapeft.models.backbone.create_backbone`).
         img_size: input size.
         patch_size: patch size.
-        peft: PEFT spec; ``None`` inserts nothing (linear probe of the frozen backbone).
+        peft: PEFT spec; ``None`` (or ``positions: []``) is a linear probe of the frozen
+            backbone; ``method`` picks a baseline.
         head: ``linear`` or ``cosine``.
         backbone_kwargs: more timm model arguments (e.g. ``depth`` for a shallower test model).
+        stem: spectral stem, one of ``rgb_select``, ``band_mix``, ``patch_expand``,
+            ``wavelength_hyper``.
+        head_scale: logit scale of the cosine head.
     """
 
     def __init__(
@@ -39,17 +51,42 @@ class SpectralViTClassifier(nn.Module):
         peft: PeftConfig | None = None,
         head: str = "linear",
         backbone_kwargs: dict | None = None,
+        stem: str = "band_mix",
+        head_scale: float = 25.0,
     ) -> None:
         super().__init__()
+        peft = peft or PeftConfig(positions=[])
+        #: The arguments this model was built with (JSON-ready), for manifests and rebuilding.
+        self.config = {
+            "bands": list(bands), "num_classes": num_classes, "backbone": backbone,
+            "weights": weights, "img_size": img_size, "patch_size": patch_size,
+            "peft": asdict(peft), "head": head, "backbone_kwargs": dict(backbone_kwargs or {}),
+            "stem": stem, "head_scale": head_scale,
+        }
         self.bands = list(bands)
+        self.stem_kind = stem
         self.normalizer = BandNormalizer(len(bands))
-        self.stem = BandMixStem(self.bands)
         self.backbone = create_backbone(backbone, weights, img_size, patch_size,
                                         **(backbone_kwargs or {}))
-        self.peft_modules = inject_peft(self.backbone, peft) if peft is not None else []
-        if peft is None:
-            self.backbone.requires_grad_(False)
-        self.head = build_head(head, self.backbone.num_features, num_classes)
+        inject_peft(self.backbone, peft)
+        spectral = build_stem(stem, self.bands, self.backbone.patch_embed.proj)
+        spectral.requires_grad_(True)
+        if stem in PATCH_STEMS:
+            self.backbone.patch_embed.proj = spectral
+            self.stem: nn.Module = nn.Identity()
+        else:
+            self.stem = spectral
+        self.head = build_head(head, self.backbone.num_features, num_classes, head_scale)
+
+    @property
+    def spectral_stem(self) -> nn.Module:
+        """The stem module, wherever it sits."""
+        return self.backbone.patch_embed.proj if self.stem_kind in PATCH_STEMS else self.stem
+
+    @property
+    def peft_modules(self) -> list[ModulatedModule]:
+        """The modulated PEFT modules, in (layer, position) order (pruned ones are gone)."""
+        return peft_modules(self.backbone)
 
     @property
     def depth(self) -> int:

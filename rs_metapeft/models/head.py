@@ -1,12 +1,16 @@
-"""Classification heads."""
+"""Classification heads, and their initialisation from class-mean features."""
 
 from __future__ import annotations
+
+from collections.abc import Callable, Iterable
 
 import torch
 from torch import nn
 from torch.nn import functional as F
 
-__all__ = ["CosineHead", "build_head"]
+__all__ = ["HEADS", "CosineHead", "build_head", "class_mean_features", "init_head_from_class_means"]
+
+HEADS = ("linear", "cosine")
 
 
 class CosineHead(nn.Module):
@@ -29,9 +33,69 @@ class CosineHead(nn.Module):
 
 
 def build_head(kind: str, in_features: int, num_classes: int, scale: float = 25.0) -> nn.Module:
-    """A ``linear`` or ``cosine`` head."""
+    """A ``linear`` or ``cosine`` head (``scale`` is the cosine head's logit scale)."""
     if kind == "linear":
         return nn.Linear(in_features, num_classes)
     if kind == "cosine":
         return CosineHead(in_features, num_classes, scale)
     raise ValueError(f"model.head must be linear or cosine, got {kind!r}")
+
+
+@torch.no_grad()
+def class_mean_features(
+    features: Callable[[torch.Tensor], torch.Tensor],
+    batches: Iterable[dict[str, torch.Tensor]],
+    num_classes: int,
+    device: torch.device | str = "cpu",
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Mean feature of every class over ``batches`` (dicts with ``image`` and ``label``).
+
+    Returns:
+        ``(means, counts)``: a (num_classes, D) tensor and the images seen per class.
+    """
+    sums: torch.Tensor | None = None
+    counts = torch.zeros(num_classes, device=device)
+    for batch in batches:
+        feats = features(batch["image"].to(device)).float()
+        labels = batch["label"].to(device)
+        if sums is None:
+            sums = torch.zeros(num_classes, feats.shape[1], device=device)
+        sums.index_add_(0, labels, feats)
+        counts += torch.bincount(labels, minlength=num_classes).float()
+    if sums is None:
+        raise ValueError("class-mean head initialisation got no batches")
+    return sums / counts.clamp(min=1).unsqueeze(1), counts
+
+
+def init_head_from_class_means(model: nn.Module, dataloader: Iterable[dict[str, torch.Tensor]]
+                               ) -> torch.Tensor:
+    """Initialise ``model.head`` from normalised class-mean features of the frozen model.
+
+    The features are the model's own (``model.features``) in eval mode, with PEFT modules as
+    they are (fresh modules are no-ops, so this is the frozen backbone). Cosine heads get the
+    normalised means as class weights; linear heads get them as weights with zero bias, so the
+    logits are the features' projections on each class direction. A class without images keeps
+    its random initialisation.
+
+    Args:
+        model: a :class:`~rs_metapeft.models.SpectralViTClassifier` (``features`` and ``head``).
+        dataloader: training batches (dicts with ``image`` and ``label``).
+
+    Returns:
+        The images seen per class.
+    """
+    head = model.head
+    device = next(model.parameters()).device
+    was_training = model.training
+    model.eval()
+    try:
+        means, counts = class_mean_features(model.features, dataloader, head.weight.shape[0],
+                                            device)
+    finally:
+        model.train(was_training)
+    seen = counts > 0
+    with torch.no_grad():
+        head.weight[seen] = F.normalize(means[seen], dim=-1).to(head.weight.dtype)
+        if isinstance(head, nn.Linear) and head.bias is not None:
+            head.bias[seen] = 0.0
+    return counts

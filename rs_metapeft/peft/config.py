@@ -1,16 +1,29 @@
-"""Where PEFT modules go and how they are sized: one spec of positions x layers."""
+"""Where PEFT modules go and how they are sized: one spec of positions x layers, or a baseline."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-__all__ = ["ADAPTER_POSITIONS", "LORA_POSITIONS", "POSITIONS", "PeftConfig"]
+__all__ = [
+    "ADAPTER_POSITIONS",
+    "DEFAULT_POSITIONS",
+    "LORA_POSITIONS",
+    "METHODS",
+    "POSITIONS",
+    "PeftConfig",
+]
 
 #: LoRA positions inside a ViT block: slices of the fused qkv, attention output, MLP layers.
 LORA_POSITIONS = ("q", "k", "v", "o", "fc1", "fc2")
-#: Adapter positions (a module per block rather than per linear layer).
-ADAPTER_POSITIONS = ("adaptformer",)
+#: Adapter positions (a module per block rather than per linear layer): AdaptFormer (parallel to
+#: the MLP) and a sequential bottleneck adapter (after the MLP).
+ADAPTER_POSITIONS = ("adaptformer", "adapter")
 POSITIONS = LORA_POSITIONS + ADAPTER_POSITIONS
+#: What MetaPEFT inserts by default: LoRA at every linear layer and AdaptFormer (the paper's set).
+DEFAULT_POSITIONS = LORA_POSITIONS + ("adaptformer",)
+#: ``modulated``: PEFT modules at ``positions`` with modulators (MetaPEFT and fixed-gamma PEFT);
+#: the rest are the unmodulated baselines the paper compares against.
+METHODS = ("modulated", "linear_probe", "full", "bitfit", "vpt_deep")
 
 
 @dataclass
@@ -21,17 +34,25 @@ class PeftConfig:
     modulator gamma for each; the fixed-hyperparameter baselines pick a few positions instead.
 
     Attributes:
-        positions: any of ``q, k, v, o, fc1, fc2`` (LoRA) and ``adaptformer``.
+        method: ``modulated`` (modules at ``positions``; ``positions: []`` is a linear probe),
+            or a baseline without modulators: ``linear_probe`` (frozen backbone), ``full``
+            (every backbone weight trains), ``bitfit`` (backbone biases train) or ``vpt_deep``
+            (``prompts`` learned tokens at the input of every adapted layer).
+        positions: any of ``q, k, v, o, fc1, fc2`` (LoRA), ``adaptformer`` and ``adapter``
+            (method ``modulated`` only).
         layers: block indices to adapt (negative counts from the end); ``None`` means all.
         rank: LoRA rank.
         alpha: LoRA scaling alpha (the update is scaled by alpha / rank).
         dropout: dropout on PEFT inputs.
-        bottleneck: AdaptFormer hidden width.
-        adapter_alpha: AdaptFormer scaling.
+        bottleneck: AdaptFormer / adapter hidden width.
+        adapter_alpha: AdaptFormer / adapter scaling.
         gamma_param: ``identity`` (gamma as is) or ``softplus`` (keeps the effective gamma > 0).
+        gamma_shape: ``scalar`` (one gamma per module) or ``channel`` (one per output channel).
+        prompts: VPT-deep prompt tokens per layer.
     """
 
-    positions: list[str] = field(default_factory=lambda: list(POSITIONS))
+    method: str = "modulated"
+    positions: list[str] = field(default_factory=lambda: list(DEFAULT_POSITIONS))
     layers: list[int] | None = None
     rank: int = 4
     alpha: float = 1.0
@@ -39,8 +60,13 @@ class PeftConfig:
     bottleneck: int = 8
     adapter_alpha: float = 0.1
     gamma_param: str = "identity"
+    gamma_shape: str = "scalar"
+    prompts: int = 4
 
     def __post_init__(self) -> None:
+        if self.method not in METHODS:
+            raise ValueError(f"model.peft.method must be one of {', '.join(METHODS)}, "
+                             f"got {self.method!r}")
         unknown = [p for p in self.positions if p not in POSITIONS]
         if unknown:
             raise ValueError(
@@ -50,6 +76,17 @@ class PeftConfig:
             raise ValueError(
                 f"model.peft.gamma_param must be identity or softplus, got {self.gamma_param!r}"
             )
+        if self.gamma_shape not in ("scalar", "channel"):
+            raise ValueError(
+                f"model.peft.gamma_shape must be scalar or channel, got {self.gamma_shape!r}"
+            )
+        if self.method == "vpt_deep" and self.prompts < 1:
+            raise ValueError(f"model.peft.prompts must be >= 1 for vpt_deep, got {self.prompts}")
+
+    @property
+    def inserts_modules(self) -> bool:
+        """Whether this spec inserts modulated modules (method ``modulated`` with positions)."""
+        return self.method == "modulated" and bool(self.positions)
 
     def resolve_layers(self, depth: int) -> list[int]:
         """The adapted block indices for a backbone of ``depth`` blocks."""

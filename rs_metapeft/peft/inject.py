@@ -1,4 +1,4 @@
-"""Insert modulated PEFT modules into a timm ViT, and read their modulators back."""
+"""Insert modulated PEFT modules (or a baseline) into a timm ViT, and read their modulators back."""
 
 from __future__ import annotations
 
@@ -7,7 +7,10 @@ import math
 import torch
 from torch import nn
 
-from .adaptformer import AdaptFormer, attach_adaptformer
+from .adapter import Adapter
+from .adaptformer import AdaptFormer
+from .baselines import apply_baseline
+from .block import attach_to_block
 from .config import LORA_POSITIONS, POSITIONS, PeftConfig
 from .lora import LoRALinear
 from .modulator import ModulatedModule
@@ -27,25 +30,34 @@ def _lora_target(block: nn.Module, position: str) -> tuple[nn.Module, str, tuple
 
 
 def inject_peft(backbone: nn.Module, config: PeftConfig) -> list[ModulatedModule]:
-    """Insert PEFT modules into a timm VisionTransformer, in place.
+    """Insert PEFT modules into a timm VisionTransformer (or set up a baseline), in place.
 
-    Every backbone parameter is frozen; the inserted modules' weights are trainable and their
-    modulators (gamma) are left to the meta optimiser. Backbone state-dict keys do not change.
+    Every backbone parameter is frozen first. Method ``modulated`` then inserts a module at each
+    (layer, position), trainable, with its modulator (gamma) left to the meta optimiser; the
+    baselines unfreeze what they train (``full``: everything, ``bitfit``: biases) or add VPT-deep
+    prompts. Backbone state-dict keys do not change.
 
     Args:
         backbone: a timm ``VisionTransformer`` (anything with ``.blocks`` of timm ``Block``).
-        config: positions, layers and sizes.
+        config: method, positions, layers and sizes.
 
     Returns:
-        The inserted modules, in (layer, position) order.
+        The inserted modulated modules, in (layer, position) order (empty for baselines).
     """
     if not hasattr(backbone, "blocks"):
-        raise TypeError(f"PEFT injection needs a timm ViT with .blocks, got {type(backbone).__name__}")
+        raise TypeError(
+            f"PEFT injection needs a timm ViT with .blocks, got {type(backbone).__name__}"
+        )
     for p in backbone.parameters():
         p.requires_grad_(False)
     blocks = list(backbone.blocks)
+    layers = config.resolve_layers(len(blocks))
+    if config.method != "modulated":
+        apply_baseline(backbone, config.method, layers, config.prompts)
+        return []
+    per_channel = config.gamma_shape == "channel"
     inserted: list[ModulatedModule] = []
-    for layer in config.resolve_layers(len(blocks)):
+    for layer in layers:
         block = blocks[layer]
         for position in config.positions:
             if position in LORA_POSITIONS:
@@ -55,13 +67,15 @@ def inject_peft(backbone: nn.Module, config: PeftConfig) -> list[ModulatedModule
                     target = LoRALinear(target, slices)
                     setattr(parent, attr, target)
                 inserted.append(target.add_lora(position, config.rank, config.alpha,
-                                                config.dropout, layer, config.gamma_param))
-            else:
-                dim = block.norm2.normalized_shape[0]
-                adapter = AdaptFormer(dim, config.bottleneck, config.adapter_alpha,
-                                      config.dropout, layer, config.gamma_param)
-                attach_adaptformer(block, adapter.to(next(block.parameters()).device))
-                inserted.append(adapter)
+                                                config.dropout, layer, config.gamma_param,
+                                                per_channel))
+                continue
+            dim = block.norm2.normalized_shape[0]
+            kind = AdaptFormer if position == "adaptformer" else Adapter
+            module = kind(dim, config.bottleneck, config.adapter_alpha, config.dropout, layer,
+                          config.gamma_param, per_channel)
+            attach_to_block(block, position, module)
+            inserted.append(module)
     inserted.sort(key=lambda m: (m.layer, POSITIONS.index(m.position)))
     return inserted
 

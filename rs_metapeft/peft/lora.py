@@ -27,6 +27,7 @@ class LoRA(ModulatedModule):
         layer: transformer block index.
         position: position name (``q``, ``k``, ``v``, ``o``, ``fc1``, ``fc2``).
         gamma_param: ``"identity"`` or ``"softplus"``.
+        per_channel: one gamma per output channel of the slice instead of a scalar.
     """
 
     def __init__(
@@ -39,8 +40,9 @@ class LoRA(ModulatedModule):
         layer: int,
         position: str,
         gamma_param: str = "identity",
+        per_channel: bool = False,
     ) -> None:
-        super().__init__(layer, position, (), gamma_param)
+        super().__init__(layer, position, (out_features,) if per_channel else (), gamma_param)
         if rank < 1:
             raise ValueError(f"LoRA rank must be >= 1, got {rank}")
         self.rank = rank
@@ -52,16 +54,20 @@ class LoRA(ModulatedModule):
 
     @property
     def scaling(self) -> float:
-        """alpha / r."""
+        """The LoRA scaling alpha / r."""
         return self.alpha / self.rank
 
     def delta_weight(self) -> torch.Tensor:
         """The modulated weight update ``gamma * (alpha/r) * B A`` (out x in)."""
-        return self.modulation() * self.scaling * (self.lora_B @ self.lora_A)
+        gamma = self.modulation()
+        if gamma.dim():  # per output channel: scales the rows of B A
+            gamma = gamma.unsqueeze(-1)
+        return gamma * self.scaling * (self.lora_B @ self.lora_A)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """The modulated update of this slice for input ``x``."""
-        return self.modulation() * self.scaling * F.linear(F.linear(self.dropout(x), self.lora_A), self.lora_B)
+        low_rank = F.linear(F.linear(self.dropout(x), self.lora_A), self.lora_B)
+        return self.modulation() * self.scaling * low_rank
 
 
 class LoRALinear(nn.Linear):
@@ -89,12 +95,12 @@ class LoRALinear(nn.Linear):
         self.lora = nn.ModuleDict()
 
     def add_lora(self, position: str, rank: int, alpha: float, dropout: float, layer: int,
-                 gamma_param: str = "identity") -> LoRA:
+                 gamma_param: str = "identity", per_channel: bool = False) -> LoRA:
         """Attach a LoRA to one slice."""
         if position not in self.slices:
             raise ValueError(f"no slice {position!r} in this layer; slices: {self.slices}")
         module = LoRA(self.in_features, self.slice_size, rank, alpha, dropout, layer, position,
-                      gamma_param).to(self.weight.device)
+                      gamma_param, per_channel).to(self.weight.device)
         self.lora[position] = module
         return module
 
@@ -119,3 +125,14 @@ class LoRALinear(nn.Linear):
                 rows = slice(i * self.slice_size, (i + 1) * self.slice_size)
                 weight[rows] += self.lora[name].delta_weight().detach()
         return weight
+
+    def to_linear(self) -> nn.Linear:
+        """A plain ``nn.Linear`` with every LoRA update merged into its weight."""
+        merged = nn.Linear(self.in_features, self.out_features, bias=self.bias is not None,
+                           device=self.weight.device, dtype=self.weight.dtype)
+        with torch.no_grad():
+            merged.weight.copy_(self.merged_weight())
+            if self.bias is not None:
+                merged.bias.copy_(self.bias)
+        merged.requires_grad_(False)
+        return merged

@@ -43,7 +43,8 @@ class ModulatedModule(nn.Module):
     """
 
     def __init__(
-        self, layer: int, position: str, gamma_shape: tuple[int, ...] = (), gamma_param: str = "identity"
+        self, layer: int, position: str, gamma_shape: tuple[int, ...] = (),
+        gamma_param: str = "identity",
     ) -> None:
         super().__init__()
         if gamma_param not in ("identity", "softplus"):

@@ -21,7 +21,7 @@ from torchmetrics.classification import MulticlassAccuracy, MulticlassConfusionM
 
 from ..data.longtail import GROUPS
 from ..meta import MetaConfig, lookahead_hypergradient
-from ..models import SpectralViTClassifier
+from ..models import SpectralViTClassifier, init_head_from_class_means
 from ..peft import PeftConfig, gamma_map, gamma_parameters, is_gamma
 from ..reporting import build_report, format_report, write_report
 
@@ -90,6 +90,9 @@ class MetaPEFTTask(L.LightningModule):
         logit_adjust_tau: tau of the logit-adjusted loss.
         groups: grouping of classes in the report.
         report_dir: where ``report.json`` / ``report.md`` go (default: the run's log folder).
+        stem: spectral stem: ``rgb_select``, ``band_mix``, ``patch_expand``, ``wavelength_hyper``.
+        head_scale: logit scale of the cosine head.
+        head_init: ``random`` or ``class_mean`` (head from class-mean features at fit start).
     """
 
     def __init__(
@@ -109,6 +112,9 @@ class MetaPEFTTask(L.LightningModule):
         logit_adjust_tau: float = 1.0,
         groups: GroupsConfig = GroupsConfig(),  # noqa: B008 - copied below
         report_dir: str | None = None,
+        stem: str = "band_mix",
+        head_scale: float = 25.0,
+        head_init: str = "random",
     ) -> None:
         super().__init__()
         peft, meta, optimizer, groups = (
@@ -124,6 +130,7 @@ class MetaPEFTTask(L.LightningModule):
             "peft": asdict(peft), "meta": asdict(meta), "optimizer": asdict(optimizer),
             "loss": loss, "logit_adjust_tau": logit_adjust_tau, "groups": asdict(groups),
             "report_dir": report_dir,
+            "stem": stem, "head_scale": head_scale, "head_init": head_init,
         })
         self.automatic_optimization = False
         self.peft_config, self.meta_config = peft, meta
@@ -132,8 +139,9 @@ class MetaPEFTTask(L.LightningModule):
         self.report_dir = report_dir
         self.model = SpectralViTClassifier(
             bands, num_classes, backbone, weights, img_size, patch_size,
-            peft if peft.positions else None, head, backbone_kwargs,
+            peft, head, backbone_kwargs, stem, head_scale,
         )
+        self.head_init = _head_init(head_init)
         self.register_buffer("log_prior", torch.zeros(num_classes))
         self.class_names: list[str] = [str(i) for i in range(num_classes)]
         self.train_counts: list[int] = [0] * num_classes
@@ -171,11 +179,17 @@ class MetaPEFTTask(L.LightningModule):
                 raise ValueError(f"classes differ: model {self.class_names}, data {dm.class_names}")
             self.class_names = list(dm.class_names)
 
+    def on_fit_start(self) -> None:
+        """Initialise the head from class-mean features of the training data, if asked."""
+        if self.head_init == "class_mean" and self.trainer.datamodule is not None:
+            init_head_from_class_means(self.model, self.trainer.datamodule.train_dataloader())
+
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         """Make checkpoints self-describing: bands, statistics, classes, counts, groups, gamma."""
         norm = self.model.normalizer
         checkpoint["rs_metapeft"] = {
             "bands": list(self.model.bands),
+            "stem": self.model.stem_kind,
             "band_mean": norm.mean.tolist(),
             "band_std": norm.std.tolist(),
             "classes": self.class_names,
@@ -358,6 +372,12 @@ class MetaPEFTTask(L.LightningModule):
     def predict_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
         """Class probabilities."""
         return self.model(batch["image"]).softmax(1)
+
+
+def _head_init(value: str) -> str:
+    if value not in ("random", "class_mean"):
+        raise ValueError(f"model.head_init must be random or class_mean, got {value!r}")
+    return value
 
 
 def _config(value: Any, cls: type) -> Any:

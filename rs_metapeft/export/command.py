@@ -1,0 +1,183 @@
+"""``rs-metapeft export``: turn a MetaPEFT training checkpoint into a self-describing export."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Any
+
+import torch
+import yaml
+
+from ..data.longtail import assign_groups
+from ..models import SpectralViTClassifier
+from ..peft import PeftConfig
+from ..peft.merge import merge_lora, prune_modules
+from .artifact import ExportError, save_export
+
+__all__ = ["evaluate", "export_checkpoint", "main", "model_from_checkpoint"]
+
+
+def model_from_checkpoint(path: str | Path) -> tuple[SpectralViTClassifier, dict[str, Any]]:
+    """The classifier inside a Lightning checkpoint of :class:`~rs_metapeft.tasks.MetaPEFTTask`.
+
+    The backbone is rebuilt without loading its weights file (the checkpoint holds every tensor);
+    the model still records the original weights id, so an export can stay adapter-only.
+
+    Returns:
+        ``(model, info)``: the model in eval mode and the checkpoint's ``rs_metapeft`` metadata
+        plus ``groups`` (many / medium / few per class, by the task's grouping rule).
+
+    Raises:
+        ExportError: not a readable MetaPEFT checkpoint.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise ExportError(f"checkpoint {path} does not exist")
+    try:
+        ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:  # pickle errors come in many types; all mean "not our checkpoint"
+        raise ExportError(f"{path} is not a readable Lightning checkpoint: {err}") from err
+    hp, info = ckpt.get("hyper_parameters"), ckpt.get("rs_metapeft")
+    if not isinstance(hp, dict) or info is None or "state_dict" not in ckpt:
+        raise ExportError(f"{path} is not a MetaPEFTTask checkpoint (no rs_metapeft metadata); "
+                          "export checkpoints written by `rs-metapeft fit`")
+    model = SpectralViTClassifier(
+        hp["bands"], hp["num_classes"], hp["backbone"], None, hp["img_size"], hp["patch_size"],
+        PeftConfig(**hp["peft"]), hp["head"], hp.get("backbone_kwargs"),
+        hp.get("stem", "band_mix"), hp.get("head_scale", 25.0),
+    )
+    model.config["weights"] = hp["weights"]
+    state = {k.removeprefix("model."): v for k, v in ckpt["state_dict"].items()
+             if k.startswith("model.")}
+    model.load_state_dict(state)
+    groups_cfg = hp.get("groups", {})
+    counts = info.get("train_counts")
+    groups = None
+    if counts and any(counts):
+        groups = assign_groups(counts, groups_cfg.get("rule", "auto"),
+                               groups_cfg.get("many_threshold", 100),
+                               groups_cfg.get("few_threshold", 20))
+    return model.eval(), {**info, "groups": groups}
+
+
+@torch.no_grad()
+def evaluate(model: torch.nn.Module, batches) -> dict[str, float]:
+    """Overall and class-mean accuracy of ``model`` on batches of ``image`` / ``label`` dicts."""
+    model.eval()
+    device = next(model.parameters()).device
+    correct, total, per_class = 0, 0, {}
+    for batch in batches:
+        preds = model(batch["image"].to(device)).argmax(1).cpu()
+        labels = batch["label"].cpu()
+        correct += int((preds == labels).sum())
+        total += labels.numel()
+        for c in labels.unique().tolist():
+            mask = labels == c
+            hit, n = per_class.get(c, (0, 0))
+            per_class[c] = (hit + int((preds[mask] == c).sum()), n + int(mask.sum()))
+    if not total:
+        raise ValueError("evaluation got no images")
+    return {"accuracy": correct / total,
+            "class_mean_accuracy": sum(h / n for h, n in per_class.values()) / len(per_class),
+            "images": total}
+
+
+def datamodule_from_config(config_path: str | Path):
+    """The datamodule of a run's LightningCLI ``config.yaml`` (its ``data`` section)."""
+    from jsonargparse import ArgumentParser
+
+    from ..data.datamodule import LongTailDataModule
+
+    config_path = Path(config_path)
+    if not config_path.is_file():
+        raise ExportError(f"data config {config_path} does not exist (the run's config.yaml)")
+    data = (yaml.safe_load(config_path.read_text()) or {}).get("data")
+    if not isinstance(data, dict) or "class_path" not in data:
+        raise ExportError(f"{config_path} has no data section with a class_path; pass the "
+                          "config.yaml that `rs-metapeft fit` wrote into the run folder")
+    parser = ArgumentParser(exit_on_error=False)
+    parser.add_subclass_arguments(LongTailDataModule, "data")
+    return parser.instantiate_classes(parser.parse_object({"data": data})).data
+
+
+def export_checkpoint(
+    checkpoint: str | Path,
+    out_dir: str | Path,
+    prune_threshold: float | None = None,
+    merge: bool = False,
+    data_config: str | Path | None = None,
+    split: str = "test",
+) -> dict[str, Any]:
+    """Export a checkpoint: optionally prune near-zero-gamma modules and merge LoRA.
+
+    Args:
+        checkpoint: a MetaPEFTTask checkpoint.
+        out_dir: export folder.
+        prune_threshold: remove modules whose mean ``|gamma|`` is below this.
+        merge: fold LoRA into the backbone weights (the export then holds the whole backbone).
+        data_config: a run's ``config.yaml``; with it the accuracy before and after pruning and
+            merging is measured on ``split`` and recorded in the manifest.
+        split: ``val`` or ``test``.
+
+    Returns:
+        A summary: manifest path, removed modules, accuracies.
+    """
+    model, info = model_from_checkpoint(checkpoint)
+    batches = None
+    if data_config is not None:
+        dm = datamodule_from_config(data_config)
+        dm.prepare_data()
+        dm.setup("test" if split == "test" else "validate")
+        loader = dm.test_dataloader() if split == "test" else dm.val_dataloader()
+        batches = [dm.on_after_batch_transfer(b, 0) for b in loader]
+    summary: dict[str, Any] = {"checkpoint": str(checkpoint), "removed": []}
+    if batches is not None:
+        summary["before"] = evaluate(model, batches)
+    if prune_threshold is not None:
+        model.pruned = prune_modules(model, prune_threshold)
+        summary["removed"] = [list(p) for p in model.pruned]
+        summary["prune_threshold"] = prune_threshold
+    if merge:
+        summary["merged_lora_modules"] = merge_lora(model)
+        model.merged = True
+    if batches is not None:
+        summary["after"] = evaluate(model, batches)
+        summary["accuracy_change"] = summary["after"]["accuracy"] - summary["before"]["accuracy"]
+        summary["split"] = split
+    extra = {"export": {k: v for k, v in summary.items() if k != "checkpoint"},
+             "source_checkpoint": Path(checkpoint).name}
+    summary["manifest"] = str(save_export(model, out_dir, info.get("classes"),
+                                          info.get("train_counts"), info.get("groups"), extra))
+    return summary
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run ``rs-metapeft export CHECKPOINT --out DIR [--prune-threshold T] [--merge] ...``."""
+    parser = argparse.ArgumentParser(
+        prog="rs-metapeft export",
+        description="Export a MetaPEFT checkpoint as adapter.safetensors + manifest.json.",
+    )
+    parser.add_argument("checkpoint", help="a .ckpt written by rs-metapeft fit")
+    parser.add_argument("--out", required=True, help="export folder")
+    parser.add_argument("--prune-threshold", type=float, default=None,
+                        help="remove PEFT modules whose mean |gamma| is below this")
+    parser.add_argument("--merge", action="store_true", help="fold LoRA into the base weights")
+    parser.add_argument("--data-config", default=None,
+                        help="the run's config.yaml, to report accuracy before/after pruning")
+    parser.add_argument("--split", choices=("val", "test"), default="test")
+    args = parser.parse_args(argv)
+    try:
+        summary = export_checkpoint(args.checkpoint, args.out, args.prune_threshold, args.merge,
+                                    args.data_config, args.split)
+    except ExportError as err:
+        parser.exit(2, f"rs-metapeft export: error: {err}\n")
+    print(f"exported to {Path(summary['manifest']).parent}/")
+    if summary["removed"]:
+        print(f"pruned {len(summary['removed'])} modules below |gamma| < "
+              f"{summary['prune_threshold']}: {summary['removed']}")
+    if "after" in summary:
+        before, after = summary["before"]["accuracy"], summary["after"]["accuracy"]
+        print(f"{summary['split']} accuracy {before:.4f} -> {after:.4f} "
+              f"(change {after - before:+.4f})")
+    return 0
