@@ -62,7 +62,7 @@ class LongTailDataModule(NonGeoDataModule):
         longtail_profile: ``"exponential"`` or ``"step"``.
         meta_fraction: share of the training set in the meta set (meta-train and meta-val
             halves) for MetaPEFT's outer step (per class for ``holdout``).
-        meta_batch_size: batch size of meta batches (default: ``batch_size``).
+        meta_batch_size: batch size of meta batches per process (default: ``batch_size``).
         meta_protocol: ``holdout`` (a fixed stratified meta set, as the released code) or
             ``resample`` (a fresh random ``meta_fraction`` of the training set for every outer
             step, as the paper; 0.2-0.3 there).
@@ -169,8 +169,11 @@ class LongTailDataModule(NonGeoDataModule):
                 _targets(dataset), self.imbalance_ratio, self.longtail_profile, self.seed
             )
             dataset = Subset(dataset, keep.tolist())
+        # Under DDP every rank draws the same global meta batch and keeps its own share, so one
+        # sampler state (saved by rank 0) resumes every rank.
+        world = self.trainer.world_size if self.trainer is not None else 1
         sampler = MetaSampler(_targets(dataset), self.meta_protocol, self.meta_fraction,
-                              self.meta_batch_size, self.meta_balanced_val, self.seed)
+                              self.meta_batch_size * world, self.meta_balanced_val, self.seed)
         self.meta_dataset = dataset
         if self.meta_disjoint and self.meta_protocol == "holdout":
             held_out = set(sampler.held_out.tolist())
@@ -234,6 +237,8 @@ class LongTailDataModule(NonGeoDataModule):
         if self.meta_sampler is None:
             raise RuntimeError("meta batches need setup('fit') first")
         indices = self.meta_sampler.draw(part)
+        if self.trainer is not None and self.trainer.world_size > 1:
+            indices = indices[self.trainer.global_rank::self.trainer.world_size]
         batch = self.collate_fn([self.meta_dataset[int(i)] for i in indices])
         batch = {k: v.to(device) if torch.is_tensor(v) else v for k, v in batch.items()}
         return self.train_aug(batch)

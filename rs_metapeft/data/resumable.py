@@ -17,10 +17,6 @@ from torch.utils.data import DataLoader
 
 __all__ = ["ResumableDataLoader"]
 
-#: Batches Lightning's training fetcher draws ahead of the step it runs (``prefetch_batches``).
-_LIGHTNING_PREFETCH = 1
-
-
 class _SkippingBatchSampler:
     """Wraps a batch sampler; skips the first ``skip`` batches of the next pass."""
 
@@ -85,12 +81,12 @@ class ResumableDataLoader(DataLoader):
     def state_dict(self) -> dict[str, Any]:
         """Sampler generator state at the epoch start and the batches already trained on."""
         generator = _sampler_generator(self)
-        if self._finished or self._epoch_state is None:
+        # Lightning does not prefetch from sized loaders, so what was served was trained on.
+        if self._finished or self._epoch_state is None or self._served >= len(self):
             # Between epochs: the next pass starts from the generator as it is now.
             now = generator.get_state() if generator is not None else None
             return {"epoch_start": now, "consumed": 0}
-        return {"epoch_start": self._epoch_state,
-                "consumed": max(self._served - _LIGHTNING_PREFETCH, 0)}
+        return {"epoch_start": self._epoch_state, "consumed": self._served}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         """Make the next pass replay the saved epoch, skipping the consumed batches."""
