@@ -339,7 +339,8 @@ class MetaPEFTTask(L.LightningModule):
         mode the inner step runs with the gamma it found, and gamma changes after it.
         """
         mc = self.meta_config
-        outer = self._meta_active() and mc.is_outer_step(self.trainer.global_step)
+        self._step = self.trainer.global_step  # main.step() below advances global_step
+        outer = self._meta_active() and mc.is_outer_step(self._step)
         optimizers = self.optimizers()
         main = optimizers[0] if isinstance(optimizers, list) else optimizers
         if outer:
@@ -422,7 +423,7 @@ class MetaPEFTTask(L.LightningModule):
         if not self.trainer.training:  # called by hand (tests, notebooks): nothing to log into
             return
         gmap = gamma_map(self.model)
-        self.gamma_history.append((int(self.trainer.global_step), gmap))
+        self.gamma_history.append((int(getattr(self, "_step", self.trainer.global_step)), gmap))
         values = torch.tensor([v for row in gmap.values() for v in row.values()])
         logs = {
             "meta/train_loss": result.train_loss, "meta/val_loss": result.meta_loss,
