@@ -173,7 +173,8 @@ class LongTailDataModule(NonGeoDataModule):
         # sampler state (saved by rank 0) resumes every rank.
         world = self.trainer.world_size if self.trainer is not None else 1
         sampler = MetaSampler(_targets(dataset), self.meta_protocol, self.meta_fraction,
-                              self.meta_batch_size * world, self.meta_balanced_val, self.seed)
+                              self.meta_batch_size * world, self.meta_balanced_val, self.seed,
+                              keep_for_training=self.meta_disjoint)
         self.meta_dataset = dataset
         if self.meta_disjoint and self.meta_protocol == "holdout":
             held_out = set(sampler.held_out.tolist())

@@ -36,6 +36,8 @@ class MetaSampler:
         batch_size: indices per batch.
         balanced_val: draw meta-val batches with equal counts per class.
         seed: seed of the split and of every draw.
+        keep_for_training: with ``holdout``, leave at least one image of every class out of
+            the meta set (for a meta set removed from inner training).
     """
 
     def __init__(
@@ -46,6 +48,7 @@ class MetaSampler:
         batch_size: int = 32,
         balanced_val: bool = False,
         seed: int = 0,
+        keep_for_training: bool = False,
     ) -> None:
         if protocol not in META_PROTOCOLS:
             raise ValueError(
@@ -65,11 +68,24 @@ class MetaSampler:
         if protocol == "holdout":
             self.parts = dict(zip(("train", "val"), stratified_meta_split(targets, fraction, seed),
                                   strict=True))
+            if keep_for_training:
+                self._keep_one_per_class()
         else:
             self.parts = {"train": np.empty(0, np.int64), "val": np.empty(0, np.int64)}
             self.new_round()
         self._order: dict[str, np.ndarray] = {}
         self._pos: dict[str, int] = {}
+
+    def _keep_one_per_class(self) -> None:
+        held = self.held_out
+        for c in np.unique(self.targets):
+            if np.count_nonzero(self.targets == c) > np.count_nonzero(self.targets[held] == c):
+                continue
+            # Every image of this class is held out: give one back, from meta-train if it can.
+            part = "train" if np.any(self.targets[self.parts["train"]] == c) else "val"
+            pool = self.parts[part]
+            drop = pool[np.flatnonzero(self.targets[pool] == c)[0]]
+            self.parts[part] = pool[pool != drop]
 
     @property
     def held_out(self) -> np.ndarray:
