@@ -226,7 +226,7 @@ class LongTailDataModule(NonGeoDataModule):
         )
 
     def meta_batch(self, part: str, device: torch.device | str = "cpu") -> dict[str, Any]:
-        """The next meta-train or meta-val batch, augmented, on ``device``.
+        """Draw the next meta-train or meta-val batch, augmented, on ``device``.
 
         Draws come from :attr:`meta_sampler` (see :mod:`rs_metapeft.data.meta_split`), whose
         state travels in checkpoints, so a resumed run sees the same batches.
@@ -234,6 +234,7 @@ class LongTailDataModule(NonGeoDataModule):
         Args:
             part: ``"train"`` or ``"val"``.
             device: where the batch goes.
+
         """
         if self.meta_sampler is None:
             raise RuntimeError("meta batches need setup('fit') first")
@@ -245,7 +246,7 @@ class LongTailDataModule(NonGeoDataModule):
         return self.train_aug(batch)
 
     def new_meta_round(self) -> None:
-        """Called before each outer step: the ``resample`` protocol draws a fresh meta set."""
+        """Start an outer step: the ``resample`` protocol draws a fresh meta set."""
         if self.meta_sampler is None:
             raise RuntimeError("meta batches need setup('fit') first")
         self.meta_sampler.new_round()
@@ -262,6 +263,7 @@ class LongTailDataModule(NonGeoDataModule):
 
         Yields:
             Batches as dicts with ``image`` and ``label``.
+
         """
         if self.meta_sampler is None:
             raise RuntimeError("meta_batches needs setup('fit') first")

@@ -38,6 +38,7 @@ class MetaSampler:
         seed: seed of the split and of every draw.
         keep_for_training: with ``holdout``, leave at least one image of every class out of
             the meta set (for a meta set removed from inner training).
+
     """
 
     def __init__(
@@ -106,7 +107,7 @@ class MetaSampler:
         self._order, self._pos = {}, {}
 
     def draw(self, part: str) -> np.ndarray:
-        """The indices of the next batch of ``part`` (``train`` or ``val``)."""
+        """Return the indices of the next batch of ``part`` (``train`` or ``val``)."""
         if part not in ("train", "val"):
             raise ValueError(f"meta part must be train or val, got {part!r}")
         pool = self.parts[part]

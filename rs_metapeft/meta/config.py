@@ -33,6 +33,7 @@ class MetaConfig:
         lookahead_lr: step size of the look-ahead; ``None`` uses the inner optimiser's current LR.
         gamma_min: lower bound of the effective gamma after each outer step (``None``: unbounded).
         gamma_max: upper bound (``None``: unbounded).
+
     """
 
     enabled: bool = True

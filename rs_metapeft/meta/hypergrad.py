@@ -58,6 +58,7 @@ class Hypergradient:
         replayed_loss: the training loss recomputed for the Hessian-vector product of
             :func:`step_hypergradient` (equal to ``train_loss`` when the forward is replayed
             exactly); ``None`` when nothing was recomputed.
+
     """
 
     grads: dict[str, torch.Tensor]
@@ -99,6 +100,7 @@ def lookahead_hypergradient(
 
     Returns:
         The hypergradient and the losses.
+
     """
     if mode not in HYPERGRADIENT_MODES:
         raise ValueError(f"hypergradient mode must be one of {HYPERGRADIENT_MODES}, got {mode!r}")
@@ -177,6 +179,7 @@ def step_hypergradient(
 
     Returns:
         The hypergradient and the losses.
+
     """
     if mode not in ("first_order", "unrolled"):
         raise ValueError(f"step_hypergradient supports first_order and unrolled, got {mode!r}")

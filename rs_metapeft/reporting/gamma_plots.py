@@ -29,7 +29,7 @@ def _positions(gmap: GammaMap) -> list[str]:
 
 
 def plot_gamma_heatmap(gmap: GammaMap, depth: int | None = None):
-    """A (layers x positions) heatmap of gamma; blank where no module sits.
+    """Plot a (layers x positions) heatmap of gamma; blank where no module sits.
 
     Args:
         gmap: ``{layer: {position: gamma}}`` (see :func:`rs_metapeft.peft.gamma_map`).
@@ -37,6 +37,7 @@ def plot_gamma_heatmap(gmap: GammaMap, depth: int | None = None):
 
     Returns:
         The matplotlib figure.
+
     """
     positions = _positions(gmap)
     depth = depth if depth is not None else (max(gmap) + 1 if gmap else 0)
@@ -66,6 +67,7 @@ def plot_gamma_history(history: Sequence[tuple[int, GammaMap]]):
 
     Returns:
         The matplotlib figure.
+
     """
     fig, ax = plt.subplots(figsize=(7, 4))
     if history:
@@ -101,6 +103,7 @@ def save_gamma_plots(gmap: GammaMap, history: Sequence[tuple[int, GammaMap]],
 
     Returns:
         The two paths.
+
     """
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)

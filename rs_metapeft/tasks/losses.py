@@ -41,6 +41,7 @@ def classification_loss(
         tau: logit-adjustment strength.
         label_smoothing: label smoothing of the cross-entropy losses.
         focal_gamma: focusing exponent of the focal loss.
+
     """
     if kind not in LOSSES:
         raise ValueError(f"model.loss must be one of {', '.join(LOSSES)}, got {kind!r}")

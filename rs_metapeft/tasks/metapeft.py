@@ -45,6 +45,7 @@ class OptimizerConfig:
         weight_decay: weight decay.
         schedule: ``cosine`` (one cosine over the whole run, never restarted) or ``constant``.
         warmup_steps: linear warm-up steps.
+
     """
 
     name: str = "adamw"
@@ -58,7 +59,9 @@ class OptimizerConfig:
         if self.name not in ("sgd", "adamw"):
             raise ValueError(f"model.optimizer.name must be sgd or adamw, got {self.name!r}")
         if self.schedule not in ("cosine", "constant"):
-            raise ValueError(f"model.optimizer.schedule must be cosine or constant, got {self.schedule!r}")
+            raise ValueError(
+                f"model.optimizer.schedule must be cosine or constant, got {self.schedule!r}"
+            )
 
 
 @dataclass
@@ -69,6 +72,7 @@ class GroupsConfig:
         rule: ``auto``, ``thresholds`` or ``quantile``.
         many_threshold: classes with more training images are "many".
         few_threshold: classes with fewer training images are "few".
+
     """
 
     rule: str = "auto"
@@ -102,6 +106,7 @@ class MetaPEFTTask(L.LightningModule):
         unfreeze_backbone: train every backbone weight too (full fine-tuning baseline).
         groups: grouping of classes in the report.
         report_dir: where ``report.json`` / ``report.md`` go (default: the run's log folder).
+
     """
 
     def __init__(
@@ -197,7 +202,8 @@ class MetaPEFTTask(L.LightningModule):
                 "this model has no band statistics: train it first (fit) or load a checkpoint"
             )
         if dm.class_names:
-            if stage != "fit" and any(self.train_counts) and len(dm.class_names) != len(self.class_names):
+            changed = len(dm.class_names) != len(self.class_names)
+            if stage != "fit" and any(self.train_counts) and changed:
                 raise ValueError(f"classes differ: model {self.class_names}, data {dm.class_names}")
             self.class_names = list(dm.class_names)
 
@@ -304,7 +310,8 @@ class MetaPEFTTask(L.LightningModule):
         if not phi:
             raise ValueError("the model has no trainable parameters (check model.peft and head)")
         if cfg.name == "sgd":
-            main = torch.optim.SGD(phi, lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
+            main = torch.optim.SGD(phi, lr=cfg.lr, momentum=cfg.momentum,
+                                   weight_decay=cfg.weight_decay)
         else:
             main = torch.optim.AdamW(phi, lr=cfg.lr, weight_decay=cfg.weight_decay)
         total = max(int(self.trainer.estimated_stepping_batches), 1)

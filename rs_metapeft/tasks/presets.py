@@ -11,6 +11,7 @@ Example:
     >>> from rs_metapeft.tasks.presets import preset_overrides
     >>> preset_overrides("authors")["model.loss"]
     'logit_adjusted'
+
 """
 
 from __future__ import annotations
@@ -56,10 +57,11 @@ PRESETS: dict[str, dict[str, Any]] = {
 
 
 def preset_overrides(name: str, **overrides: Any) -> dict[str, Any]:
-    """The dotted overrides of a preset, updated with ``overrides`` (same dotted keys).
+    """Return the dotted overrides of a preset, updated with ``overrides`` (same dotted keys).
 
     Raises:
         ValueError: unknown preset; the message lists the known ones.
+
     """
     if name not in PRESETS:
         raise ValueError(f"unknown preset {name!r}; choose from {', '.join(PRESETS)}")

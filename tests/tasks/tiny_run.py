@@ -79,7 +79,8 @@ def main():
         callbacks=[Record(out, args.kill_at), checkpoint], enable_progress_bar=False,
         enable_model_summary=False, num_sanity_val_steps=0, limit_val_batches=0,
     )
-    trainer.fit(task, datamodule=dm, ckpt_path=str(out / "ckpt" / "last.ckpt") if args.resume else None)
+    ckpt = str(out / "ckpt" / "last.ckpt") if args.resume else None
+    trainer.fit(task, datamodule=dm, ckpt_path=ckpt)
 
 
 if __name__ == "__main__":
