@@ -153,7 +153,7 @@ def step_hypergradient(
     lr: float,
     mode: str = "unrolled",
     train_loss: float = float("nan"),
-    rng_state: torch.Tensor | None = None,
+    rng_state: torch.Tensor | tuple[torch.Tensor, torch.Tensor] | None = None,
 ) -> Hypergradient:
     """Hypergradient with the inner training step itself as the one-step look-ahead.
 
@@ -174,7 +174,8 @@ def step_hypergradient(
         mode: ``first_order`` or ``unrolled`` (``unrolled_k`` needs separate look-ahead
             batches: use :func:`lookahead_hypergradient`).
         train_loss: the training loss, reported back in the result.
-        rng_state: CPU RNG state before the training forward; restored for the recomputed
+        rng_state: RNG state before the training forward (the CPU state, or a
+            ``(cpu, cuda)`` pair for the current CUDA device); restored for the recomputed
             training forward so dropout masks match the real step.
 
     Returns:
@@ -209,8 +210,12 @@ def step_hypergradient(
         with contextlib.ExitStack() as stack:
             stack.enter_context(sdpa_kernel(SDPBackend.MATH))  # double backward needs the math path
             if rng_state is not None:
-                stack.enter_context(torch.random.fork_rng(devices=[]))
-                torch.set_rng_state(rng_state)
+                cpu, cuda = rng_state if isinstance(rng_state, tuple) else (rng_state, None)
+                devices = [torch.cuda.current_device()] if cuda is not None else []
+                stack.enter_context(torch.random.fork_rng(devices=devices))
+                torch.set_rng_state(cpu)
+                if cuda is not None:
+                    torch.cuda.set_rng_state(cuda)
             loss = loss_fn(functional_call(model, {**phi, **gamma}, (images,)), labels)
             replayed = float(loss.detach())
             params = [phi[n] for n in names]

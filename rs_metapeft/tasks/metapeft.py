@@ -352,7 +352,11 @@ class MetaPEFTTask(L.LightningModule):
         main = optimizers[0] if isinstance(optimizers, list) else optimizers
         if outer:
             self.trainer.datamodule.new_meta_round()
-        rng = torch.get_rng_state() if outer and mc.uses_train_step else None
+        rng = None
+        if outer and mc.uses_train_step:  # replayed for the Hessian-vector product's forward
+            rng = torch.get_rng_state()
+            if self.device.type == "cuda":
+                rng = (rng, torch.cuda.get_rng_state())
         logits = self.model(batch["image"])
         loss = self.training_loss(logits, batch["label"])
         main.zero_grad(set_to_none=True)
@@ -375,7 +379,7 @@ class MetaPEFTTask(L.LightningModule):
         return mc.lookahead_lr if mc.lookahead_lr is not None else main.param_groups[0]["lr"]
 
     def _train_step_hypergradient(self, batch: dict[str, torch.Tensor], loss: torch.Tensor,
-                                  rng: torch.Tensor | None) -> Hypergradient:
+                                  rng: Any) -> Hypergradient:
         phi = {n: p for n, p in self.model.named_parameters()
                if p.requires_grad and not is_gamma(n)}
         grads = {n: p.grad for n, p in phi.items()}
