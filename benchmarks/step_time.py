@@ -14,7 +14,14 @@ Accuracy (``--accuracy``): each hypergradient mode and meta protocol is trained 
 ``--accuracy-steps`` steps on the synthetic long-tailed Sentinel-2 set and tested; overall,
 class-mean and many/medium/few accuracy are reported.
 
+``--components`` (quick, for a busy CPU): no Lightning loop; the task's own pieces are timed
+side by side, interleaved, in one process: a plain inner step (forward, backward, optimiser
+step), and the extra work of an outer step for each mode (``step_hypergradient`` first_order /
+unrolled reusing the inner step, ``lookahead_hypergradient`` on a separate meta-train batch). The
+step-time ratio at one outer step every N inner steps is ``1 + extra / (N * inner)``.
+
 Usage:
+    python benchmarks/step_time.py --components [--repeats 3]
     python benchmarks/step_time.py [--weights /path/to/vit_tiny.pth] [--cycles 3] [--rounds 2]
         [--accuracy] [--accuracy-steps 200]
 
@@ -146,6 +153,64 @@ def accuracy(args) -> dict:
     return results
 
 
+def components(args) -> dict:
+    from rs_metapeft.meta import lookahead_hypergradient, step_hypergradient
+    from rs_metapeft.peft import is_gamma
+
+    dm = _dm(args)
+    dm.setup("fit")
+    task = _task(args, {})
+    task.model.normalizer.set_statistics(dm.band_stats.mean, dm.band_stats.std)
+    counts = torch.tensor(dm.train_counts, dtype=torch.float)
+    task.log_prior.copy_((counts / counts.sum()).log())
+    model, loss_fn = task.model, task.training_loss
+    phi = {n: p for n, p in model.named_parameters() if p.requires_grad and not is_gamma(n)}
+    opt = torch.optim.AdamW(phi.values(), lr=1e-3)
+    loader = iter(dm.train_dataloader())
+
+    def train_batch():
+        b = next(loader)
+        return b["image"], b["label"]
+
+    def meta_batch(part):
+        b = dm.meta_batch(part)
+        return b["image"], b["label"]
+
+    def inner(batch):
+        loss = loss_fn(model(batch[0]), batch[1])
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        return loss
+
+    times: dict[str, list[float]] = {k: [] for k in (
+        "inner step", "first_order (train-step look-ahead)", "unrolled (train-step look-ahead)",
+        "unrolled (meta_train look-ahead)")}
+    for _ in range(args.repeats):
+        batch = train_batch()
+        t = time.perf_counter()
+        loss = inner(batch)
+        opt.step()
+        times["inner step"].append(time.perf_counter() - t)
+        batch = train_batch()
+        loss = inner(batch)
+        grads = {n: p.grad for n, p in phi.items()}
+        for mode in ("first_order", "unrolled"):
+            val = meta_batch("val")
+            t = time.perf_counter()
+            step_hypergradient(model, loss_fn, batch, grads, val, 1e-3, mode, float(loss))
+            times[f"{mode} (train-step look-ahead)"].append(time.perf_counter() - t)
+        tr, val = meta_batch("train"), meta_batch("val")
+        t = time.perf_counter()
+        lookahead_hypergradient(model, loss_fn, [tr], val, 1e-3, "unrolled")
+        times["unrolled (meta_train look-ahead)"].append(time.perf_counter() - t)
+        opt.step()
+    mean = {k: sum(v) / len(v) for k, v in times.items()}
+    base = mean["inner step"]
+    return {k: {"mean_s": m, "per_inner_step": m / base,
+                "ratio_every_10": 1.0 if k == "inner step" else 1 + m / (EVERY * base)}
+            for k, m in mean.items()}
+
+
 def _fmt(v):
     return "-" if v is None else f"{v:.3f}"
 
@@ -161,6 +226,8 @@ def main() -> None:
     parser.add_argument("--no-memory", action="store_true")
     parser.add_argument("--accuracy", action="store_true")
     parser.add_argument("--accuracy-steps", type=int, default=200)
+    parser.add_argument("--components", action="store_true", help="quick side-by-side timing")
+    parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--memory-of", default=None, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.threads:
@@ -172,6 +239,19 @@ def main() -> None:
         _fit(args, meta, dm_kw, WARMUP + 2)
         peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
         print(json.dumps({"peak_rss_mib": peak}))
+        return
+    if args.components:
+        result = {"setup": {"mode": "components", "repeats": args.repeats,
+                            "weights": args.weights, "torch_threads": torch.get_num_threads(),
+                            "every_n_steps": EVERY, "batch_size": 64, "meta_batch_size": 32}}
+        result["components"] = components(args)
+        print(f"\n{'piece':40s} {'s':>8s} {'x inner':>8s} {'ratio @ every 10':>17s}")
+        for name, r in result["components"].items():
+            print(f"{name:40s} {r['mean_s']:8.3f} {r['per_inner_step']:8.2f} "
+                  f"{r['ratio_every_10']:17.3f}")
+        path = args.out / "step_time_components.json"
+        path.write_text(json.dumps(result, indent=2))
+        print(f"\nwritten to {path}")
         return
     result = {"setup": {"backbone": "vit_tiny_patch16_224", "weights": args.weights,
                         "img_size": 64, "patch_size": 8, "batch_size": 64, "meta_batch_size": 32,
