@@ -22,7 +22,9 @@ from torchgeo.datasets import EuroSAT
 
 from ..bands import resolve_bands
 from .folder import ChipFolder, GeoTiffFolder
-from .longtail import class_counts, log_class_counts, longtail_indices, stratified_meta_split
+from .longtail import class_counts, log_class_counts, longtail_indices
+from .meta_split import MetaSampler
+from .resumable import ResumableDataLoader
 from .samplers import SAMPLERS, build_sampler
 from .sar import SARPreprocessing, SARShipChips
 from .statistics import (
@@ -81,9 +83,15 @@ class LongTailDataModule(NonGeoDataModule):
         imbalance_ratio: subsample the training split to this head/tail ratio; ``None`` keeps the
             data's own distribution.
         longtail_profile: ``"exponential"`` or ``"step"``.
-        meta_fraction: share of each training class drawn into the meta set (meta-train and
-            meta-val halves) for MetaPEFT's outer step.
-        meta_batch_size: batch size of meta batches (default: ``batch_size``).
+        meta_fraction: share of the training set in the meta set (meta-train and meta-val
+            halves) for MetaPEFT's outer step (per class for ``holdout``).
+        meta_batch_size: batch size of meta batches per process (default: ``batch_size``).
+        meta_protocol: ``holdout`` (a fixed stratified meta set, as the released code) or
+            ``resample`` (a fresh random ``meta_fraction`` of the training set for every outer
+            step, as the paper; 0.2-0.3 there).
+        meta_balanced_val: draw class-balanced meta-val batches.
+        meta_disjoint: with ``holdout``, remove the meta set from the inner training data (the
+            training counts and priors then describe the remaining images).
         augment: flips and 90-degree rotations on training batches (no colour jitter: it would
             distort spectra).
         seed: seed of the long-tail subset and the meta split.
@@ -109,6 +117,9 @@ class LongTailDataModule(NonGeoDataModule):
         longtail_profile: str = "exponential",
         meta_fraction: float = 0.2,
         meta_batch_size: int | None = None,
+        meta_protocol: str = "holdout",
+        meta_balanced_val: bool = False,
+        meta_disjoint: bool = False,
         augment: bool = True,
         seed: int = 0,
         sampler: str = "shuffle",
@@ -126,6 +137,13 @@ class LongTailDataModule(NonGeoDataModule):
         self.longtail_profile = longtail_profile
         self.meta_fraction = meta_fraction
         self.meta_batch_size = meta_batch_size or batch_size
+        # Fail at construction, naming the field, not at the first outer step.
+        MetaSampler([0, 0], meta_protocol, meta_fraction, self.meta_batch_size, seed=seed)
+        self.meta_protocol = meta_protocol
+        self.meta_balanced_val = meta_balanced_val
+        self.meta_disjoint = meta_disjoint
+        self.meta_sampler: MetaSampler | None = None
+        self.meta_dataset: Dataset | None = None
         self.seed = seed
         if sampler not in SAMPLERS:
             raise ValueError(f"data.sampler must be one of {', '.join(SAMPLERS)}, got {sampler!r}")
@@ -200,6 +218,18 @@ class LongTailDataModule(NonGeoDataModule):
                 _targets(dataset), self.imbalance_ratio, self.longtail_profile, self.seed
             )
             dataset = Subset(dataset, keep.tolist())
+        # Under DDP every rank draws the same global meta batch and keeps its own share, so one
+        # sampler state (saved by rank 0) resumes every rank.
+        world = self.trainer.world_size if self.trainer is not None else 1
+        sampler = MetaSampler(_targets(dataset), self.meta_protocol, self.meta_fraction,
+                              self.meta_batch_size * world, self.meta_balanced_val, self.seed,
+                              keep_for_training=self.meta_disjoint)
+        self.meta_dataset = dataset
+        if self.meta_disjoint and self.meta_protocol == "holdout":
+            held_out = set(sampler.held_out.tolist())
+            dataset = Subset(dataset, [i for i in range(len(dataset)) if i not in held_out])
+        self.meta_sampler = sampler
+        self.meta_indices = (sampler.parts["train"], sampler.parts["val"])
         targets = _targets(dataset)
         self.train_counts = class_counts(targets, self.num_classes)
         empty = [n for n, c in zip(self.class_names, self.train_counts, strict=True) if c == 0]
@@ -209,7 +239,6 @@ class LongTailDataModule(NonGeoDataModule):
                 "classes or remove them from the class list"
             )
         log_class_counts(self.class_names, self.train_counts, "train")
-        self.meta_indices = stratified_meta_split(targets, self.meta_fraction, self.seed)
         fingerprint = hashlib.sha256(np.asarray(targets, dtype=np.int64).tobytes()).hexdigest()[:16]
         key = (
             f"{self.dataset_key()}|ir={self.imbalance_ratio}|{self.longtail_profile}|"
@@ -258,9 +287,9 @@ class LongTailDataModule(NonGeoDataModule):
         return build_sampler(self.sampler, _targets(dataset), total_epochs=epochs, seed=self.seed)
 
     def _plain_loader(self, dataset: Dataset, shuffle: bool, batch_size: int | None = None,
-                      drop_last: bool = False) -> DataLoader:
+                      drop_last: bool = False, loader_cls: type = DataLoader) -> DataLoader:
         generator = torch.Generator().manual_seed(self.seed)
-        return DataLoader(
+        return loader_cls(
             dataset,
             batch_size=batch_size or self.batch_size,
             shuffle=shuffle,
@@ -278,18 +307,45 @@ class LongTailDataModule(NonGeoDataModule):
         sampler = self.train_sampler(dataset)
         if sampler is None:
             # Keep a full last batch only when the split is big enough to drop it.
-            return self._plain_loader(dataset, True, drop_last=len(dataset) > self.batch_size)
-        return DataLoader(
+            return self._plain_loader(dataset, True, drop_last=len(dataset) > self.batch_size,
+                                      loader_cls=ResumableDataLoader)
+        return ResumableDataLoader(
             dataset, batch_size=self.batch_size, sampler=sampler, num_workers=self.num_workers,
             collate_fn=self.collate_fn, drop_last=len(dataset) > self.batch_size,
             persistent_workers=self.num_workers > 0,
         )
 
-    def meta_batches(self, part: str, device: torch.device) -> Iterator[dict[str, Any]]:
-        """Endless, reshuffled batches of the meta-train or meta-val half, augmented, on device.
+    def meta_batch(self, part: str, device: torch.device | str = "cpu") -> dict[str, Any]:
+        """Draw the next meta-train or meta-val batch, augmented, on ``device``.
 
-        A fresh pass starts whenever one ends, so successive outer steps see different batches
-        (the released code re-created the iterator and always saw the first batch).
+        Draws come from :attr:`meta_sampler` (see :mod:`rs_metapeft.data.meta_split`), whose
+        state travels in checkpoints, so a resumed run sees the same batches.
+
+        Args:
+            part: ``"train"`` or ``"val"``.
+            device: where the batch goes.
+
+        """
+        if self.meta_sampler is None:
+            raise RuntimeError("meta batches need setup('fit') first")
+        indices = self.meta_sampler.draw(part)
+        if self.trainer is not None and self.trainer.world_size > 1:
+            indices = indices[self.trainer.global_rank::self.trainer.world_size]
+        batch = self.collate_fn([self.meta_dataset[int(i)] for i in indices])
+        batch = {k: v.to(device) if torch.is_tensor(v) else v for k, v in batch.items()}
+        return self.train_aug(batch)
+
+    def new_meta_round(self) -> None:
+        """Start an outer step: the ``resample`` protocol draws a fresh meta set."""
+        if self.meta_sampler is None:
+            raise RuntimeError("meta batches need setup('fit') first")
+        self.meta_sampler.new_round()
+
+    def meta_batches(self, part: str, device: torch.device) -> Iterator[dict[str, Any]]:
+        """Endless batches of the meta-train or meta-val part (see :meth:`meta_batch`).
+
+        Successive batches differ (the released code re-created the iterator and always saw the
+        first batch).
 
         Args:
             part: ``"train"`` or ``"val"``.
@@ -297,16 +353,12 @@ class LongTailDataModule(NonGeoDataModule):
 
         Yields:
             Batches as dicts with ``image`` and ``label``.
+
         """
-        if self.meta_indices is None or self.train_dataset is None:
+        if self.meta_sampler is None:
             raise RuntimeError("meta_batches needs setup('fit') first")
-        indices = self.meta_indices[0 if part == "train" else 1]
-        subset = Subset(self.train_dataset, indices.tolist())
-        loader = self._plain_loader(subset, shuffle=True, batch_size=self.meta_batch_size)
         while True:
-            for batch in loader:
-                batch = {k: v.to(device) if torch.is_tensor(v) else v for k, v in batch.items()}
-                yield self.train_aug(batch)
+            yield self.meta_batch(part, device)
 
 
 def _base(dataset: Dataset) -> Dataset:

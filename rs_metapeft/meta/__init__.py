@@ -1,6 +1,19 @@
 """The bi-level (meta) step: hypergradients of the modulators gamma."""
 
 from .config import MetaConfig
-from .hypergrad import HYPERGRADIENT_MODES, Hypergradient, lookahead_hypergradient, split_parameters
+from .hypergrad import (
+    HYPERGRADIENT_MODES,
+    Hypergradient,
+    lookahead_hypergradient,
+    split_parameters,
+    step_hypergradient,
+)
 
-__all__ = ["HYPERGRADIENT_MODES", "MetaConfig", "Hypergradient", "lookahead_hypergradient", "split_parameters"]
+__all__ = [
+    "HYPERGRADIENT_MODES",
+    "Hypergradient",
+    "MetaConfig",
+    "lookahead_hypergradient",
+    "split_parameters",
+    "step_hypergradient",
+]

@@ -15,21 +15,30 @@ class MetaConfig:
 
     Attributes:
         enabled: run outer steps; ``False`` gives the fixed-gamma PEFT baseline with the same task.
-        hypergradient: ``unrolled`` (through the look-ahead, exact for SGD) or ``first_order``.
-        lookahead_steps: look-ahead SGD steps K before the meta-validation loss.
+        hypergradient: ``first_order`` (ignore d phi'/d gamma, as the released code),
+            ``unrolled`` (through one look-ahead SGD step, exact) or ``unrolled_k`` (through
+            ``lookahead_steps`` look-ahead steps on meta-train batches).
+        lookahead: ``train_step`` reuses the inner training step as the look-ahead (one extra
+            forward/backward per outer step; ``first_order`` and ``unrolled`` only) or
+            ``meta_train`` takes separate look-ahead steps on meta-train batches (the
+            released code's way; always used by ``unrolled_k``).
+        lookahead_steps: look-ahead SGD steps K (``unrolled_k`` and first-order ``meta_train``).
         every_n_steps: an outer step every N inner steps.
         warmup_steps: inner steps before the first outer step (B of a fresh LoRA is zero, so
-            gamma has no gradient until the PEFT weights have moved).
+            gamma has no gradient until the PEFT weights have moved); outer steps then run at
+            steps ``warmup_steps + i * every_n_steps``.
         optimizer: ``adam`` or ``sgd`` for gamma.
         lr: learning rate of gamma.
         momentum: momentum of the SGD meta optimiser.
         lookahead_lr: step size of the look-ahead; ``None`` uses the inner optimiser's current LR.
         gamma_min: lower bound of the effective gamma after each outer step (``None``: unbounded).
         gamma_max: upper bound (``None``: unbounded).
+
     """
 
     enabled: bool = True
     hypergradient: str = "unrolled"
+    lookahead: str = "train_step"
     lookahead_steps: int = 1
     every_n_steps: int = 10
     warmup_steps: int = 10
@@ -48,5 +57,35 @@ class MetaConfig:
             )
         if self.optimizer not in ("adam", "sgd"):
             raise ValueError(f"model.meta.optimizer must be adam or sgd, got {self.optimizer!r}")
-        if self.every_n_steps < 1 or self.lookahead_steps < 1:
-            raise ValueError("model.meta.every_n_steps and lookahead_steps must be >= 1")
+        if self.lookahead not in ("train_step", "meta_train"):
+            raise ValueError(
+                f"model.meta.lookahead must be train_step or meta_train, got {self.lookahead!r}"
+            )
+        if self.every_n_steps < 1 or self.lookahead_steps < 1 or self.warmup_steps < 0:
+            raise ValueError(
+                "model.meta.every_n_steps and lookahead_steps must be >= 1, warmup_steps >= 0"
+            )
+        if self.hypergradient == "unrolled" and self.lookahead_steps != 1:
+            raise ValueError(
+                "model.meta.hypergradient unrolled is one look-ahead step; use unrolled_k for "
+                f"lookahead_steps={self.lookahead_steps}"
+            )
+        if self.uses_train_step and self.lookahead_steps != 1:
+            raise ValueError(
+                "model.meta.lookahead train_step is one look-ahead step; set lookahead: meta_train "
+                "for several"
+            )
+        if self.lr <= 0:
+            raise ValueError(f"model.meta.lr must be > 0, got {self.lr}")
+        if (self.gamma_min is not None and self.gamma_max is not None
+                and self.gamma_min > self.gamma_max):
+            raise ValueError("model.meta.gamma_min must not exceed gamma_max")
+
+    @property
+    def uses_train_step(self) -> bool:
+        """Whether the outer step reuses the inner training step as its look-ahead."""
+        return self.lookahead == "train_step" and self.hypergradient != "unrolled_k"
+
+    def is_outer_step(self, step: int) -> bool:
+        """Whether an outer step runs with the inner step ``step`` (0-based global step)."""
+        return step >= self.warmup_steps and (step - self.warmup_steps) % self.every_n_steps == 0

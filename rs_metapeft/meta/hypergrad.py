@@ -9,8 +9,14 @@ For look-ahead steps ``phi_k = phi_{k-1} - lr * grad_phi L_train(phi_{k-1}, gamm
 hypergradient is ``d L_meta(phi_K, gamma) / d gamma``:
 
 * ``first_order`` ignores ``d phi_K / d gamma`` (what the authors' released code does);
-* ``unrolled`` differentiates through the look-ahead steps (exact for SGD steps), which needs a
-  double backward through the network.
+* ``unrolled`` differentiates through one look-ahead step (exact for an SGD step), which needs a
+  double backward through the network;
+* ``unrolled_k`` differentiates through K look-ahead steps (memory grows with K).
+
+:func:`step_hypergradient` is the cheap variant the trainer uses: the look-ahead step *is* the
+inner training step (``phi' = phi - lr * g`` with the gradient ``g`` that training computed
+anyway), so an outer step costs one forward/backward on a meta-validation batch, plus one
+Hessian-vector product (``d/d gamma`` of ``g . v``) when unrolled.
 """
 
 from __future__ import annotations
@@ -26,9 +32,16 @@ from torch.nn.attention import SDPBackend, sdpa_kernel
 
 from ..peft.modulator import is_gamma
 
-__all__ = ["HYPERGRADIENT_MODES", "Hypergradient", "lookahead_hypergradient", "split_parameters"]
+__all__ = [
+    "HYPERGRADIENT_MODES",
+    "Hypergradient",
+    "lookahead_hypergradient",
+    "split_parameters",
+    "step_hypergradient",
+]
 
-HYPERGRADIENT_MODES = ("first_order", "unrolled")
+#: ``first_order``, ``unrolled`` (one look-ahead step) and ``unrolled_k`` (K steps).
+HYPERGRADIENT_MODES = ("first_order", "unrolled", "unrolled_k")
 
 LossFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 Batch = tuple[torch.Tensor, torch.Tensor]
@@ -42,11 +55,16 @@ class Hypergradient:
         grads: gradient of the meta loss for each gamma parameter, by name.
         train_loss: look-ahead (meta-train) loss of the first step.
         meta_loss: meta-validation loss after the look-ahead.
+        replayed_loss: the training loss recomputed for the Hessian-vector product of
+            :func:`step_hypergradient` (equal to ``train_loss`` when the forward is replayed
+            exactly); ``None`` when nothing was recomputed.
+
     """
 
     grads: dict[str, torch.Tensor]
     train_loss: float
     meta_loss: float
+    replayed_loss: float | None = None
 
     @property
     def finite(self) -> bool:
@@ -77,10 +95,12 @@ def lookahead_hypergradient(
         train_batches: one (image, label) batch per look-ahead step (K = its length).
         meta_batch: the meta-validation (image, label) batch.
         lr: look-ahead step size (the inner optimiser's current learning rate).
-        mode: ``"unrolled"`` (differentiate through the look-ahead) or ``"first_order"``.
+        mode: ``"unrolled"`` / ``"unrolled_k"`` (differentiate through the look-ahead; the two
+            differ only in the number of steps the caller passes) or ``"first_order"``.
 
     Returns:
         The hypergradient and the losses.
+
     """
     if mode not in HYPERGRADIENT_MODES:
         raise ValueError(f"hypergradient mode must be one of {HYPERGRADIENT_MODES}, got {mode!r}")
@@ -90,7 +110,7 @@ def lookahead_hypergradient(
     if not gamma_live:
         raise ValueError("the model has no modulators (parameters named '...gamma')")
     gamma = {n: p.detach().clone().requires_grad_(True) for n, p in gamma_live.items()}
-    unrolled = mode == "unrolled"
+    unrolled = mode != "first_order"
     # CPU flash attention has no double backward; the math kernel has.
     kernel = sdpa_kernel(SDPBackend.MATH) if unrolled else contextlib.nullcontext()
     names = list(phi)
@@ -118,3 +138,96 @@ def lookahead_hypergradient(
         for n, g in zip(gamma, hyper, strict=True)
     }
     return Hypergradient(grads, float(first_loss), float(meta_loss.detach()))
+
+
+def _zeros_if_none(grads, like):
+    return [torch.zeros_like(t) if g is None else g for g, t in zip(grads, like, strict=True)]
+
+
+def step_hypergradient(
+    model: nn.Module,
+    loss_fn: LossFn,
+    train_batch: Batch,
+    train_grads: dict[str, torch.Tensor | None],
+    meta_batch: Batch,
+    lr: float,
+    mode: str = "unrolled",
+    train_loss: float = float("nan"),
+    rng_state: torch.Tensor | tuple[torch.Tensor, torch.Tensor] | None = None,
+) -> Hypergradient:
+    """Hypergradient with the inner training step itself as the one-step look-ahead.
+
+    ``phi' = phi - lr * train_grads`` (the gradient training has just computed at the model's
+    current ``phi``); the meta loss ``L_meta(phi', gamma)`` on ``meta_batch`` is differentiated
+    with respect to gamma. ``unrolled`` adds the path through ``phi'``:
+    ``- lr * d/d gamma [grad_phi L_train(phi, gamma) . v]`` with ``v = grad_phi' L_meta``, a
+    Hessian-vector product on ``train_batch``. The model, its ``.grad`` fields and any
+    optimiser are left untouched, so the caller's real optimiser step is exactly the plain one.
+
+    Args:
+        model: the model at the parameters ``train_grads`` were computed at.
+        loss_fn: ``loss_fn(logits, labels)``.
+        train_batch: the training batch ``train_grads`` came from (used when unrolled).
+        train_grads: gradient of the training loss per trainable non-gamma parameter name.
+        meta_batch: the meta-validation batch.
+        lr: look-ahead step size.
+        mode: ``first_order`` or ``unrolled`` (``unrolled_k`` needs separate look-ahead
+            batches: use :func:`lookahead_hypergradient`).
+        train_loss: the training loss, reported back in the result.
+        rng_state: RNG state before the training forward (the CPU state, or a
+            ``(cpu, cuda)`` pair for the current CUDA device); restored for the recomputed
+            training forward so dropout masks match the real step.
+
+    Returns:
+        The hypergradient and the losses.
+
+    """
+    if mode not in ("first_order", "unrolled"):
+        raise ValueError(f"step_hypergradient supports first_order and unrolled, got {mode!r}")
+    phi, gamma_live = split_parameters(model)
+    if not gamma_live:
+        raise ValueError("the model has no modulators (parameters named '...gamma')")
+    missing = [n for n in phi if n not in train_grads]
+    if missing:
+        raise ValueError(f"train_grads lacks gradients of {missing[:3]}")
+    unrolled = mode == "unrolled"
+    gamma = {n: p.detach().clone().requires_grad_(True) for n, p in gamma_live.items()}
+    names = list(phi)
+    nxt = {
+        n: (phi[n].detach() if train_grads[n] is None
+            else phi[n].detach() - lr * train_grads[n].detach()).requires_grad_(unrolled)
+        for n in names
+    }
+    images, labels = meta_batch
+    meta_loss = loss_fn(functional_call(model, {**nxt, **gamma}, (images,)), labels)
+    inputs = list(gamma.values()) + ([nxt[n] for n in names] if unrolled else [])
+    grads = _zeros_if_none(torch.autograd.grad(meta_loss, inputs, allow_unused=True), inputs)
+    hyper = dict(zip(gamma, grads[: len(gamma)], strict=True))
+    replayed = None
+    if unrolled:
+        v = grads[len(gamma):]
+        images, labels = train_batch
+        with contextlib.ExitStack() as stack:
+            stack.enter_context(sdpa_kernel(SDPBackend.MATH))  # double backward needs the math path
+            if rng_state is not None:
+                cpu, cuda = rng_state if isinstance(rng_state, tuple) else (rng_state, None)
+                devices = [torch.cuda.current_device()] if cuda is not None else []
+                stack.enter_context(torch.random.fork_rng(devices=devices))
+                torch.set_rng_state(cpu)
+                if cuda is not None:
+                    torch.cuda.set_rng_state(cuda)
+            loss = loss_fn(functional_call(model, {**phi, **gamma}, (images,)), labels)
+            replayed = float(loss.detach())
+            params = [phi[n] for n in names]
+            g = _zeros_if_none(
+                torch.autograd.grad(loss, params, create_graph=True, allow_unused=True), params
+            )
+            dot = sum((gi * vi).sum() for gi, vi in zip(g, v, strict=True) if gi.requires_grad)
+            if torch.is_tensor(dot) and dot.requires_grad:
+                mixed = _zeros_if_none(
+                    torch.autograd.grad(dot, list(gamma.values()), allow_unused=True),
+                    list(gamma.values()),
+                )
+                hyper = {n: hyper[n] - lr * m for (n, m) in zip(gamma, mixed, strict=True)}
+    return Hypergradient({n: h.detach() for n, h in hyper.items()}, float(train_loss),
+                         float(meta_loss.detach()), replayed)

@@ -1,9 +1,13 @@
 """The MetaPEFT classification task (a LightningModule with manual optimisation).
 
 Inner steps train PEFT weights, stem and head with gamma fixed; every ``meta.every_n_steps``
-steps an outer step takes look-ahead steps on a meta-train batch, evaluates the loss on a
-meta-validation batch and updates gamma only. With ``meta.enabled: false`` the same task is the
-fixed-hyperparameter PEFT baseline.
+steps (after ``meta.warmup_steps``) an outer step updates gamma only. By default the inner step
+itself is the look-ahead (``phi' = phi - lr * g`` with the gradient the step computes anyway), so
+an outer step costs one forward/backward on a meta-val batch, plus a Hessian-vector product when
+unrolled; ``meta.lookahead: meta_train`` (and ``unrolled_k``) take separate look-ahead steps on
+meta-train batches instead. Either way the PEFT weights, head, stem and optimiser state after
+the step are exactly what the plain inner step leaves. With ``meta.enabled: false`` (or no PEFT
+modules: a linear probe, or full fine-tuning) the same task is the fixed-hyperparameter baseline.
 """
 
 from __future__ import annotations
@@ -17,13 +21,15 @@ from typing import Any
 import lightning as L
 import torch
 from torch.nn import functional as F
+from torch.utils.data import DataLoader
 from torchmetrics.classification import MulticlassAccuracy, MulticlassConfusionMatrix
 
 from ..data.longtail import GROUPS
-from ..meta import MetaConfig, lookahead_hypergradient
+from ..meta import Hypergradient, MetaConfig, lookahead_hypergradient, step_hypergradient
 from ..models import SpectralViTClassifier, init_head_from_class_means
 from ..peft import PeftConfig, gamma_map, gamma_parameters, is_gamma
 from ..reporting import build_report, format_report, write_report
+from .losses import LOSSES, classification_loss
 
 __all__ = ["GroupsConfig", "MetaPEFTTask", "OptimizerConfig"]
 
@@ -39,6 +45,7 @@ class OptimizerConfig:
         weight_decay: weight decay.
         schedule: ``cosine`` (one cosine over the whole run, never restarted) or ``constant``.
         warmup_steps: linear warm-up steps.
+
     """
 
     name: str = "adamw"
@@ -52,7 +59,9 @@ class OptimizerConfig:
         if self.name not in ("sgd", "adamw"):
             raise ValueError(f"model.optimizer.name must be sgd or adamw, got {self.name!r}")
         if self.schedule not in ("cosine", "constant"):
-            raise ValueError(f"model.optimizer.schedule must be cosine or constant, got {self.schedule!r}")
+            raise ValueError(
+                f"model.optimizer.schedule must be cosine or constant, got {self.schedule!r}"
+            )
 
 
 @dataclass
@@ -63,6 +72,7 @@ class GroupsConfig:
         rule: ``auto``, ``thresholds`` or ``quantile``.
         many_threshold: classes with more training images are "many".
         few_threshold: classes with fewer training images are "few".
+
     """
 
     rule: str = "auto"
@@ -85,9 +95,12 @@ class MetaPEFTTask(L.LightningModule):
         peft: PEFT positions, layers and sizes (``positions: []`` is a linear probe).
         meta: outer-step settings (``enabled: false`` is the fixed-gamma baseline).
         optimizer: inner optimiser.
-        loss: ``ce`` or ``logit_adjusted`` (cross-entropy with ``tau * log prior`` added to the
-            training logits).
+        loss: ``ce``, ``logit_adjusted`` (cross-entropy with ``tau * log prior`` added to the
+            training logits), ``balanced_softmax`` or ``focal`` (see
+            :mod:`rs_metapeft.tasks.losses`).
         logit_adjust_tau: tau of the logit-adjusted loss.
+        label_smoothing: label smoothing of the cross-entropy losses.
+        focal_gamma: focusing exponent of the focal loss.
         groups: grouping of classes in the report.
         report_dir: where ``report.json`` / ``report.md`` go (default: the run's log folder).
         stem: spectral stem: ``rgb_select``, ``band_mix``, ``patch_expand``, ``wavelength_hyper``.
@@ -110,6 +123,8 @@ class MetaPEFTTask(L.LightningModule):
         optimizer: OptimizerConfig = OptimizerConfig(),  # noqa: B008 - copied below
         loss: str = "ce",
         logit_adjust_tau: float = 1.0,
+        label_smoothing: float = 0.0,
+        focal_gamma: float = 2.0,
         groups: GroupsConfig = GroupsConfig(),  # noqa: B008 - copied below
         report_dir: str | None = None,
         stem: str = "band_mix",
@@ -121,14 +136,17 @@ class MetaPEFTTask(L.LightningModule):
             _config(peft, PeftConfig), _config(meta, MetaConfig),
             _config(optimizer, OptimizerConfig), _config(groups, GroupsConfig),
         )
-        if loss not in ("ce", "logit_adjusted"):
-            raise ValueError(f"model.loss must be ce or logit_adjusted, got {loss!r}")
+        if loss not in LOSSES:
+            raise ValueError(f"model.loss must be one of {', '.join(LOSSES)}, got {loss!r}")
+        _head_init(head_init)
         self.save_hyperparameters({
             "bands": list(bands), "num_classes": num_classes, "backbone": backbone,
             "weights": weights, "img_size": img_size, "patch_size": patch_size, "head": head,
             "backbone_kwargs": backbone_kwargs,
             "peft": asdict(peft), "meta": asdict(meta), "optimizer": asdict(optimizer),
-            "loss": loss, "logit_adjust_tau": logit_adjust_tau, "groups": asdict(groups),
+            "loss": loss, "logit_adjust_tau": logit_adjust_tau,
+            "label_smoothing": label_smoothing, "focal_gamma": focal_gamma,
+            "groups": asdict(groups),
             "report_dir": report_dir,
             "stem": stem, "head_scale": head_scale, "head_init": head_init,
         })
@@ -136,12 +154,13 @@ class MetaPEFTTask(L.LightningModule):
         self.peft_config, self.meta_config = peft, meta
         self.optim_config, self.groups_config = optimizer, groups
         self.loss_kind, self.tau = loss, logit_adjust_tau
+        self.label_smoothing, self.focal_gamma = label_smoothing, focal_gamma
+        self.head_init = head_init
         self.report_dir = report_dir
         self.model = SpectralViTClassifier(
             bands, num_classes, backbone, weights, img_size, patch_size,
             peft, head, backbone_kwargs, stem, head_scale,
         )
-        self.head_init = _head_init(head_init)
         self.register_buffer("log_prior", torch.zeros(num_classes))
         self.class_names: list[str] = [str(i) for i in range(num_classes)]
         self.train_counts: list[int] = [0] * num_classes
@@ -149,6 +168,9 @@ class MetaPEFTTask(L.LightningModule):
         self.outer_steps = 0
         self.last_report: dict | None = None
         self._meta_iters: dict[str, Any] = {}
+        #: (global step, gamma map) after every outer step, for the gamma-over-time plot.
+        self.gamma_history: list[tuple[int, dict[int, dict[str, float]]]] = []
+        self._pending_state: dict[str, Any] = {}
         self.val_acc = MulticlassAccuracy(num_classes, average="micro")
         self.val_macro_acc = MulticlassAccuracy(num_classes, average="macro")
         self.test_confmat = MulticlassConfusionMatrix(num_classes)
@@ -175,14 +197,10 @@ class MetaPEFTTask(L.LightningModule):
                 "this model has no band statistics: train it first (fit) or load a checkpoint"
             )
         if dm.class_names:
-            if stage != "fit" and any(self.train_counts) and len(dm.class_names) != len(self.class_names):
+            changed = len(dm.class_names) != len(self.class_names)
+            if stage != "fit" and any(self.train_counts) and changed:
                 raise ValueError(f"classes differ: model {self.class_names}, data {dm.class_names}")
             self.class_names = list(dm.class_names)
-
-    def on_fit_start(self) -> None:
-        """Initialise the head from class-mean features of the training data, if asked."""
-        if self.head_init == "class_mean" and self.trainer.datamodule is not None:
-            init_head_from_class_means(self.model, self.trainer.datamodule.train_dataloader())
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         """Make checkpoints self-describing: bands, statistics, classes, counts, groups, gamma."""
@@ -195,17 +213,64 @@ class MetaPEFTTask(L.LightningModule):
             "classes": self.class_names,
             "train_counts": self.train_counts,
             "gamma": gamma_map(self.model),
+            "gamma_history": [[s, _str_keys(g)] for s, g in self.gamma_history],
             "outer_steps": self.outer_steps,
             "skipped_outer_steps": self.skipped_outer_steps,
+            "rng": _rng_states(),
         }
+        dm = self._datamodule()
+        if dm is not None and getattr(dm, "meta_sampler", None) is not None:
+            checkpoint["rs_metapeft"]["seed"] = dm.seed
+            checkpoint["rs_metapeft"]["meta_split"] = {
+                k: v.tolist() for k, v in dm.meta_sampler.parts.items()
+            }
+            checkpoint["rs_metapeft"]["meta_sampler"] = dm.meta_sampler.state_dict()
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        """Restore classes, counts and meta counters saved by :meth:`on_save_checkpoint`."""
+        """Restore classes, counts and meta counters saved by :meth:`on_save_checkpoint`.
+
+        The meta sampler and random-number states are applied when training resumes
+        (:meth:`on_train_start`), after the datamodule has been set up.
+        """
         info = checkpoint.get("rs_metapeft", {})
         self.class_names = info.get("classes", self.class_names)
         self.train_counts = info.get("train_counts", self.train_counts)
         self.outer_steps = info.get("outer_steps", 0)
         self.skipped_outer_steps = info.get("skipped_outer_steps", 0)
+        self.gamma_history = [(int(s), _int_keys(g)) for s, g in info.get("gamma_history", [])]
+        self._pending_state = {k: info[k] for k in ("rng", "meta_sampler") if k in info}
+
+    def _datamodule(self):
+        return getattr(self._trainer, "datamodule", None) if self._trainer is not None else None
+
+    def on_fit_start(self) -> None:
+        """Class-mean head initialisation (fresh runs only, before any step)."""
+        if self.head_init == "class_mean" and self.trainer.global_step == 0:
+            self.init_head_from_class_means()
+
+    def on_train_start(self) -> None:
+        """On resume: continue the meta sampler's and the random generators' sequences."""
+        state, self._pending_state = self._pending_state, {}
+        dm = self._datamodule()
+        if "meta_sampler" in state and dm is not None and dm.meta_sampler is not None:
+            dm.meta_sampler.load_state_dict(state["meta_sampler"])
+        if "rng" in state:
+            _set_rng_states(state["rng"])
+
+    def init_head_from_class_means(self) -> None:
+        """Set the head's class rows to the normalised class-mean features of the training set.
+
+        Uses an unshuffled, unaugmented pass over the training split, so the training loader's
+        (resumable) state is not touched.
+        """
+        dm = self._datamodule()
+        if dm is None or getattr(dm, "train_dataset", None) is None:
+            raise RuntimeError("model.head_init: class_mean needs the training data (fit)")
+        if getattr(self.model.head, "weight", None) is None:
+            raise ValueError("model.head_init: class_mean needs a linear or cosine head")
+        loader = DataLoader(dm.train_dataset, batch_size=dm.batch_size, shuffle=False,
+                            collate_fn=dm.collate_fn)
+        init_head_from_class_means(self.model, loader)
 
     # -- losses ------------------------------------------------------------------------------
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -213,18 +278,20 @@ class MetaPEFTTask(L.LightningModule):
         return self.model(x)
 
     def training_loss(self, logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-        """Training (and meta) loss: cross-entropy, optionally logit-adjusted by class priors."""
-        if self.loss_kind == "logit_adjusted":
-            logits = logits + self.tau * self.log_prior.to(logits.dtype)
-        return F.cross_entropy(logits, labels)
+        """Training (and meta) loss, see :func:`~rs_metapeft.tasks.losses.classification_loss`."""
+        return classification_loss(logits, labels, self.loss_kind, self.log_prior, self.tau,
+                                   self.label_smoothing, self.focal_gamma)
 
     # -- optimisation ------------------------------------------------------------------------
     def configure_optimizers(self):
         """Inner optimiser over PEFT weights, stem and head; meta optimiser over gamma only."""
         cfg = self.optim_config
         phi = [p for n, p in self.model.named_parameters() if p.requires_grad and not is_gamma(n)]
+        if not phi:
+            raise ValueError("the model has no trainable parameters (check model.peft and head)")
         if cfg.name == "sgd":
-            main = torch.optim.SGD(phi, lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
+            main = torch.optim.SGD(phi, lr=cfg.lr, momentum=cfg.momentum,
+                                   weight_decay=cfg.weight_decay)
         else:
             main = torch.optim.AdamW(phi, lr=cfg.lr, weight_decay=cfg.weight_decay)
         total = max(int(self.trainer.estimated_stepping_batches), 1)
@@ -252,70 +319,123 @@ class MetaPEFTTask(L.LightningModule):
         return self.meta_config.enabled and bool(gamma_parameters(self.model))
 
     def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
-        """One inner step, preceded every N steps by an outer (gamma) step."""
-        step = self.trainer.global_step
+        """One inner step; every N steps also an outer (gamma) step.
+
+        With ``meta.lookahead: train_step`` the inner step is the look-ahead: its gradient
+        gives ``phi'`` before the optimiser moves, and the real step is the plain one. In every
+        mode the inner step runs with the gamma it found, and gamma changes after it.
+        """
         mc = self.meta_config
-        if self._meta_active() and step >= mc.warmup_steps and step % mc.every_n_steps == 0:
-            self.outer_step()
+        self._step = self.trainer.global_step  # main.step() below advances global_step
+        outer = self._meta_active() and mc.is_outer_step(self._step)
         optimizers = self.optimizers()
         main = optimizers[0] if isinstance(optimizers, list) else optimizers
+        if outer:
+            self.trainer.datamodule.new_meta_round()
+        rng = None
+        if outer and mc.uses_train_step:  # replayed for the Hessian-vector product's forward
+            rng = torch.get_rng_state()
+            if self.device.type == "cuda":
+                rng = (rng, torch.cuda.get_rng_state())
         logits = self.model(batch["image"])
         loss = self.training_loss(logits, batch["label"])
         main.zero_grad(set_to_none=True)
         self.manual_backward(loss)
+        result = None
+        if outer and mc.uses_train_step:
+            result = self._train_step_hypergradient(batch, loss, rng)
         main.step()
         self.lr_schedulers().step()
+        if result is not None:
+            self._apply_hypergradient(result)
+        elif outer:
+            self.outer_step()  # separate look-ahead from the stepped phi; leaves phi as it is
         self.log("train/loss", loss, prog_bar=True)
         return loss.detach()
 
+    def _lookahead_lr(self) -> float:
+        main = self.optimizers(use_pl_optimizer=False)[0]
+        mc = self.meta_config
+        return mc.lookahead_lr if mc.lookahead_lr is not None else main.param_groups[0]["lr"]
+
+    def _train_step_hypergradient(self, batch: dict[str, torch.Tensor], loss: torch.Tensor,
+                                  rng: Any) -> Hypergradient:
+        phi = {n: p for n, p in self.model.named_parameters()
+               if p.requires_grad and not is_gamma(n)}
+        grads = {n: p.grad for n, p in phi.items()}
+        return step_hypergradient(
+            self.model, self.training_loss, (batch["image"], batch["label"]), grads,
+            self._next_meta_batch("val"), self._lookahead_lr(), self.meta_config.hypergradient,
+            float(loss.detach()), rng,
+        )
+
     def _next_meta_batch(self, part: str) -> tuple[torch.Tensor, torch.Tensor]:
-        if part not in self._meta_iters:
-            self._meta_iters[part] = self.trainer.datamodule.meta_batches(part, self.device)
-        batch = next(self._meta_iters[part])
+        batch = self.trainer.datamodule.meta_batch(part, self.device)
         return batch["image"], batch["label"]
 
     def outer_step(self) -> None:
-        """Update gamma with the meta-validation gradient through a look-ahead.
+        """Update gamma through separate look-ahead steps on meta-train batches.
 
         The look-ahead is functional: PEFT weights, head, stem and optimiser state are untouched,
         so after this step only gamma has changed. A non-finite hypergradient skips the update and
         is counted.
         """
         mc = self.meta_config
-        main, meta = self.optimizers(use_pl_optimizer=False)
-        lr = mc.lookahead_lr if mc.lookahead_lr is not None else main.param_groups[0]["lr"]
-        train_batches = [self._next_meta_batch("train") for _ in range(mc.lookahead_steps)]
+        steps = mc.lookahead_steps
+        train_batches = [self._next_meta_batch("train") for _ in range(steps)]
+        mode = "first_order" if mc.hypergradient == "first_order" else "unrolled"
         result = lookahead_hypergradient(
             self.model, self.training_loss, train_batches, self._next_meta_batch("val"),
-            lr, mc.hypergradient,
+            self._lookahead_lr(), mode,
         )
-        if not result.finite:
+        self._apply_hypergradient(result)
+
+    def _apply_hypergradient(self, result: Hypergradient) -> None:
+        """All-reduce the hypergradient across ranks, step gamma, clamp, count and log."""
+        _, meta = self.optimizers(use_pl_optimizer=False)
+        gammas = gamma_parameters(self.model)
+        flat = torch.cat([result.grads[n].reshape(-1).float() for n in gammas])
+        if self.trainer.world_size > 1 and torch.distributed.is_initialized():
+            torch.distributed.all_reduce(flat)
+            flat /= self.trainer.world_size
+        # Decided on the reduced gradient, so every rank skips or steps together.
+        if not bool(torch.isfinite(flat).all()):
             self.skipped_outer_steps += 1
             if self.trainer.training:
                 self.log("meta/skipped_steps", float(self.skipped_outer_steps))
             return
-        gammas = gamma_parameters(self.model)
-        grads = [result.grads[n] for n in gammas]
-        if self.trainer.world_size > 1 and torch.distributed.is_initialized():
-            flat = torch.cat([g.reshape(-1) for g in grads])
-            torch.distributed.all_reduce(flat)
-            flat /= self.trainer.world_size
-            grads = list(flat.split([g.numel() for g in grads]))
-            grads = [g.view_as(p) for g, p in zip(grads, gammas.values(), strict=True)]
-        for p, g in zip(gammas.values(), grads, strict=True):
-            p.grad = g.to(p.dtype)
+        for p, g in zip(gammas.values(), flat.split([p.numel() for p in gammas.values()]),
+                        strict=True):
+            p.grad = g.view_as(p).to(p.dtype)
         meta.step()
         meta.zero_grad(set_to_none=True)
         self._clamp_gamma()
         self.outer_steps += 1
         if not self.trainer.training:  # called by hand (tests, notebooks): nothing to log into
             return
-        values = torch.stack([m.modulation().detach().float().mean() for m in self.model.peft_modules])
-        self.log_dict({
+        gmap = gamma_map(self.model)
+        self.gamma_history.append((int(getattr(self, "_step", self.trainer.global_step)), gmap))
+        values = torch.tensor([v for row in gmap.values() for v in row.values()])
+        logs = {
             "meta/train_loss": result.train_loss, "meta/val_loss": result.meta_loss,
-            "meta/gamma_mean": values.mean(), "meta/gamma_min": values.min(),
-            "meta/gamma_max": values.max(), "meta/skipped_steps": float(self.skipped_outer_steps),
-        })
+            "meta/gamma_mean": float(values.mean()), "meta/gamma_min": float(values.min()),
+            "meta/gamma_max": float(values.max()),
+            "meta/skipped_steps": float(self.skipped_outer_steps),
+            "meta/outer_steps": float(self.outer_steps),
+        }
+        logs.update({f"gamma/L{layer:02d}_{pos}": v for layer, row in gmap.items()
+                     for pos, v in row.items()})
+        self.log_dict(logs)
+
+    def on_fit_end(self) -> None:
+        """Save the gamma heatmap and gamma-over-time plot with the run (main process)."""
+        if not self.gamma_history or not self.trainer.is_global_zero:
+            return
+        from ..reporting.gamma_plots import save_gamma_plots
+
+        folder = Path(self.report_dir or self.trainer.log_dir or self.trainer.default_root_dir)
+        save_gamma_plots(gamma_map(self.model), self.gamma_history, folder,
+                         depth=self.model.depth)
 
     def _clamp_gamma(self) -> None:
         mc = self.meta_config
@@ -378,6 +498,27 @@ def _head_init(value: str) -> str:
     if value not in ("random", "class_mean"):
         raise ValueError(f"model.head_init must be random or class_mean, got {value!r}")
     return value
+
+
+def _str_keys(gmap: dict[int, dict[str, float]]) -> dict[str, dict[str, float]]:
+    return {str(k): dict(v) for k, v in gmap.items()}
+
+
+def _int_keys(gmap: dict[str, dict[str, float]]) -> dict[int, dict[str, float]]:
+    return {int(k): dict(v) for k, v in gmap.items()}
+
+
+def _rng_states() -> dict[str, Any]:
+    states: dict[str, Any] = {"torch": torch.get_rng_state()}
+    if torch.cuda.is_available() and torch.cuda.is_initialized():
+        states["cuda"] = torch.cuda.get_rng_state_all()
+    return states
+
+
+def _set_rng_states(states: dict[str, Any]) -> None:
+    torch.set_rng_state(states["torch"])
+    if "cuda" in states and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(states["cuda"])
 
 
 def _config(value: Any, cls: type) -> Any:

@@ -3,7 +3,7 @@ import torch
 from torch.func import functional_call
 from torch.nn import functional as F
 
-from rs_metapeft.meta import lookahead_hypergradient, split_parameters
+from rs_metapeft.meta import lookahead_hypergradient, split_parameters, step_hypergradient
 from rs_metapeft.models import create_backbone
 from rs_metapeft.peft import PeftConfig, inject_peft
 
@@ -98,3 +98,106 @@ def test_bad_mode_is_refused():
     tr, val, _ = _batches()
     with pytest.raises(ValueError, match="hypergradient mode"):
         lookahead_hypergradient(model, F.cross_entropy, [tr], val, 0.1, "second_order")
+
+
+def _train_grads(model, batch):
+    phi, _ = split_parameters(model)
+    x, y = batch
+    loss = F.cross_entropy(model(x), y)
+    grads = torch.autograd.grad(loss, list(phi.values()), allow_unused=True)
+    return dict(zip(phi, grads, strict=True)), float(loss)
+
+
+def _finite_differences(model, train_batches, val, lr, eps=1e-6):
+    _, gamma = split_parameters(model)
+    out = {}
+    for name in gamma:
+        plus = {n: g.detach().clone() for n, g in gamma.items()}
+        minus = {n: g.detach().clone() for n, g in gamma.items()}
+        plus[name] += eps
+        minus[name] -= eps
+        out[name] = (_meta_loss(model, plus, train_batches, val, lr)
+                     - _meta_loss(model, minus, train_batches, val, lr)) / (2 * eps)
+    return out
+
+
+def test_unrolled_k_matches_finite_differences_over_three_steps():
+    model = Tiny()
+    tr1, val, tr2 = _batches()
+    train_batches = [tr1, tr2, tr1]
+    result = lookahead_hypergradient(model, F.cross_entropy, train_batches, val, 0.3, "unrolled_k")
+    fd = _finite_differences(model, train_batches, val, 0.3)
+    for name, value in fd.items():
+        assert result.grads[name].item() == pytest.approx(value, rel=1e-4, abs=1e-8), name
+
+
+def test_train_step_lookahead_matches_finite_differences_and_the_functional_path():
+    model = Tiny()
+    tr, val, _ = _batches()
+    grads, loss = _train_grads(model, tr)
+    for p in model.parameters():  # the trainer's p.grad must survive the meta step untouched
+        p.grad = torch.full_like(p, 7.0)
+    result = step_hypergradient(model, F.cross_entropy, tr, grads, val, 0.5, "unrolled", loss)
+    assert all(torch.all(p.grad == 7.0) for p in model.parameters())
+    assert result.train_loss == pytest.approx(loss)
+    fd = _finite_differences(model, [tr], val, 0.5)
+    functional = lookahead_hypergradient(model, F.cross_entropy, [tr], val, 0.5, "unrolled")
+    for name, value in fd.items():
+        assert result.grads[name].item() == pytest.approx(value, rel=1e-4, abs=1e-8), name
+        assert torch.allclose(result.grads[name], functional.grads[name], rtol=1e-8, atol=1e-12)
+    first = step_hypergradient(model, F.cross_entropy, tr, grads, val, 0.5, "first_order")
+    first_functional = lookahead_hypergradient(model, F.cross_entropy, [tr], val, 0.5,
+                                               "first_order")
+    for name in fd:
+        assert torch.allclose(first.grads[name], first_functional.grads[name])
+        assert not torch.allclose(first.grads[name], result.grads[name])
+    assert first.meta_loss == pytest.approx(result.meta_loss)
+
+
+def test_train_step_lookahead_replays_the_training_dropout_masks():
+    model = Tiny()
+    model.vit.blocks[0].attn.qkv.lora["q"].dropout = torch.nn.Dropout(0.5)
+    tr, val, _ = _batches()
+    rng = torch.get_rng_state()
+    grads, loss = _train_grads(model, tr)
+    replayed = step_hypergradient(model, F.cross_entropy, tr, grads, val, 0.5, "unrolled", loss,
+                                  rng)
+    assert replayed.replayed_loss == loss  # the same masks as the real training forward
+    fresh = step_hypergradient(model, F.cross_entropy, tr, grads, val, 0.5, "unrolled", loss)
+    assert fresh.replayed_loss != loss  # without the state, other masks are drawn
+
+
+def test_step_hypergradient_runs_under_bf16_autocast():
+    model = Tiny().float()
+    tr, val, _ = _batches()
+    tr = (tr[0].float(), tr[1])
+    val = (val[0].float(), val[1])
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        grads, loss = _train_grads(model, tr)
+        result = step_hypergradient(model, F.cross_entropy, tr, grads, val, 0.5, "unrolled", loss)
+    reference = step_hypergradient(model, F.cross_entropy, tr, _train_grads(model, tr)[0], val,
+                                   0.5, "unrolled")
+    assert result.finite
+    for name, g in result.grads.items():
+        assert g.dtype == torch.float32
+        assert torch.allclose(g, reference.grads[name], rtol=0.1, atol=0.05), name
+
+
+def test_modes_and_refusals():
+    from rs_metapeft.meta import HYPERGRADIENT_MODES, MetaConfig
+
+    assert HYPERGRADIENT_MODES == ("first_order", "unrolled", "unrolled_k")
+    model = Tiny()
+    tr, val, _ = _batches()
+    grads, _ = _train_grads(model, tr)
+    with pytest.raises(ValueError, match="unrolled_k"):
+        step_hypergradient(model, F.cross_entropy, tr, grads, val, 0.1, "unrolled_k")
+    with pytest.raises(ValueError, match="lacks gradients"):
+        step_hypergradient(model, F.cross_entropy, tr, {}, val, 0.1, "unrolled")
+    with pytest.raises(ValueError, match="unrolled_k"):
+        MetaConfig(hypergradient="unrolled", lookahead_steps=2)
+    with pytest.raises(ValueError, match="lookahead"):
+        MetaConfig(hypergradient="first_order", lookahead_steps=2)
+    assert not MetaConfig(hypergradient="unrolled_k", lookahead_steps=3).uses_train_step
+    schedule = MetaConfig(every_n_steps=4, warmup_steps=6)
+    assert [s for s in range(20) if schedule.is_outer_step(s)] == [6, 10, 14, 18]

@@ -1,71 +1,70 @@
-import lightning as L
+import pytest
 import torch
 
-from rs_metapeft.data import SyntheticEuroSATDataModule
 from rs_metapeft.peft import is_gamma
 from rs_metapeft.tasks import MetaPEFTTask
 
-from ..conftest import TINY_SPEC, TINY_VIT
-
-
-def _fit(root, tmp_path, **meta):
-    dm = SyntheticEuroSATDataModule(
-        root=str(root), num_classes=TINY_SPEC.num_classes, batch_size=8, meta_batch_size=4,
-        image_size=TINY_SPEC.image_size, max_per_class=TINY_SPEC.max_per_class,
-        val_per_class=TINY_SPEC.val_per_class, test_per_class=TINY_SPEC.test_per_class,
-        synthetic_imbalance_ratio=TINY_SPEC.imbalance_ratio,
-    )
-    task = MetaPEFTTask(
-        bands=dm.bands, num_classes=TINY_SPEC.num_classes, img_size=32, patch_size=8,
-        backbone_kwargs=TINY_VIT,
-        meta={"every_n_steps": 1, "warmup_steps": 1, **meta},
-        optimizer={"name": "sgd", "lr": 0.05, "momentum": 0.9},
-    )
-    trainer = L.Trainer(max_steps=3, default_root_dir=tmp_path, logger=False,
-                        enable_checkpointing=False, enable_progress_bar=False,
-                        num_sanity_val_steps=0, limit_val_batches=0)
-    trainer.fit(task, datamodule=dm)
-    return task, trainer
-
-
-def _state(task):
-    model = {k: v.detach().clone() for k, v in task.model.state_dict().items() if not is_gamma(k)}
-    main = task.optimizers(use_pl_optimizer=False)[0]
-    opt = {i: {k: v.clone() for k, v in s.items() if torch.is_tensor(v)}
-           for i, s in main.state_dict()["state"].items()}
-    return model, opt
+from .factory import assert_same, fit, gamma_state, phi_state
 
 
 def test_outer_step_changes_gamma_only_and_bit_identically(tiny_s2_root, tmp_path):
-    task, _ = _fit(tiny_s2_root, tmp_path)
+    task, _ = fit(tiny_s2_root, tmp_path)
     assert task.outer_steps >= 1
-    model_before, opt_before = _state(task)
-    gamma_before = {k: v.clone() for k, v in task.model.state_dict().items() if is_gamma(k)}
+    model_before, opt_before = phi_state(task)
+    gamma_before = gamma_state(task)
     task.outer_step()
-    model_after, opt_after = _state(task)
-    assert model_before.keys() == model_after.keys()
-    assert all(torch.equal(model_before[k], model_after[k]) for k in model_before)
-    assert opt_before.keys() == opt_after.keys() and opt_before
-    for i in opt_before:
-        assert all(torch.equal(opt_before[i][k], opt_after[i][k]) for k in opt_before[i])
-    gamma_after = {k: v for k, v in task.model.state_dict().items() if is_gamma(k)}
+    model_after, opt_after = phi_state(task)
+    assert_same(model_before, model_after)
+    assert opt_before
+    assert_same(opt_before, opt_after)
+    gamma_after = gamma_state(task)
     assert any(not torch.equal(gamma_before[k], gamma_after[k]) for k in gamma_before)
 
 
-def test_meta_off_leaves_gamma_at_one(tiny_s2_root, tmp_path):
-    task, _ = _fit(tiny_s2_root, tmp_path, enabled=False)
+@pytest.fixture(scope="module")
+def plain_two_steps(tiny_s2_root, tmp_path_factory):
+    return fit(tiny_s2_root, tmp_path_factory.mktemp("plain"), max_steps=2,
+               meta={"enabled": False})[0]
+
+
+@pytest.mark.parametrize("meta", [
+    {"hypergradient": "first_order"},
+    {"hypergradient": "unrolled"},
+    {"hypergradient": "unrolled_k", "lookahead_steps": 2},
+])
+def test_a_training_step_with_an_outer_step_leaves_phi_as_the_plain_step(tiny_s2_root, tmp_path,
+                                                                        plain_two_steps, meta):
+    # Step 0 is warm-up, step 1 runs the outer step: phi and the optimiser must match a run
+    # without meta bit for bit, and gamma must have moved.
+    with_meta, _ = fit(tiny_s2_root, tmp_path, max_steps=2, meta=meta)
+    plain = plain_two_steps
+    assert with_meta.outer_steps == 1 and plain.outer_steps == 0
+    model_a, opt_a = phi_state(with_meta)
+    model_b, opt_b = phi_state(plain)
+    assert_same(model_a, model_b)
+    assert_same(opt_a, opt_b)
+    assert any(not torch.all(g == 1) for g in gamma_state(with_meta).values())
+    assert all(torch.all(g == 1) for g in gamma_state(plain).values())
+
+
+def test_meta_off_leaves_gamma_at_one(plain_two_steps):
+    task = plain_two_steps
     assert task.outer_steps == 0
     assert all(torch.all(m.modulation() == 1) for m in task.model.peft_modules)
 
 
 def test_band_statistics_and_classes_travel_in_the_checkpoint(tiny_s2_root, tmp_path):
-    task, trainer = _fit(tiny_s2_root, tmp_path)
+    task, trainer = fit(tiny_s2_root, tmp_path)
     path = tmp_path / "model.ckpt"
     trainer.save_checkpoint(path)
     ckpt = torch.load(path, weights_only=True)
     info = ckpt["rs_metapeft"]
     assert info["bands"] == task.model.bands and len(info["band_mean"]) == 13
     assert info["classes"][0] == "AnnualCrop" and sum(info["train_counts"]) > 0
+    assert info["seed"] == 0 and info["meta_split"]["val"] and info["meta_sampler"]["rng"]
+    assert len(info["gamma_history"]) == task.outer_steps
     restored = MetaPEFTTask.load_from_checkpoint(path, weights_only=True)
     assert torch.equal(restored.model.normalizer.mean, task.model.normalizer.mean)
     assert restored.class_names == task.class_names
+    assert restored.outer_steps == task.outer_steps
+    assert {k for k in restored.model.state_dict() if is_gamma(k)}
