@@ -7,8 +7,8 @@ the files they describe:
   each recipe's leading comment.
 - ``<!-- benchmark-tables -->``: every ``benchmarks/results/*.json`` as a table, with the command
   and machine that produced it; PNG files named in a result's ``figures`` are shown too.
-- ``<!-- tail-report: PATH -->``: a ``report.json`` (PATH relative to ``docs/``) rendered by
-  :func:`rs_metapeft.reporting.format_report`, the same code that writes ``report.md``.
+- ``<!-- tail-report: PATH -->``: a run's ``report.md`` (PATH relative to ``docs/``), as
+  :func:`rs_metapeft.reporting.write_report` wrote it, indented like the marker.
 
 A problem (bad YAML, a benchmark without its command or machine) is logged as a warning, which
 ``mkdocs build --strict`` turns into a failed build.
@@ -200,12 +200,15 @@ def benchmark_figures(results_dir: Path = RESULTS_DIR) -> list[Path]:
 
 
 # -- tail reports -----------------------------------------------------------------------------
-def render_tail_report(report_path: Path) -> str:
-    """Render a report.json as the Markdown of report.md, headings moved one level down."""
-    from rs_metapeft.reporting import format_report
+def render_tail_report(report_md: Path) -> str:
+    """Return a run's ``report.md`` without its title, headings moved one level down.
 
-    text = format_report(json.loads(report_path.read_text()))
-    lines = text.splitlines()[1:]  # the page has its own title
+    The file is the one ``rs_metapeft.reporting.write_report`` wrote; it is read, not re-rendered,
+    so the build never imports the package (torch and Lightning would cost seconds).
+    """
+    lines = report_md.read_text().splitlines()
+    if lines and lines[0].startswith("# "):
+        lines = lines[1:]  # the page has its own title
     return "\n".join("#" + line if line.startswith("#") else line for line in lines)
 
 

@@ -6,7 +6,8 @@ Usage (from the repository root, after ``make demo``)::
 
 Without an argument the newest ``runs/demo`` report is used. Writes into ``docs/assets/``:
 
-- ``demo_report.json``: a copy of the report (the home page renders its tables from it);
+- ``demo_report.json`` and ``demo_report.md``: copies of the run's report files (the home page
+  shows the Markdown);
 - ``gamma_heatmap.png``: the learned gamma, layers x positions;
 - ``tail_report.png``: per-class test accuracy, classes sorted by training count, coloured by group;
 - ``bilevel_step.png``: the inner and outer (meta) step as a diagram (no data needed).
@@ -147,6 +148,7 @@ def main(argv: list[str] | None = None) -> None:
     ASSETS.mkdir(parents=True, exist_ok=True)
     if source.resolve() != (ASSETS / "demo_report.json").resolve():
         shutil.copyfile(source, ASSETS / "demo_report.json")
+        shutil.copyfile(source.with_suffix(".md"), ASSETS / "demo_report.md")
     gamma_heatmap(report, ASSETS / "gamma_heatmap.png")
     tail_report_figure(report, ASSETS / "tail_report.png")
     bilevel_diagram(ASSETS / "bilevel_step.png")

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from rs_metapeft.reporting import build_report
+from rs_metapeft.reporting import build_report, write_report
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -89,8 +89,7 @@ def test_no_benchmarks_is_said_plainly(tmp_path):
 def test_tail_report_marker_renders_the_report(tmp_path):
     report = build_report(np.array([[3, 1], [2, 2]]), ["big", "small"], [150, 5])
     report["gamma"] = {"0": {"q": 0.5, "adaptformer": 1.25}}
-    path = tmp_path / "r.json"
-    path.write_text(json.dumps(report))
+    _, path = write_report(report, tmp_path)
     text = hooks.render_tail_report(path)
     assert not text.startswith("# ") and "## Learned gamma" in text
     assert "| big | many | 150 |" in text and "0.500" in text and "1.250" in text
