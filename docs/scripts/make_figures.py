@@ -58,7 +58,9 @@ def gamma_heatmap(report: dict, path: Path) -> None:
     for i, row in enumerate(values):
         for j, v in enumerate(row):
             if not math.isnan(v):
-                ax.text(j, i, f"{v:.3f}", ha="center", va="center", fontsize=7)
+                dark = abs(v - 1.0) > 0.6 * spread  # white text on the saturated cells
+                ax.text(j, i, f"{v:.3f}", ha="center", va="center", fontsize=7,
+                        color="white" if dark else "black")
     ax.set_xticks(range(len(positions)), positions)
     ax.set_yticks(range(len(layers)), layers)
     ax.set_xlabel("position")
