@@ -9,7 +9,7 @@ STAMP := $(VENV)/.installed
 export HF_HUB_OFFLINE ?= 1
 export PYTHONUNBUFFERED := 1
 
-.PHONY: demo test lint install clean
+.PHONY: demo test lint install clean docs docs-check
 
 $(STAMP): pyproject.toml
 	@test -n "$(PYTHON312)" || { echo "error: python3.12 not found; install Python 3.12 (TorchGeo 0.10 needs it)"; exit 1; }
@@ -24,6 +24,16 @@ demo: $(STAMP)
 
 test: $(STAMP)
 	$(PY) -m pytest -q
+
+# The documentation site (mkdocs-material + mkdocstrings), built strictly: a broken link, reference
+# or generated table fails the build.
+docs: $(STAMP)
+	NO_MKDOCS_2_WARNING=1 $(PY) -m mkdocs build --strict --quiet -d site
+
+# Open the built site in headless Chromium (installed from Debian if missing) and check that
+# headings and figures render; screenshots go to docs/_build_check/.
+docs-check: docs
+	$(PY) docs/scripts/check_site.py site docs/_build_check
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check rs_metapeft tests benchmarks
