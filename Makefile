@@ -11,7 +11,7 @@ export PYTHONUNBUFFERED := 1
 
 .PHONY: demo test lint install clean docs docs-check
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml setup.py
 	@test -n "$(PYTHON312)" || { echo "error: python3.12 not found; install Python 3.12 (TorchGeo 0.10 needs it)"; exit 1; }
 	@test -x $(PY) || $(PYTHON312) -m venv $(VENV)
 	$(PY) -m pip install --quiet -e '.[test]'

@@ -112,16 +112,28 @@ def load_model(source: str | os.PathLike, device: str = "cpu"):
     from .inference import find_checkpoint, load_task
 
     path = Path(source)
-    if path.is_dir() or path.suffix == ".ckpt":
-        return load_task(find_checkpoint(path), device)
-    try:  # exported adapters come from rs_metapeft.peft.export when this build has it
-        from .peft.export import load_exported  # type: ignore[attr-defined]
-    except ImportError as err:
-        raise ValueError(
-            f"{path} is not a checkpoint (.ckpt) or run folder, and this build cannot read "
-            "exported adapters"
-        ) from err
-    return load_exported(path, device=device)
+    if path.is_dir() and (path / "manifest.json").is_file():
+        return _task_from_export(path, device)
+    return load_task(find_checkpoint(path), device)
+
+
+def _task_from_export(folder: Path, device: str):
+    """Wrap a model rebuilt from an ``rs-metapeft export`` folder in a task (for evaluate/predict)."""
+    from .export import load_export, read_manifest
+    from .tasks import MetaPEFTTask
+
+    manifest = read_manifest(folder)
+    config = manifest["model"]
+    task = MetaPEFTTask(
+        bands=config["bands"], num_classes=config["num_classes"], backbone=config["backbone"],
+        weights=None, img_size=config["img_size"], patch_size=config["patch_size"],
+        head=config["head"], backbone_kwargs=config.get("backbone_kwargs"),
+        peft={"positions": []}, stem=config["stem"], head_scale=config.get("head_scale", 25.0),
+    )
+    task.model = load_export(folder)
+    task.class_names = list(manifest["classes"])
+    task.train_counts = list(manifest.get("train_counts") or [0] * config["num_classes"])
+    return task.to(device).eval()
 
 
 def evaluate(model: Any, recipe: Recipe, overrides: dict[str, Any] | None = None,

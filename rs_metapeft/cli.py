@@ -323,15 +323,7 @@ def _delegate(name: str, module: str, function: str = "main") -> Callable[[list[
     def run(argv: list[str]) -> int:
         import importlib
 
-        try:
-            target = getattr(importlib.import_module(module), function)
-        except (ImportError, AttributeError):
-            if argv[:1] in (["-h"], ["--help"]):
-                print(_SUBCOMMANDS[name][0] + "\n\nExample:\n  " + _SUBCOMMANDS[name][1])
-                return 0
-            print(f"rs-metapeft {name}: this build has no {module}.{function}; "
-                  "install a release that includes it", file=sys.stderr)
-            return 2
+        target = getattr(importlib.import_module(module), function)
         return int(target(argv) or 0)
 
     return run

@@ -55,3 +55,19 @@ def test_predict_tensor_checks_band_count(trained_run):
 
     with pytest.raises(ValueError, match="13"):
         api.predict(trained_run, torch.zeros(1, 3, 32, 32))
+
+
+def test_load_model_reads_an_export_and_reproduces_the_checkpoint_logits(trained_run, tmp_path):
+    import torch
+
+    from rs_metapeft.api import load_model
+    from rs_metapeft.cli import main
+
+    (ckpt,) = trained_run.rglob("*.ckpt")
+    assert main(["export", str(ckpt), "--out", str(tmp_path / "export")]) == 0
+    from_ckpt = load_model(trained_run)
+    from_export = load_model(tmp_path / "export")
+    assert from_export.class_names == from_ckpt.class_names
+    x = torch.rand(2, len(from_ckpt.model.bands), 32, 32) * 3000
+    with torch.no_grad():
+        assert torch.allclose(from_export(x), from_ckpt(x), atol=1e-5)
