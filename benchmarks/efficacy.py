@@ -12,10 +12,10 @@ Targets (on means over seeds, for each MetaPEFT variant):
   * training-loop time <= 1.25x that of its fixed-gamma twin (same modules, no meta step).
     (``wall_s`` adds model build, validation and test; Optuna's times are its whole search.)
 
-Sizes (``--quick``: a 2-block ViT at 32 px, 3 steps; default: ViT-Tiny 64 px / patch 8, 60 steps
-of batch 32, 10 classes, head class 300 training images; ``--gpu``: ViT-B/16 224 px bf16).
-On an idle 2-core CPU one seed on the 13-band set (7 methods + 8 Optuna trials) takes roughly
-10-15 minutes:
+Sizes (``--quick``: a 2-block ViT at 32 px, 3 steps; default: ViT-Tiny 64 px / patch 8, 48 steps
+of batch 16, 5 outer steps, 10 classes, head class 300 training images; ``--gpu``: ViT-B/16
+224 px bf16, 100 steps of batch 64). One seed on the 13-band set (7 methods + 8 Optuna trials)
+is sized for ~13 minutes of an idle 2-core CPU (estimated from a loaded run; see harness.py):
 
     python benchmarks/efficacy.py --datasets s2 --seeds 0 \
         --weights ../shared/backbones/vit_tiny_p8_64_kd_effnetlite0.pth

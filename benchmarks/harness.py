@@ -86,9 +86,12 @@ class Profile:
 PROFILES = {
     # Smoke test: seconds per run; numbers mean nothing.
     "quick": Profile("quick", "vit_tiny_patch16_224", 32, 8, 2, 3, 8, 4, 1, 0, 4, 20, 2, 3, 2),
-    # 2-core CPU: ViT-Tiny 64 px / patch 8, 60 steps of batch 32; the default synthetic sets
-    # (10 classes, head 300 training images, 10 val and 30 test images per class).
-    "cpu": Profile("cpu", "vit_tiny_patch16_224", 64, 8, None, 60, 32, 16, 10, 10, 10, 300, 10,
+    # 2-core CPU: ViT-Tiny 64 px / patch 8, 48 steps of batch 16 (meta batch 8, an outer step
+    # every 8 steps after 8: 5 outer steps); the default synthetic sets (10 classes, head 300
+    # training images, 10 val and 30 test images per class). Sized from a run at load ~4.5 on
+    # 2 cores (60 steps of batch 32: LoRA q,v 222 s, MetaPEFT-LoRA 557 s) so that one seed of
+    # the 13-band efficacy benchmark (15 runs) should take ~13 min on an idle machine.
+    "cpu": Profile("cpu", "vit_tiny_patch16_224", 64, 8, None, 48, 16, 8, 8, 8, 10, 300, 10,
                    30, 8),
     # One H100/H200: ViT-B/16 at 224 px in bf16, 100 steps of batch 64 (about 8 epochs of the
     # long-tailed set); 4 loader workers so that reading 13-band GeoTIFFs keeps up.
@@ -296,6 +299,8 @@ def add_common_arguments(parser) -> None:
     parser.add_argument("--results", type=Path, default=None,
                         help="folder for the JSON result (default: benchmarks/results, and "
                              "benchmarks/results/quick for --quick, which the page leaves out)")
+    parser.add_argument("--steps", type=int, default=None,
+                        help="training steps per run (default: the profile's)")
     parser.add_argument("--tag", default="",
                         help="suffix of the result file name (keeps CPU and GPU results apart)")
 
@@ -308,7 +313,10 @@ def profile_of(args) -> Profile:
         raise SystemExit("--gpu needs a CUDA device; none is visible")
     if args.results is None:
         args.results = RESULTS_DIR / "quick" if args.quick else RESULTS_DIR
-    return PROFILES["quick" if args.quick else "gpu" if args.gpu else "cpu"]
+    profile = PROFILES["quick" if args.quick else "gpu" if args.gpu else "cpu"]
+    if getattr(args, "steps", None):
+        profile = dataclasses.replace(profile, steps=args.steps)
+    return profile
 
 
 # -- step timing -------------------------------------------------------------------------------

@@ -65,6 +65,9 @@ def test_efficacy_rows_targets_json_and_page(tiny_s2_root, tmp_path):
     text = render.render_page(path.parent, page)  # twice: the block is replaced, not repeated
     assert text.count("## Efficacy (test)") == 1 and "Hand-written intro." in text
     assert "MetaPEFT-LoRA" in text and "- Seeds: 0" in text and "- Command: `pytest`" in text
+    site = tmp_path / "site.md"
+    site.write_text(f"# Benchmarks\n\n{render.SITE_MARKER}\n")
+    assert render.render_page(path.parent, site) == site.read_text()  # the site build renders it
 
 
 def test_render_refuses_a_result_without_machine(tmp_path):
