@@ -1,0 +1,353 @@
+"""Shared plumbing of the benchmark scripts: sizes, one training run, timing, tables, JSON.
+
+Every run goes through the same path as ``rs-metapeft fit`` (the shipped ``demo`` recipe plus
+dotted overrides, built by :func:`rs_metapeft.cli.build_cli`), so the benchmarks exercise the
+product and pick up option names (``model.peft.method``, ``model.meta.hypergradient`` ...) from
+whatever is merged. A method whose option this checkout lacks is skipped with a note, not faked.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import io
+import json
+import math
+import os
+import platform
+import resource
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+import lightning as L  # noqa: E402
+import torch  # noqa: E402
+
+from rs_metapeft.cli import build_cli  # noqa: E402
+from rs_metapeft.meta import MetaConfig  # noqa: E402
+from rs_metapeft.peft import PeftConfig  # noqa: E402
+
+RESULTS_DIR = ROOT / "benchmarks" / "results"
+#: Generated data is cached here (matched by the ``data/demo*/`` ignore rule).
+DATA_DIR = ROOT / "data" / "demo_bench"
+RECIPE = "demo"
+
+S2_BANDS = ["B01", "B02", "B03", "B04", "B05", "B06", "B07", "B08", "B09", "B10", "B11", "B12",
+            "B8A"]
+
+#: Data sets of the efficacy benchmark: name -> (data module, data overrides).
+DATASETS: dict[str, tuple[str, dict]] = {
+    "s2": ("rs_metapeft.data.SyntheticEuroSATDataModule",
+           {"bands": S2_BANDS, "synthetic_imbalance_ratio": 100}),
+    "sar": ("rs_metapeft.data.SyntheticSARDataModule",
+            {"bands": ["VV", "VH"], "synthetic_imbalance_ratio": 100}),
+    "s2-natural": ("rs_metapeft.data.SyntheticEuroSATDataModule",
+                   {"bands": S2_BANDS, "synthetic_imbalance_ratio": 1}),
+}
+
+
+@dataclasses.dataclass(frozen=True)
+class Profile:
+    """Sizes of one benchmark setting (``quick`` smoke test, ``cpu`` full, ``gpu``)."""
+
+    name: str
+    backbone: str
+    img_size: int
+    patch_size: int
+    depth: int | None  # None: the backbone's own depth
+    steps: int
+    batch_size: int
+    meta_batch_size: int
+    meta_every: int
+    meta_warmup: int
+    num_classes: int
+    max_per_class: int
+    val_per_class: int
+    test_per_class: int
+    optuna_trials: int
+    precision: str = "32-true"
+    accelerator: str = "cpu"
+    num_workers: int = 0
+
+    @property
+    def blocks(self) -> int:
+        """Transformer blocks of the backbone."""
+        return self.depth or 12
+
+
+PROFILES = {
+    # Smoke test: seconds per run; numbers mean nothing.
+    "quick": Profile("quick", "vit_tiny_patch16_224", 32, 8, 2, 3, 8, 4, 1, 0, 4, 20, 2, 3, 2),
+    # 2-core CPU: ViT-Tiny 64 px / patch 8, 48 steps of batch 16 (meta batch 8, an outer step
+    # every 8 steps after 8: 5 outer steps); the default synthetic sets (10 classes, head 300
+    # training images, 10 val and 30 test images per class). Sized from a run at load ~4.5 on
+    # 2 cores (60 steps of batch 32: LoRA q,v 222 s, MetaPEFT-LoRA 557 s) so that one seed of
+    # the 13-band efficacy benchmark (15 runs) should take ~13 min on an idle machine.
+    "cpu": Profile("cpu", "vit_tiny_patch16_224", 64, 8, None, 48, 16, 8, 8, 8, 10, 300, 10,
+                   30, 8),
+    # One H100/H200: ViT-B/16 at 224 px in bf16, 100 steps of batch 64 (about 8 epochs of the
+    # long-tailed set); 4 loader workers so that reading 13-band GeoTIFFs keeps up.
+    "gpu": Profile("gpu", "vit_base_patch16_224", 224, 16, None, 100, 64, 32, 10, 20, 10, 300, 10,
+                   30, 8, "bf16-mixed", "gpu", 4),
+}
+
+
+def paper_rank(num_classes: int, layers: int) -> int:
+    """LoRA rank of the paper's default rule, 2^floor(log2(C / 2L)), at least 1."""
+    return max(1, 2 ** math.floor(math.log2(num_classes / (2 * layers))))
+
+
+def machine() -> str:
+    """One line saying where this ran."""
+    cpu = f"{os.cpu_count()}-core {platform.machine()}, torch threads {torch.get_num_threads()}"
+    if torch.cuda.is_available():
+        cpu += f", GPU {torch.cuda.get_device_name(0)}"
+    return (f"{platform.node() or 'host'}: {cpu}, Python {platform.python_version()}, "
+            f"torch {torch.__version__}")
+
+
+def command_line() -> str:
+    """The command that is running, as the user would type it."""
+    return " ".join(["python", *[a if " " not in a else repr(a) for a in sys.argv]])
+
+
+def available(overrides: dict[str, Any]) -> str | None:
+    """``None`` if this checkout knows every ``model.peft.*`` / ``model.meta.*`` key, else why."""
+    known = {"model.peft": {f.name for f in dataclasses.fields(PeftConfig)},
+             "model.meta": {f.name for f in dataclasses.fields(MetaConfig)}}
+    for key in overrides:
+        parent, _, leaf = key.rpartition(".")
+        if parent in known and leaf not in known[parent]:
+            return f"option {key} is not in this checkout (it comes with another issue's merge)"
+    return None
+
+
+def base_overrides(profile: Profile, dataset: str, seed: int, weights: str | None,
+                   run_dir: Path) -> dict[str, Any]:
+    """Overrides of the demo recipe for one data set at one profile's sizes."""
+    data_class, data_kw = DATASETS[dataset]
+    ratio = data_kw["synthetic_imbalance_ratio"]
+    root = DATA_DIR / (f"{dataset.split('-')[0]}_ir{ratio:g}_c{profile.num_classes}"
+                       f"_n{profile.max_per_class}_v{profile.val_per_class}"
+                       f"_t{profile.test_per_class}_{profile.img_size}px")
+    init = {"root": str(root), "num_classes": profile.num_classes,
+            "batch_size": profile.batch_size, "meta_batch_size": profile.meta_batch_size,
+            "num_workers": profile.num_workers, "max_per_class": profile.max_per_class,
+            "val_per_class": profile.val_per_class, "test_per_class": profile.test_per_class,
+            "image_size": profile.img_size, **data_kw}
+    out = {
+        "seed_everything": seed,
+        "trainer.max_steps": profile.steps, "trainer.max_epochs": -1,
+        "trainer.accelerator": profile.accelerator, "trainer.precision": profile.precision,
+        "trainer.logger": False, "trainer.enable_checkpointing": False,
+        "trainer.enable_progress_bar": False, "trainer.enable_model_summary": False,
+        "trainer.num_sanity_val_steps": 0, "trainer.check_val_every_n_epoch": 10_000,
+        "trainer.default_root_dir": str(run_dir),
+        "model.backbone": profile.backbone, "model.weights": weights,
+        "model.img_size": profile.img_size, "model.patch_size": profile.patch_size,
+        "model.backbone_kwargs": {"depth": profile.depth} if profile.depth else None,
+        "model.meta.every_n_steps": profile.meta_every,
+        "model.meta.warmup_steps": profile.meta_warmup,
+        "model.report_dir": str(run_dir / "report"),
+        "data.class_path": data_class, "data.init_args": init,
+    }
+    return out
+
+
+def build(overrides: dict[str, Any]):
+    """Instantiate model, data and trainer from the demo recipe plus ``overrides`` (not run)."""
+    args = ["--config", RECIPE]
+    # Non-strings as JSON (which is YAML, as jsonargparse parses values); strings as they are,
+    # since a quoted string fails jsonargparse's Literal checks (e.g. trainer.precision).
+    args += [f"--{key}={value if isinstance(value, str) else json.dumps(value)}"
+             for key, value in overrides.items()]
+    argv, sys.argv = sys.argv, sys.argv[:1]  # the script's own flags are not the CLI's
+    try:
+        return build_cli(args, run=False)
+    finally:
+        sys.argv = argv
+
+
+class StepTimer(L.Callback):
+    """Wall time of each training step (data already on the device)."""
+
+    def __init__(self) -> None:
+        self.times: list[float] = []
+        self._start = 0.0
+
+    def on_train_batch_start(self, trainer, module, batch, batch_idx):  # noqa: D102
+        _sync()
+        self._start = time.perf_counter()
+
+    def on_train_batch_end(self, trainer, module, outputs, batch, batch_idx):  # noqa: D102
+        _sync()
+        self.times.append(time.perf_counter() - self._start)
+
+
+def _sync() -> None:
+    if torch.cuda.is_available():
+        torch.cuda.synchronize()
+
+
+def fit_and_evaluate(overrides: dict[str, Any]) -> dict[str, Any]:
+    """Train, validate (the selection split) and test one configuration.
+
+    Returns:
+        ``report`` (the test report), ``val_class_mean`` and ``val_acc`` (validation split),
+        ``wall_s`` (build + train + validate + test), ``train_s`` (training loop only).
+    """
+    start = time.perf_counter()
+    # The task prints its tail-class report; the benchmark prints its own table instead.
+    with contextlib.redirect_stdout(io.StringIO()):
+        return _fit_and_evaluate(overrides, start)
+
+
+def _fit_and_evaluate(overrides: dict[str, Any], start: float) -> dict[str, Any]:
+    cli = build(overrides)
+    timer = StepTimer()
+    cli.trainer.callbacks.append(timer)
+    t0 = time.perf_counter()
+    cli.trainer.fit(cli.model, datamodule=cli.datamodule)
+    train_s = time.perf_counter() - t0
+    (val,) = cli.trainer.validate(cli.model, datamodule=cli.datamodule, verbose=False)
+    cli.trainer.test(cli.model, datamodule=cli.datamodule, verbose=False)
+    report = cli.model.last_report
+    if report is None:
+        raise RuntimeError("the test step wrote no report")
+    return {"report": report, "val_class_mean": float(val["val/class_mean_acc"]),
+            "val_acc": float(val["val/acc"]), "wall_s": time.perf_counter() - start,
+            "train_s": train_s, "step_times": timer.times}
+
+
+def run_dir() -> tempfile.TemporaryDirectory:
+    """A throw-away folder for one run's reports."""
+    return tempfile.TemporaryDirectory(prefix="rs_metapeft_bench_")
+
+
+# -- memory ------------------------------------------------------------------------------------
+def reset_peak_memory() -> None:
+    """Start a peak-memory window (CUDA only; CPU peak RSS is per process)."""
+    if torch.cuda.is_available():
+        torch.cuda.reset_peak_memory_stats()
+
+
+def peak_memory_mib() -> float:
+    """Peak CUDA memory allocated since the last reset, or this process's peak RSS on CPU."""
+    if torch.cuda.is_available():
+        return torch.cuda.max_memory_allocated() / 2**20
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: KiB
+
+
+# -- statistics, tables and results --------------------------------------------------------------
+def mean_std(values: list[float | None]) -> tuple[float | None, float | None]:
+    """Mean and sample standard deviation (0 for one value); ``None`` if nothing to average."""
+    vals = [v for v in values if v is not None]
+    if not vals:
+        return None, None
+    return statistics.fmean(vals), statistics.stdev(vals) if len(vals) > 1 else 0.0
+
+
+def fmt(value: Any, digits: int = 3) -> str:
+    """A table cell: floats rounded, ``None`` as ``-``."""
+    if value is None:
+        return "-"
+    if isinstance(value, float):
+        return f"{value:.{digits}f}"
+    return str(value)
+
+
+def format_table(rows: list[dict[str, Any]], columns: list[str] | None = None) -> str:
+    """A Markdown table of ``rows`` (dicts), columns in first-seen order unless given."""
+    if not rows:
+        return "(no rows)"
+    columns = columns or list(dict.fromkeys(k for r in rows for k in r))
+    lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
+    lines += ["| " + " | ".join(fmt(r.get(c)) for c in columns) + " |" for r in rows]
+    return "\n".join(lines)
+
+
+def write_result(name: str, result: dict[str, Any], results_dir: Path = RESULTS_DIR) -> Path:
+    """Write ``results_dir/name.json`` atomically; the result must say its command and machine."""
+    for key in ("title", "command", "machine", "rows"):
+        if key not in result:
+            raise ValueError(f"benchmark result {name!r} has no {key!r}")
+    results_dir.mkdir(parents=True, exist_ok=True)
+    path = results_dir / f"{name}.json"
+    tmp = path.with_suffix(".json.tmp")
+    tmp.write_text(json.dumps(result, indent=2, default=float) + "\n")
+    os.replace(tmp, path)
+    return path
+
+
+def add_common_arguments(parser) -> None:
+    """``--quick``, ``--gpu``, ``--seeds``, ``--weights``, ``--results``."""
+    parser.add_argument("--quick", action="store_true",
+                        help="tiny smoke-test sizes (seconds; the numbers mean nothing)")
+    parser.add_argument("--gpu", action="store_true",
+                        help="GPU sizes: ViT-B/16, 224 px, bf16 (needs CUDA)")
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    parser.add_argument("--weights", default=None,
+                        help="backbone weights file (e.g. the offline ViT-Tiny stand-in)")
+    parser.add_argument("--results", type=Path, default=None,
+                        help="folder for the JSON result (default: benchmarks/results, and "
+                             "benchmarks/results/quick for --quick, which the page leaves out)")
+    parser.add_argument("--steps", type=int, default=None,
+                        help="training steps per run (default: the profile's)")
+    parser.add_argument("--tag", default="",
+                        help="suffix of the result file name (keeps CPU and GPU results apart)")
+
+
+def profile_of(args) -> Profile:
+    """The profile chosen on the command line."""
+    if args.quick and args.gpu:
+        raise SystemExit("--quick and --gpu exclude each other")
+    if args.gpu and not torch.cuda.is_available():
+        raise SystemExit("--gpu needs a CUDA device; none is visible")
+    if args.results is None:
+        args.results = RESULTS_DIR / "quick" if args.quick else RESULTS_DIR
+    profile = PROFILES["quick" if args.quick else "gpu" if args.gpu else "cpu"]
+    if getattr(args, "steps", None):
+        profile = dataclasses.replace(profile, steps=args.steps)
+    return profile
+
+
+# -- step timing -------------------------------------------------------------------------------
+def timed_fit(overrides: dict[str, Any]):
+    """Fit one configuration with a :class:`StepTimer`; return ``(cli, step_times)``.
+
+    On CUDA the peak-memory window is reset first, so :func:`peak_memory_mib` afterwards is
+    this configuration's.
+    """
+    reset_peak_memory()
+    with contextlib.redirect_stdout(io.StringIO()):
+        cli = build(overrides)
+        # CPU: the process's peak RSS once data and model exist, to tell training's share apart.
+        cli.peak_before_fit_mib = peak_memory_mib()
+        timer = StepTimer()
+        cli.trainer.callbacks.append(timer)
+        cli.trainer.fit(cli.model, datamodule=cli.datamodule)
+    return cli, timer.times
+
+
+def memory_in_subprocess(script: Path, argv: list[str], key: str) -> dict[str, float]:
+    """Peak RSS (MiB) of ``script argv --memory-of key`` run in a fresh process (CPU memory).
+
+    The script prints ``{"peak_mib": ..., "before_fit_mib": ...}`` as its last line in that mode.
+    """
+    import subprocess
+
+    env = {**os.environ,
+           "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])}
+    proc = subprocess.run([sys.executable, str(script), *argv, "--memory-of", key],
+                          capture_output=True, text=True, env=env, check=False)
+    if proc.returncode != 0:
+        raise RuntimeError(f"memory run of {key!r} failed:\n{proc.stderr[-2000:]}")
+    return json.loads(proc.stdout.strip().splitlines()[-1])
