@@ -44,7 +44,8 @@ def main() -> None:
           f"{'medium':>7} {'few':>6} {'wall s':>7}")
     for name, r in rows.items():
         g = r["group_accuracy"]
-        print(f"{name:<24} {100 * r['overall_accuracy']:8.1f} {100 * r['class_mean_accuracy']:10.1f} "
+        acc, cls_acc = 100 * r["overall_accuracy"], 100 * r["class_mean_accuracy"]
+        print(f"{name:<24} {acc:8.1f} {cls_acc:10.1f} "
               f"{100 * r['macro_f1']:8.1f} {100 * g['many']:6.1f} {100 * g['medium']:7.1f} "
               f"{100 * g['few']:6.1f} {r['wall_s']:7.0f}")
     out = Path(args.out)

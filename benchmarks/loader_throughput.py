@@ -18,6 +18,7 @@ import argparse
 import json
 import os
 import platform
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -144,6 +145,8 @@ def main() -> None:
     out = RESULTS / "loader_throughput.json"
     tmp_out = out.with_suffix(".json.tmp")
     tmp_out.write_text(json.dumps({
+        "title": "Loader throughput against the training rate",
+        "command": "python " + " ".join(sys.argv),
         "machine": {"cpus": os.cpu_count(), "platform": platform.platform(),
                     "torch_threads": torch.get_num_threads()},
         "args": vars(args), "rows": rows, "target_met": verdict,

@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -118,6 +119,7 @@ def main() -> None:
         "settings": {k: v for k, v in vars(args).items() if k not in ("out",)},
         "peft": "LoRA q,v rank 4 alpha 4, gamma fixed at 1 (meta off); cosine head, class-mean "
                 "init, logit-adjusted CE, AdamW",
+        "command": "python " + " ".join(sys.argv),
         "machine": "2 shared CPU cores (timings noisy)",
         "torch_threads": torch.get_num_threads(),
         "rows": rows,

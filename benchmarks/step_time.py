@@ -33,6 +33,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import platform
 import resource
 import subprocess
 import sys
@@ -249,6 +250,8 @@ def main() -> None:
         for name, r in result["components"].items():
             print(f"{name:40s} {r['mean_s']:8.3f} {r['per_inner_step']:8.2f} "
                   f"{r['ratio_every_10']:17.3f}")
+        result.update(_provenance("Outer-step cost by hypergradient mode"))
+        result["rows"] = [{"piece": k, **v} for k, v in result["components"].items()]
         path = args.out / "step_time_components.json"
         path.write_text(json.dumps(result, indent=2))
         print(f"\nwritten to {path}")
@@ -273,12 +276,24 @@ def main() -> None:
         for name, r in result["accuracy"].items():
             print(f"{name:40s} {_fmt(r['overall']):>8s} {_fmt(r['class_mean']):>8s} "
                   f"{_fmt(r['many']):>6s} {_fmt(r['medium']):>6s} {_fmt(r['few']):>6s}")
+    result.update(_provenance("Step time: MetaPEFT against fixed-gamma PEFT"))
+    peaks = result.get("peak_rss_mib", {})
+    result["rows"] = [{"configuration": k, **v, "peak_rss_mib": peaks.get(k)}
+                      for k, v in result["timing"].items()]
     path = args.out / "step_time.json"
     tmp = path.with_suffix(".json.tmp")
     tmp.write_text(json.dumps(result, indent=2))
     os.replace(tmp, path)
     print(f"\nwritten to {path}")
 
+
+
+
+def _provenance(title: str) -> dict:
+    """Title, command line and machine, which the docs page shows with every table."""
+    return {"title": title, "command": "python " + " ".join(sys.argv),
+            "machine": f"{platform.platform()}, {os.cpu_count()} CPUs, "
+                       f"{torch.get_num_threads()} torch threads"}
 
 if __name__ == "__main__":
     main()

@@ -118,7 +118,7 @@ def load_model(source: str | os.PathLike, device: str = "cpu"):
 
 
 def _task_from_export(folder: Path, device: str):
-    """Wrap a model rebuilt from an ``rs-metapeft export`` folder in a task (for evaluate/predict)."""
+    """Wrap a model rebuilt from an ``rs-metapeft export`` folder in a task (evaluate, predict)."""
     from .export import load_export, read_manifest
     from .tasks import MetaPEFTTask
 

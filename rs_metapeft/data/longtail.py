@@ -183,8 +183,8 @@ def stratified_meta_split(
 ) -> tuple[np.ndarray, np.ndarray]:
     """Draw a stratified meta set from the training data, split into meta-train and meta-val.
 
-    Each class contributes ``round(fraction * n)`` samples (at least one, two where it has two), half
-    to meta-train and half to meta-val, so that every class with two or more samples is seen by
+    Each class contributes ``round(fraction * n)`` samples (at least one, two where it has two),
+    half to meta-train and half to meta-val, so that every class with two or more samples is seen by
     both halves; a class with one sample goes to meta-val. The two halves are disjoint.
 
     Args:

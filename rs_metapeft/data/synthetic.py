@@ -39,7 +39,9 @@ __all__ = [
 EUROSAT_BAND_ORDER = (
     "B01", "B02", "B03", "B04", "B05", "B06", "B07", "B08", "B09", "B10", "B11", "B12", "B8A",
 )
-EUROSAT_BASE_DIR = os.path.join("ds", "images", "remote_sensing", "otherDatasets", "sentinel_2", "tif")
+EUROSAT_BASE_DIR = os.path.join(
+    "ds", "images", "remote_sensing", "otherDatasets", "sentinel_2", "tif"
+)
 EUROSAT_CLASSES = (
     "AnnualCrop", "Forest", "HerbaceousVegetation", "Highway", "Industrial",
     "Pasture", "PermanentCrop", "Residential", "River", "SeaLake",

@@ -63,8 +63,10 @@ class _EuroSATS1WithTargets(CopernicusBenchEuroSATS1):
 def _stratified_holdout(
     targets: list[int], fraction: float, seed: int
 ) -> tuple[list[int], list[int]]:
-    """Split indices into (train, holdout): ``fraction`` of each class, at least one when the class
-    has two or more samples."""
+    """Split indices into (train, holdout).
+
+    ``fraction`` of each class is held out, at least one sample when the class has two or more.
+    """
     rng = np.random.default_rng(seed)
     t = np.asarray(targets)
     train, hold = [], []
@@ -233,8 +235,10 @@ class RESISC45LongTailDataModule(_RGBSceneDataModule):
 
     torchgeo_class = RESISC45
 
-    def __init__(self, root: str = "data/resisc45", num_classes: int = 45, **kwargs: Any) -> None:
-        super().__init__(root=root, num_classes=num_classes, **kwargs)
+    def __init__(self, root: str = "data/resisc45", num_classes: int = 45,
+                 bands: list[str] | None = None, download: bool = False, **kwargs: Any) -> None:
+        super().__init__(root=root, num_classes=num_classes, bands=bands, download=download,
+                         **kwargs)
 
 
 class UCMercedLongTailDataModule(_RGBSceneDataModule):
@@ -250,5 +254,7 @@ class UCMercedLongTailDataModule(_RGBSceneDataModule):
 
     torchgeo_class = UCMerced
 
-    def __init__(self, root: str = "data/ucmerced", num_classes: int = 21, **kwargs: Any) -> None:
-        super().__init__(root=root, num_classes=num_classes, **kwargs)
+    def __init__(self, root: str = "data/ucmerced", num_classes: int = 21,
+                 bands: list[str] | None = None, download: bool = False, **kwargs: Any) -> None:
+        super().__init__(root=root, num_classes=num_classes, bands=bands, download=download,
+                         **kwargs)

@@ -20,7 +20,6 @@ from typing import Any
 
 import lightning as L
 import torch
-from torch.nn import functional as F
 from torch.utils.data import DataLoader
 from torchmetrics.classification import MulticlassAccuracy, MulticlassConfusionMatrix
 

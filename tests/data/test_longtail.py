@@ -5,7 +5,8 @@ from rs_metapeft.data.longtail import assign_groups, longtail_indices, stratifie
 
 
 def test_threshold_groups():
-    assert assign_groups([300, 100, 20, 19], rule="thresholds") == ["many", "medium", "medium", "few"]
+    groups = assign_groups([300, 100, 20, 19], rule="thresholds")
+    assert groups == ["many", "medium", "medium", "few"]
 
 
 def test_auto_falls_back_to_quantiles_on_small_data():

@@ -11,7 +11,8 @@ def test_streaming_statistics_match_the_whole_tensor():
     stats = compute_band_statistics(iter(images), ["B04", "B03", "B02"])
     stacked = torch.stack(images).transpose(0, 1).reshape(3, -1).double()
     assert torch.allclose(torch.tensor(stats.mean, dtype=torch.float64), stacked.mean(1), atol=1e-9)
-    assert torch.allclose(torch.tensor(stats.std, dtype=torch.float64), stacked.std(1, unbiased=False), atol=1e-9)
+    expected_std = stacked.std(1, unbiased=False)
+    assert torch.allclose(torch.tensor(stats.std, dtype=torch.float64), expected_std, atol=1e-9)
 
 
 def test_nan_pixels_are_ignored():
