@@ -268,7 +268,7 @@ def _compare(argv: list[str]) -> int:
 
 def _prediction_parser(name: str, target: str, target_help: str) -> ArgumentParser:
     parser = _parser(name)
-    parser.add_argument("checkpoint", help="a MetaPEFTTask checkpoint (.ckpt) or a run folder")
+    parser.add_argument("checkpoint", help="a checkpoint (.ckpt), a run folder or an export folder")
     parser.add_argument(target, help=target_help)
     parser.add_argument("--batch_size", type=int, default=64, help="chips per forward pass")
     return parser
@@ -280,10 +280,11 @@ def _predict_chips(argv: list[str]) -> int:
                                 "folder of GeoTIFF chips (searched recursively)")
     parser.add_argument("--output", "-o", default="predictions.csv", help="CSV to write")
     cfg = parser.parse_args(argv)
-    from .inference import load_task, predict_chips
+    from .api import load_model
+    from .inference import predict_chips
 
     try:
-        out = predict_chips(load_task(cfg.checkpoint), cfg.folder, cfg.output, cfg.batch_size)
+        out = predict_chips(load_model(cfg.checkpoint), cfg.folder, cfg.output, cfg.batch_size)
     except (FileNotFoundError, ValueError) as err:
         return _fail("predict-chips", err)
     print(f"wrote {out}")
@@ -300,10 +301,11 @@ def _predict_scene(argv: list[str]) -> int:
                         help="pixels between chips (default: the chip size, no overlap)")
     parser.add_argument("--crs", default=None, help="refuse a scene not in this CRS (EPSG:32632)")
     cfg = parser.parse_args(argv)
-    from .inference import load_task, predict_scene
+    from .api import load_model
+    from .inference import predict_scene
 
     try:
-        classes, confidence = predict_scene(load_task(cfg.checkpoint), cfg.scene, cfg.output,
+        classes, confidence = predict_scene(load_model(cfg.checkpoint), cfg.scene, cfg.output,
                                             stride=cfg.stride, batch_size=cfg.batch_size,
                                             crs=cfg.crs)
     except (FileNotFoundError, ValueError) as err:
