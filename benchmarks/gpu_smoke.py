@@ -135,6 +135,9 @@ def main() -> None:
         r["ratio"] = r["mean_step_s"] / base
         print(f"{name:24s} {1000 * r['mean_step_s']:8.1f} {r['ratio']:6.3f} "
               f"{r['peak_gpu_mib'] / 1024:9.2f} {r['outer_steps']:6d}")
+    results.update(title="GPU smoke: MetaPEFT against fixed-gamma PEFT (bf16)",
+                   command="python " + " ".join(sys.argv), machine=results["device"],
+                   rows=[{"configuration": k, **v} for k, v in results["runs"].items()])
     path = args.out / "gpu_smoke.json"
     path.write_text(json.dumps(results, indent=2))
     print(f"written to {path}")
