@@ -5,7 +5,6 @@ import torch
 from torch.nn import functional as F
 
 from rs_metapeft.cli import build_cli
-from rs_metapeft.data.datamodule import LongTailDataModule
 from rs_metapeft.models import CosineHead
 from rs_metapeft.tasks.losses import LOSSES, classification_loss
 from rs_metapeft.tasks.presets import preset_overrides
@@ -68,11 +67,7 @@ def test_authors_preset_builds_the_authors_recipe(tmp_path):
         preset_overrides("nope")
 
 
-def test_modern_preset_builds_when_the_datamodule_has_samplers(tmp_path):
-    import inspect
-
-    if "sampler" not in inspect.signature(LongTailDataModule.__init__).parameters:
-        pytest.skip("the class-balanced sampler (data issue) is not on this branch yet")
+def test_modern_preset_builds_with_class_aware_sampling(tmp_path):
     cli = build_cli(_cli_args(preset_overrides("modern"), tmp_path), run=False)
     assert cli.model.loss_kind == "balanced_softmax" and cli.model.label_smoothing == 0.1
     assert cli.datamodule.meta_protocol == "resample" and cli.datamodule.meta_balanced_val
