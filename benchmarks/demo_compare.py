@@ -13,6 +13,7 @@ import argparse
 import json
 import os
 import platform
+import sys
 import time
 from pathlib import Path
 
@@ -50,9 +51,17 @@ def main() -> None:
               f"{100 * g['few']:6.1f} {r['wall_s']:7.0f}")
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps({"recipe": args.recipe, "overrides": overrides,
-                               "machine": f"{platform.node()} {os.cpu_count()} cpus",
-                               "runs": rows}, indent=2))
+    table = [{"method": name, "overall": r["overall_accuracy"],
+              "class_mean": r["class_mean_accuracy"], "macro_f1": r["macro_f1"],
+              **r["group_accuracy"], "wall_s": r["wall_s"]} for name, r in rows.items()]
+    tmp = out.with_suffix(".json.tmp")
+    tmp.write_text(json.dumps({
+        "title": "Demo: MetaPEFT against the same run with meta off",
+        "command": "python " + " ".join(sys.argv),
+        "machine": f"{platform.platform()}, {os.cpu_count()} CPUs",
+        "recipe": args.recipe, "overrides": overrides, "rows": table, "runs": rows,
+    }, indent=2))
+    os.replace(tmp, out)
     print(f"written {out}")
 
 
