@@ -36,7 +36,7 @@ docs-check: docs
 	$(PY) docs/scripts/check_site.py site docs/_build_check
 
 lint: $(STAMP)
-	$(VENV)/bin/ruff check rs_metapeft tests benchmarks
+	$(VENV)/bin/ruff check rs_metapeft tests benchmarks docs/scripts
 
 clean:
 	rm -rf $(VENV) runs data/demo
