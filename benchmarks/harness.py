@@ -239,6 +239,47 @@ def reset_peak_memory() -> None:
         torch.cuda.reset_peak_memory_stats()
 
 
+class RSSSampler:
+    """Samples this process's current resident set size in a thread (CPU memory of a fit).
+
+    ``ru_maxrss`` is a high-water mark of the whole process: when building the data or the model
+    peaks higher than training does, it says nothing about training. This records the RSS when
+    the window opens and the highest RSS seen (every ``interval`` seconds) until it closes.
+    """
+
+    def __init__(self, interval: float = 0.005) -> None:
+        self.interval = interval
+        self.start_mib = self.peak_mib = current_rss_mib()
+        self._stop = None
+        self._thread = None
+
+    def __enter__(self) -> RSSSampler:
+        import threading
+
+        self._stop = threading.Event()
+        self.start_mib = self.peak_mib = current_rss_mib()
+
+        def sample() -> None:
+            while not self._stop.is_set():
+                self.peak_mib = max(self.peak_mib, current_rss_mib())
+                self._stop.wait(self.interval)
+
+        self._thread = threading.Thread(target=sample, daemon=True)
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        self._thread.join()
+        self.peak_mib = max(self.peak_mib, current_rss_mib())
+
+
+def current_rss_mib() -> float:
+    """This process's resident set size now (Linux ``/proc/self/statm``), in MiB."""
+    pages = int(Path("/proc/self/statm").read_text().split()[1])
+    return pages * os.sysconf("SC_PAGE_SIZE") / 2**20
+
+
 def peak_memory_mib() -> float:
     """Peak CUDA memory allocated since the last reset, or this process's peak RSS on CPU."""
     if torch.cuda.is_available():
@@ -329,18 +370,19 @@ def timed_fit(overrides: dict[str, Any]):
     reset_peak_memory()
     with contextlib.redirect_stdout(io.StringIO()):
         cli = build(overrides)
-        # CPU: the process's peak RSS once data and model exist, to tell training's share apart.
-        cli.peak_before_fit_mib = peak_memory_mib()
         timer = StepTimer()
         cli.trainer.callbacks.append(timer)
-        cli.trainer.fit(cli.model, datamodule=cli.datamodule)
+        with RSSSampler() as rss:  # CPU: the RSS training itself reaches, and where it started
+            cli.trainer.fit(cli.model, datamodule=cli.datamodule)
+    cli.rss_in_fit = rss
     return cli, timer.times
 
 
 def memory_in_subprocess(script: Path, argv: list[str], key: str) -> dict[str, float]:
     """Peak RSS (MiB) of ``script argv --memory-of key`` run in a fresh process (CPU memory).
 
-    The script prints ``{"peak_mib": ..., "before_fit_mib": ...}`` as its last line in that mode.
+    The script prints ``{"peak_mib": ..., "before_fit_mib": ...}`` as its last line in that mode:
+    the highest RSS sampled during the fit, and the RSS when the fit started.
     """
     import subprocess
 

@@ -5,9 +5,10 @@ AdaptFormer, each in the last block, the last half of the blocks and all blocks.
 Grid 2 (all seven positions in every block): image sizes (``--sizes``; synthetic data of that size
 is generated once and cached).
 
-Each configuration is MetaPEFT (outer step every N steps); only whole outer-step cycles after the
-warm-up are timed (median). Memory: CUDA peak allocated on a GPU; on the CPU the peak RSS of a
-fresh process per configuration and its growth during training (``--no-memory`` skips these).
+Each configuration is MetaPEFT (an outer step every ``--every`` steps); only whole outer-step
+cycles after the warm-up are timed, and the step time is the median cycle's time per step.
+Memory: CUDA peak allocated on a GPU; on the CPU, in a fresh process per configuration, the
+highest RSS sampled during the fit and its growth during training (``--no-memory`` skips these).
 
     python benchmarks/scaling.py [--quick | --gpu] [--weights PATH] [--sizes 32 64 96]
 
@@ -18,7 +19,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import statistics
 import sys
 from pathlib import Path
 from typing import Any
@@ -56,21 +56,22 @@ def configs(profile: harness.Profile, sizes: list[int]) -> dict[str, dict[str, A
 
 
 def overrides_of(profile: harness.Profile, spec: dict[str, Any], weights: str | None,
-                 folder: Path, steps: int) -> dict[str, Any]:
+                 folder: Path, steps: int, every: int) -> dict[str, Any]:
     """Overrides of one configuration (smaller synthetic set: only timing matters here)."""
     sized = harness.dataclasses.replace(profile, img_size=spec["img_size"],
                                         max_per_class=min(profile.max_per_class, 100),
                                         val_per_class=2, test_per_class=2)
     base = harness.base_overrides(sized, "s2", 0, weights, folder)
     base.update({"trainer.max_steps": steps, "model.meta.enabled": True,
+                 "model.meta.every_n_steps": every, "model.meta.warmup_steps": every,
                  "model.peft.positions": spec["positions"], "model.peft.layers": spec["layers"]})
     return base
 
 
-def run(profile, spec, weights, steps):
+def run(profile, spec, weights, steps, every):
     """Fit one configuration; return ``(cli, step_times)``."""
     with harness.run_dir() as folder:
-        return harness.timed_fit(overrides_of(profile, spec, weights, Path(folder), steps))
+        return harness.timed_fit(overrides_of(profile, spec, weights, Path(folder), steps, every))
 
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
@@ -79,23 +80,24 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     harness.add_common_arguments(parser)
     parser.add_argument("--cycles", type=int, default=2, help="timed outer-step cycles per run")
     parser.add_argument("--sizes", type=int, nargs="+", default=None)
+    parser.add_argument("--every", type=int, default=10, help="an outer step every N steps")
     parser.add_argument("--no-memory", dest="memory", action="store_false")
     parser.add_argument("--memory-of", default=None, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     profile = harness.profile_of(args)
     table = configs(profile, args.sizes or DEFAULT_SIZES[profile.name])
-    steps, skip = speed.plan(profile, args.cycles)
+    steps, skip = speed.plan(args.every, args.cycles)
     if args.memory_of:
-        cli, _ = run(profile, table[args.memory_of], args.weights, steps)
-        print(json.dumps({"peak_mib": harness.peak_memory_mib(),
-                          "before_fit_mib": cli.peak_before_fit_mib}))
+        cli, _ = run(profile, table[args.memory_of], args.weights, steps, args.every)
+        print(json.dumps({"peak_mib": cli.rss_in_fit.peak_mib,
+                          "before_fit_mib": cli.rss_in_fit.start_mib}))
         return {}
     rows = []
     for name, spec in table.items():
-        _, times = run(profile, spec, args.weights, steps)
+        _, times = run(profile, spec, args.weights, steps, args.every)
         row = {"configuration": name, "adapted_modules": spec["modules"],
                "img_size": spec["img_size"],
-               "median_step_ms": 1000 * statistics.median(times[skip:])}
+               "step_ms": 1000 * speed.cycle_step_time(times[skip:], args.every)}
         if torch.cuda.is_available():
             row["peak_memory_mib"] = harness.peak_memory_mib()
         elif args.memory:
@@ -104,15 +106,15 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             row["peak_memory_mib"] = peak["peak_mib"]
             row["rss_growth_in_fit_mib"] = peak["peak_mib"] - peak["before_fit_mib"]
         rows.append(row)
-        print(f"{name}: {row['median_step_ms']:.1f} ms", flush=True)
+        print(f"{name}: {row['step_ms']:.1f} ms", flush=True)
     result = {
         "title": f"Scaling: MetaPEFT step time and memory vs adapted modules and image size "
                  f"({profile.name} profile)",
         "command": harness.command_line(), "machine": harness.machine(), "rows": rows,
         "seeds": [0],
         "notes": (f"{profile.backbone}, batch {profile.batch_size}, {profile.precision}; "
-                  f"outer step every {profile.meta_every} steps; {steps} steps per run, timed "
-                  f"from step {skip}; medians."),
+                  f"outer step every {args.every} steps; {steps} steps per run, timed "
+                  f"from step {skip}; step time = median outer-step cycle / {args.every}."),
     }
     print(harness.format_table(rows))
     name = "scaling" + (f"-{args.tag}" if args.tag else f"-{profile.name}")

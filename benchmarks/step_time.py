@@ -17,11 +17,13 @@ class-mean and many/medium/few accuracy are reported.
 ``--components`` (quick, for a busy CPU): no Lightning loop; the task's own pieces are timed
 side by side, interleaved, in one process: a plain inner step (forward, backward, optimiser
 step), and the extra work of an outer step for each mode (``step_hypergradient`` first_order /
-unrolled reusing the inner step, ``lookahead_hypergradient`` on a separate meta-train batch). The
-step-time ratio at one outer step every N inner steps is ``1 + extra / (N * inner)``.
+unrolled reusing the inner step, unrolled with the Hessian-vector product on 32 / 16 / 8 of the
+64 training images, ``lookahead_hypergradient`` on a separate meta-train batch). The step-time
+ratio at one outer step every N inner steps is ``1 + extra / (N * inner)``; each train-step variant
+also gets the cosine similarity of its hypergradient to the exact (whole-batch unrolled) one.
 
 Usage:
-    python benchmarks/step_time.py --components [--repeats 3]
+    python benchmarks/step_time.py --components [--repeats 3] [--lookahead-lr 1e-3]
     python benchmarks/step_time.py [--weights /path/to/vit_tiny.pth] [--cycles 3] [--rounds 2]
         [--accuracy] [--accuracy-steps 200]
 
@@ -67,6 +69,8 @@ ACCURACY = {
     "fixed-gamma PEFT": ({"enabled": False}, {}, None),
     "first_order / holdout": ({"hypergradient": "first_order"}, {"meta_protocol": "holdout"}, None),
     "unrolled / holdout": ({"hypergradient": "unrolled"}, {"meta_protocol": "holdout"}, None),
+    "unrolled, HVP on 16 / holdout": ({"hypergradient": "unrolled", "hvp_batch_size": 16},
+                                      {"meta_protocol": "holdout"}, None),
     "unrolled / resample": ({"hypergradient": "unrolled"},
                             {"meta_protocol": "resample", "meta_fraction": 0.25}, None),
     "unrolled / resample, balanced val": (
@@ -144,6 +148,7 @@ def accuracy(args) -> dict:
     results = {}
     for name, (meta, dm_kw, peft) in ACCURACY.items():
         task, trainer, dm = _fit(args, meta, dm_kw, args.accuracy_steps, peft=peft,
+                                 loss="logit_adjusted",  # the demo recipe's loss
                                  report_dir=str(args.out / "runs" / name.replace(" ", "_")
                                                 .replace("/", "-")))
         trainer.test(task, datamodule=dm, verbose=False)
@@ -183,9 +188,17 @@ def components(args) -> dict:
         loss.backward()
         return loss
 
-    times: dict[str, list[float]] = {k: [] for k in (
-        "inner step", "first_order (train-step look-ahead)", "unrolled (train-step look-ahead)",
-        "unrolled (meta_train look-ahead)")}
+    exact_key = "unrolled (train-step look-ahead)"
+    variants = {  # name -> (mode, HVP images or None for the whole batch)
+        "first_order (train-step look-ahead)": ("first_order", None),
+        exact_key: ("unrolled", None),
+        **{f"unrolled, HVP on {n} of 64 images": ("unrolled", n) for n in (32, 16, 8)},
+    }
+    times: dict[str, list[float]] = {k: [] for k in ("inner step", *variants,
+                                                     "unrolled (meta_train look-ahead)")}
+    cosine: dict[str, list[float]] = {k: [] for k in variants}
+    error: dict[str, list[float]] = {k: [] for k in variants}
+    lr = args.lookahead_lr
     for _ in range(args.repeats):
         batch = train_batch()
         t = time.perf_counter()
@@ -195,21 +208,38 @@ def components(args) -> dict:
         batch = train_batch()
         loss = inner(batch)
         grads = {n: p.grad for n, p in phi.items()}
-        for mode in ("first_order", "unrolled"):
-            val = meta_batch("val")
+        val = meta_batch("val")  # one meta batch for every variant, so fidelity compares alike
+        results = {}
+        for name, (mode, hvp) in variants.items():
             t = time.perf_counter()
-            step_hypergradient(model, loss_fn, batch, grads, val, 1e-3, mode, float(loss))
-            times[f"{mode} (train-step look-ahead)"].append(time.perf_counter() - t)
+            results[name] = step_hypergradient(model, loss_fn, batch, grads, val, lr, mode,
+                                               float(loss), hvp_batch_size=hvp)
+            times[name].append(time.perf_counter() - t)
+        exact = _flat(results[exact_key])
+        for name, result in results.items():
+            cosine[name].append(float(torch.nn.functional.cosine_similarity(
+                _flat(result), exact, dim=0)))
+            error[name].append(float((_flat(result) - exact).norm() / exact.norm()))
         tr, val = meta_batch("train"), meta_batch("val")
         t = time.perf_counter()
-        lookahead_hypergradient(model, loss_fn, [tr], val, 1e-3, "unrolled")
+        lookahead_hypergradient(model, loss_fn, [tr], val, lr, "unrolled")
         times["unrolled (meta_train look-ahead)"].append(time.perf_counter() - t)
         opt.step()
     mean = {k: sum(v) / len(v) for k, v in times.items()}
     base = mean["inner step"]
     return {k: {"mean_s": m, "per_inner_step": m / base,
-                "ratio_every_10": 1.0 if k == "inner step" else 1 + m / (EVERY * base)}
+                "ratio_every_10": 1.0 if k == "inner step" else 1 + m / (EVERY * base),
+                "cosine_to_exact": _mean(cosine.get(k)),
+                "relative_error": _mean(error.get(k))}
             for k, m in mean.items()}
+
+
+def _mean(values: list[float] | None) -> float | None:
+    return sum(values) / len(values) if values else None
+
+
+def _flat(result) -> torch.Tensor:
+    return torch.cat([g.reshape(-1).double() for g in result.grads.values()])
 
 
 def _fmt(v):
@@ -225,10 +255,13 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=2, help="interleaved rounds")
     parser.add_argument("--threads", type=int, default=None)
     parser.add_argument("--no-memory", action="store_true")
+    parser.add_argument("--no-timing", action="store_true", help="with --accuracy: accuracy only")
     parser.add_argument("--accuracy", action="store_true")
     parser.add_argument("--accuracy-steps", type=int, default=200)
     parser.add_argument("--components", action="store_true", help="quick side-by-side timing")
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--lookahead-lr", type=float, default=1e-3,
+                        help="look-ahead step size of --components (the demo's AdamW lr)")
     parser.add_argument("--memory-of", default=None, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.threads:
@@ -243,16 +276,22 @@ def main() -> None:
         return
     if args.components:
         result = {"setup": {"mode": "components", "repeats": args.repeats,
+                            "lookahead_lr": args.lookahead_lr,
                             "weights": args.weights, "torch_threads": torch.get_num_threads(),
                             "every_n_steps": EVERY, "batch_size": 64, "meta_batch_size": 32}}
         result["components"] = components(args)
-        print(f"\n{'piece':40s} {'s':>8s} {'x inner':>8s} {'ratio @ every 10':>17s}")
+        print(f"\n{'piece':40s} {'s':>8s} {'x inner':>8s} {'ratio @ every 10':>17s} "
+              f"{'cos to exact':>13s} {'rel. error':>11s}")
         for name, r in result["components"].items():
+            cos, err = r["cosine_to_exact"], r["relative_error"]
             print(f"{name:40s} {r['mean_s']:8.3f} {r['per_inner_step']:8.2f} "
-                  f"{r['ratio_every_10']:17.3f}")
-        result.update(_provenance("Outer-step cost by hypergradient mode"))
+                  f"{r['ratio_every_10']:17.3f} {'-' if cos is None else f'{cos:.6f}':>13s} "
+                  f"{'-' if err is None else f'{err:.2e}':>11s}")
+        result.update(_provenance(f"Outer-step cost and fidelity by hypergradient mode "
+                                  f"(look-ahead lr {args.lookahead_lr:g})"))
         result["rows"] = [{"piece": k, **v} for k, v in result["components"].items()]
-        path = args.out / "step_time_components.json"
+        suffix = "" if args.lookahead_lr == 1e-3 else f"-lr{args.lookahead_lr:g}"
+        path = args.out / f"step_time_components{suffix}.json"
         path.write_text(json.dumps(result, indent=2))
         print(f"\nwritten to {path}")
         return
@@ -260,8 +299,8 @@ def main() -> None:
                         "img_size": 64, "patch_size": 8, "batch_size": 64, "meta_batch_size": 32,
                         "every_n_steps": EVERY, "torch_threads": torch.get_num_threads(),
                         "cycles": args.cycles, "rounds": args.rounds}}
-    result["timing"] = timing(args)
-    if not args.no_memory:
+    result["timing"] = {} if args.no_timing else timing(args)
+    if not (args.no_memory or args.no_timing):
         result["peak_rss_mib"] = memory(args)
     print(f"\n{'configuration':45s} {'s/step':>8s} {'ratio':>7s} {'peak RSS MiB':>13s}")
     for name, t in result["timing"].items():
@@ -280,7 +319,10 @@ def main() -> None:
     peaks = result.get("peak_rss_mib", {})
     result["rows"] = [{"configuration": k, **v, "peak_rss_mib": peaks.get(k)}
                       for k, v in result["timing"].items()]
-    path = args.out / "step_time.json"
+    if args.no_timing:
+        result["title"] = "Accuracy by hypergradient mode and meta protocol"
+        result["rows"] = [{"configuration": k, **v} for k, v in result["accuracy"].items()]
+    path = args.out / ("step_time_accuracy.json" if args.no_timing else "step_time.json")
     tmp = path.with_suffix(".json.tmp")
     tmp.write_text(json.dumps(result, indent=2))
     os.replace(tmp, path)

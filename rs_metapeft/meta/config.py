@@ -31,6 +31,10 @@ class MetaConfig:
         lr: learning rate of gamma.
         momentum: momentum of the SGD meta optimiser.
         lookahead_lr: step size of the look-ahead; ``None`` uses the inner optimiser's current LR.
+        hvp_batch_size: ``unrolled`` with the ``train_step`` look-ahead only: take the
+            Hessian-vector product (the costly double backward) on this many images of the
+            training batch, an unbiased estimate of the exact term; ``None`` uses the whole batch
+            (exact). ``benchmarks/step_time.py --components`` shows cost and fidelity per size.
         gamma_min: lower bound of the effective gamma after each outer step (``None``: unbounded).
         gamma_max: upper bound (``None``: unbounded).
 
@@ -46,6 +50,7 @@ class MetaConfig:
     lr: float = 0.02
     momentum: float = 0.9
     lookahead_lr: float | None = None
+    hvp_batch_size: int | None = None
     gamma_min: float | None = 0.0
     gamma_max: float | None = None
 
@@ -74,6 +79,10 @@ class MetaConfig:
             raise ValueError(
                 "model.meta.lookahead train_step is one look-ahead step; set lookahead: meta_train "
                 "for several"
+            )
+        if self.hvp_batch_size is not None and self.hvp_batch_size < 1:
+            raise ValueError(
+                f"model.meta.hvp_batch_size must be >= 1 or null, got {self.hvp_batch_size}"
             )
         if self.lr <= 0:
             raise ValueError(f"model.meta.lr must be > 0, got {self.lr}")

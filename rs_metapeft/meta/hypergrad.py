@@ -154,6 +154,7 @@ def step_hypergradient(
     mode: str = "unrolled",
     train_loss: float = float("nan"),
     rng_state: torch.Tensor | tuple[torch.Tensor, torch.Tensor] | None = None,
+    hvp_batch_size: int | None = None,
 ) -> Hypergradient:
     """Hypergradient with the inner training step itself as the one-step look-ahead.
 
@@ -177,11 +178,16 @@ def step_hypergradient(
         rng_state: RNG state before the training forward (the CPU state, or a
             ``(cpu, cuda)`` pair for the current CUDA device); restored for the recomputed
             training forward so dropout masks match the real step.
+        hvp_batch_size: images of ``train_batch`` (its first ones) in the Hessian-vector product;
+            ``None`` (or at least the batch size) uses all of them and is exact. With fewer, the
+            replayed dropout masks are no longer those of the real step.
 
     Returns:
         The hypergradient and the losses.
 
     """
+    if hvp_batch_size is not None and hvp_batch_size < 1:
+        raise ValueError(f"hvp_batch_size must be >= 1 or None, got {hvp_batch_size}")
     if mode not in ("first_order", "unrolled"):
         raise ValueError(f"step_hypergradient supports first_order and unrolled, got {mode!r}")
     phi, gamma_live = split_parameters(model)
@@ -207,6 +213,8 @@ def step_hypergradient(
     if unrolled:
         v = grads[len(gamma):]
         images, labels = train_batch
+        if hvp_batch_size is not None:
+            images, labels = images[:hvp_batch_size], labels[:hvp_batch_size]
         with contextlib.ExitStack() as stack:
             stack.enter_context(sdpa_kernel(SDPBackend.MATH))  # double backward needs the math path
             if rng_state is not None:

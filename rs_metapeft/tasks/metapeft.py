@@ -365,7 +365,7 @@ class MetaPEFTTask(L.LightningModule):
         return step_hypergradient(
             self.model, self.training_loss, (batch["image"], batch["label"]), grads,
             self._next_meta_batch("val"), self._lookahead_lr(), self.meta_config.hypergradient,
-            float(loss.detach()), rng,
+            float(loss.detach()), rng, self.meta_config.hvp_batch_size,
         )
 
     def _next_meta_batch(self, part: str) -> tuple[torch.Tensor, torch.Tensor]:

@@ -86,11 +86,15 @@ def test_floor_step_sends_gradients_only_to_the_block_input(tiny_s2_root, tmp_pa
     assert grad.shape == (2, 1 + (32 // 8) ** 2, model.backbone.num_features)
     assert grad.abs().sum() > 0
     assert all(p.grad is None for p in model.parameters())
-    rows, ratios = speed.summarise({"times": {"fixed-gamma PEFT": [0.2, 0.2], "MetaPEFT": [0.3],
-                                              speed.FLOOR: [0.1]},
-                                    "memory": {}, "rss_growth": {}, "loader_images_s": 80.0},
+    # One outer step in every 4 steps: a median of single steps would hide it (ratio 1.0).
+    rows, ratios = speed.summarise({"times": {"fixed-gamma PEFT": [0.2] * 8,
+                                              "MetaPEFT": [0.2, 0.2, 0.2, 0.6] * 2,
+                                              speed.FLOOR: [0.1] * 8},
+                                    "memory": {}, "rss_growth": {}, "loader_images_s": 80.0,
+                                    "every": 4},
                                    batch_size=8)
     by = {r["ratio"]: r for r in ratios}
+    assert by["MetaPEFT / fixed-gamma PEFT"]["value"] == pytest.approx(1.5)
     assert by["MetaPEFT / fixed-gamma PEFT"]["status"] == "FAIL"
     assert by["fixed-gamma PEFT / floor"]["value"] == pytest.approx(2.0)
     assert by["fixed-gamma PEFT / full fine-tuning"]["value"] is None

@@ -201,3 +201,36 @@ def test_modes_and_refusals():
     assert not MetaConfig(hypergradient="unrolled_k", lookahead_steps=3).uses_train_step
     schedule = MetaConfig(every_n_steps=4, warmup_steps=6)
     assert [s for s in range(20) if schedule.is_outer_step(s)] == [6, 10, 14, 18]
+
+
+def test_sub_batch_hessian_vector_products_average_to_the_exact_hypergradient():
+    model = Tiny()
+    tr, val, _ = _batches()
+    grads, loss = _train_grads(model, tr)
+    exact = step_hypergradient(model, F.cross_entropy, tr, grads, val, 0.5, "unrolled", loss)
+    whole = step_hypergradient(model, F.cross_entropy, tr, grads, val, 0.5, "unrolled", loss,
+                               hvp_batch_size=64)
+    # The mean loss over 6 images is the mean of its two halves' losses, so the HVP on each half
+    # (the look-ahead phi' still comes from the whole batch's gradient) averages to the exact one.
+    x, y = tr
+    swapped = (torch.cat([x[3:], x[:3]]), torch.cat([y[3:], y[:3]]))
+    first = step_hypergradient(model, F.cross_entropy, tr, grads, val, 0.5, "unrolled",
+                               hvp_batch_size=3)
+    second = step_hypergradient(model, F.cross_entropy, swapped, grads, val, 0.5, "unrolled",
+                                hvp_batch_size=3)
+    for name, g in exact.grads.items():
+        assert torch.equal(whole.grads[name], g)
+        assert torch.allclose((first.grads[name] + second.grads[name]) / 2, g, rtol=1e-9,
+                              atol=1e-12), name
+        assert not torch.allclose(first.grads[name], g)
+    with pytest.raises(ValueError, match="hvp_batch_size"):
+        step_hypergradient(model, F.cross_entropy, tr, grads, val, 0.5, "unrolled",
+                           hvp_batch_size=0)
+
+
+def test_meta_config_refuses_a_non_positive_hvp_batch():
+    from rs_metapeft.meta import MetaConfig
+
+    assert MetaConfig(hvp_batch_size=16).hvp_batch_size == 16
+    with pytest.raises(ValueError, match="model.meta.hvp_batch_size"):
+        MetaConfig(hvp_batch_size=0)

@@ -30,6 +30,7 @@ def plain_two_steps(tiny_s2_root, tmp_path_factory):
 @pytest.mark.parametrize("meta", [
     {"hypergradient": "first_order"},
     {"hypergradient": "unrolled"},
+    {"hypergradient": "unrolled", "hvp_batch_size": 2},
     {"hypergradient": "unrolled_k", "lookahead_steps": 2},
 ])
 def test_a_training_step_with_an_outer_step_leaves_phi_as_the_plain_step(tiny_s2_root, tmp_path,
