@@ -42,16 +42,17 @@ def render_result(path: Path) -> str:
     """One result file as a Markdown section.
 
     Raises:
-        ValueError: the file lacks ``title``, ``command``, ``machine`` or ``rows``.
+        ValueError: the file lacks ``command``, ``machine`` or ``rows`` (as the site build's
+            hook, a missing ``title`` falls back to the file name).
     """
     data = json.loads(path.read_text())
-    missing = [k for k in ("title", "command", "machine", "rows") if not data.get(k)]
+    missing = [k for k in ("command", "machine", "rows") if not data.get(k)]
     if missing:
         raise ValueError(f"{path}: missing {', '.join(missing)}; rerun the benchmark script "
                          "that wrote it (benchmark results must say how and where they ran)")
     rows = data["rows"]
     columns = list(dict.fromkeys(k for r in rows for k in r))
-    out = [f"## {data['title']}", "", f"- Command: `{data['command']}`",
+    out = [f"## {data.get('title') or path.stem}", "", f"- Command: `{data['command']}`",
            f"- Machine: {data['machine']}"]
     if data.get("seeds") is not None:
         out.append(f"- Seeds: {', '.join(map(str, data['seeds']))}")
