@@ -211,7 +211,8 @@ def benchmark(args, on_seed=None) -> dict[str, Any]:
         return {
             "profile": profile.name, "rank": rank, "seeds": seeds,
             "optuna_trials": args.optuna_trials, "weights": args.weights, "skipped": skipped,
-            "meta_overrides": args.meta_overrides, "datasets": dict(datasets),
+            "meta_settings": {**META_DEFAULTS, **args.meta_overrides},
+            "datasets": dict(datasets),
         }
 
     for dataset in args.datasets:
@@ -294,7 +295,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--optuna-trials", type=int, default=None,
                         help="Optuna trials per seed (default: the profile's; 0 skips Optuna)")
     args = parser.parse_args(argv)
-    args.meta_overrides = {**META_DEFAULTS, **parse_meta(args.meta, parser)}
+    args.meta_overrides = parse_meta(args.meta, parser)
     profile = harness.profile_of(args)
     if args.optuna_trials is None:
         args.optuna_trials = profile.optuna_trials
