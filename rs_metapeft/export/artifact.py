@@ -22,7 +22,7 @@ from safetensors.torch import load_file, save_file
 
 from .. import __version__
 from ..models import SpectralViTClassifier
-from ..peft import PeftConfig, gamma_map, is_gamma
+from ..peft import PeftConfig, gamma_map, gamma_parameters
 from ..peft.merge import remove_module
 
 __all__ = [
@@ -62,7 +62,8 @@ def adapter_state(model: SpectralViTClassifier, whole: bool = False) -> dict[str
     (a patch stem, BitFit biases, full fine-tuning). Frozen pretrained backbone weights are left
     out unless ``whole``.
     """
-    trainable = {n for n, p in model.named_parameters() if p.requires_grad or is_gamma(n)}
+    trainable = {n for n, p in model.named_parameters() if p.requires_grad}
+    trainable |= set(gamma_parameters(model))
     state = {}
     for name, tensor in model.state_dict().items():
         keep = (whole or not name.startswith("backbone.") or any(a in name for a in _ADDED)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from ..peft import PeftConfig, is_gamma
+from ..peft import PeftConfig, gamma_parameters
 from .classifier import SpectralViTClassifier
 
 __all__ = ["count_parameters", "format_parameter_table", "parameter_table"]
@@ -21,6 +21,7 @@ def count_parameters(model: SpectralViTClassifier) -> dict[str, int]:
     """
     stem_ids = {id(p) for p in model.spectral_stem.parameters()}
     head_ids = {id(p) for p in model.head.parameters()}
+    gamma_ids = {id(p) for p in gamma_parameters(model).values()}
     counts = dict.fromkeys(("peft", "gamma", "stem", "head"), 0)
     backbone = 0
     for name, p in model.named_parameters():
@@ -30,7 +31,7 @@ def count_parameters(model: SpectralViTClassifier) -> dict[str, int]:
         if id(p) in head_ids:
             counts["head"] += p.numel()
             continue
-        if is_gamma(name):
+        if id(p) in gamma_ids:
             counts["gamma"] += p.numel()
         elif p.requires_grad:
             counts["peft"] += p.numel()

@@ -4,15 +4,28 @@ from .adapter import Adapter
 from .adaptformer import AdaptFormer
 from .baselines import VPTPrompts
 from .config import DEFAULT_POSITIONS, LORA_POSITIONS, METHODS, POSITIONS, PeftConfig
-from .inject import gamma_map, gamma_table, inject_peft, peft_modules
+from .inject import inject_peft
 from .lora import LoRA, LoRALinear
-from .modulator import GAMMA_SUFFIX, ModulatedModule, gamma_parameters, is_gamma
+from .modulator import (
+    PARAMETRISATIONS,
+    ModulatedModule,
+    clamp_modulators,
+    effective_scale_map,
+    gamma_map,
+    gamma_parameters,
+    gamma_table,
+    initial_scale_map,
+    modulators,
+    peft_modules,
+    split_parameters,
+    switched_off,
+)
 
 __all__ = [
     "DEFAULT_POSITIONS",
-    "GAMMA_SUFFIX",
     "LORA_POSITIONS",
     "METHODS",
+    "PARAMETRISATIONS",
     "POSITIONS",
     "AdaptFormer",
     "Adapter",
@@ -21,10 +34,15 @@ __all__ = [
     "ModulatedModule",
     "PeftConfig",
     "VPTPrompts",
+    "clamp_modulators",
+    "effective_scale_map",
     "gamma_map",
     "gamma_parameters",
     "gamma_table",
+    "initial_scale_map",
     "inject_peft",
-    "is_gamma",
+    "modulators",
     "peft_modules",
+    "split_parameters",
+    "switched_off",
 ]

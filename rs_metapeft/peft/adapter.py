@@ -20,13 +20,13 @@ class BottleneckModule(ModulatedModule):
         dropout: dropout inside the bottleneck.
         layer: transformer block index.
         position: ``adapter`` or ``adaptformer``.
-        gamma_param: ``"identity"`` or ``"softplus"``.
+        gamma_param: ``"identity"``, ``"softplus"`` or ``"log"``.
         per_channel: one gamma per output channel instead of a scalar.
     """
 
     def __init__(self, dim: int, bottleneck: int, alpha: float, dropout: float, layer: int,
                  position: str, gamma_param: str = "identity", per_channel: bool = False) -> None:
-        super().__init__(layer, position, (dim,) if per_channel else (), gamma_param)
+        super().__init__(layer, position, (dim,) if per_channel else (), gamma_param, alpha)
         self.alpha = alpha
         self.down = nn.Linear(dim, bottleneck)
         self.dropout = nn.Dropout(dropout) if dropout > 0 else nn.Identity()
@@ -51,7 +51,7 @@ class Adapter(BottleneckModule):
         alpha: scaling alpha.
         dropout: dropout inside the bottleneck.
         layer: transformer block index.
-        gamma_param: ``"identity"`` or ``"softplus"``.
+        gamma_param: ``"identity"``, ``"softplus"`` or ``"log"``.
         per_channel: one gamma per output channel instead of a scalar.
     """
 

@@ -46,7 +46,9 @@ class PeftConfig:
         dropout: dropout on PEFT inputs.
         bottleneck: AdaptFormer / adapter hidden width.
         adapter_alpha: AdaptFormer / adapter scaling.
-        gamma_param: ``identity`` (gamma as is) or ``softplus`` (keeps the effective gamma > 0).
+        gamma_param: ``identity`` (gamma as is), ``softplus`` (keeps the effective gamma > 0) or
+            ``log`` (gamma = exp(theta): multiplicative steps; see
+            :mod:`rs_metapeft.peft.modulator`).
         gamma_shape: ``scalar`` (one gamma per module) or ``channel`` (one per output channel).
         prompts: VPT-deep prompt tokens per layer.
     """
@@ -59,7 +61,7 @@ class PeftConfig:
     dropout: float = 0.0
     bottleneck: int = 8
     adapter_alpha: float = 0.1
-    gamma_param: str = "identity"
+    gamma_param: str = "log"
     gamma_shape: str = "scalar"
     prompts: int = 4
 
@@ -72,9 +74,10 @@ class PeftConfig:
             raise ValueError(
                 f"model.peft.positions: unknown positions {unknown}; valid: {', '.join(POSITIONS)}"
             )
-        if self.gamma_param not in ("identity", "softplus"):
+        if self.gamma_param not in ("identity", "softplus", "log"):
             raise ValueError(
-                f"model.peft.gamma_param must be identity or softplus, got {self.gamma_param!r}"
+                "model.peft.gamma_param must be identity, softplus or log, "
+                f"got {self.gamma_param!r}"
             )
         if self.gamma_shape not in ("scalar", "channel"):
             raise ValueError(

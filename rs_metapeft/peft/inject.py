@@ -1,21 +1,18 @@
-"""Insert modulated PEFT modules (or a baseline) into a timm ViT, and read their modulators back."""
+"""Insert modulated PEFT modules (or a baseline) into a timm ViT (gamma: :mod:`.modulator`)."""
 
 from __future__ import annotations
 
-import math
-
-import torch
 from torch import nn
 
 from .adapter import Adapter
 from .adaptformer import AdaptFormer
 from .baselines import apply_baseline
 from .block import attach_to_block
-from .config import LORA_POSITIONS, POSITIONS, PeftConfig
+from .config import LORA_POSITIONS, PeftConfig
 from .lora import LoRALinear
-from .modulator import ModulatedModule
+from .modulator import ModulatedModule, modulators
 
-__all__ = ["gamma_map", "gamma_table", "inject_peft", "peft_modules"]
+__all__ = ["inject_peft"]
 
 _QKV = ("q", "k", "v")
 
@@ -76,28 +73,4 @@ def inject_peft(backbone: nn.Module, config: PeftConfig) -> list[ModulatedModule
                           config.gamma_param, per_channel)
             attach_to_block(block, position, module)
             inserted.append(module)
-    inserted.sort(key=lambda m: (m.layer, POSITIONS.index(m.position)))
-    return inserted
-
-
-def peft_modules(model: nn.Module) -> list[ModulatedModule]:
-    """Every modulated PEFT module of a model, in (layer, position) order."""
-    mods = [m for m in model.modules() if isinstance(m, ModulatedModule)]
-    return sorted(mods, key=lambda m: (m.layer, POSITIONS.index(m.position)))
-
-
-def gamma_map(model: nn.Module) -> dict[int, dict[str, float]]:
-    """Effective gamma of every module as ``{layer: {position: value}}`` (mean for vectors)."""
-    result: dict[int, dict[str, float]] = {}
-    for m in peft_modules(model):
-        result.setdefault(m.layer, {})[m.position] = float(m.modulation().detach().float().mean())
-    return result
-
-
-def gamma_table(model: nn.Module, depth: int) -> tuple[torch.Tensor, list[str]]:
-    """Gamma as a (depth x positions) tensor, NaN where no module sits, with the position names."""
-    table = torch.full((depth, len(POSITIONS)), math.nan)
-    for layer, row in gamma_map(model).items():
-        for position, value in row.items():
-            table[layer, POSITIONS.index(position)] = value
-    return table, list(POSITIONS)
+    return [m for m in modulators(backbone) if any(m is i for i in inserted)]

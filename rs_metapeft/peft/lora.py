@@ -26,7 +26,7 @@ class LoRA(ModulatedModule):
         dropout: dropout on the LoRA input.
         layer: transformer block index.
         position: position name (``q``, ``k``, ``v``, ``o``, ``fc1``, ``fc2``).
-        gamma_param: ``"identity"`` or ``"softplus"``.
+        gamma_param: ``"identity"``, ``"softplus"`` or ``"log"``.
         per_channel: one gamma per output channel of the slice instead of a scalar.
     """
 
@@ -42,7 +42,8 @@ class LoRA(ModulatedModule):
         gamma_param: str = "identity",
         per_channel: bool = False,
     ) -> None:
-        super().__init__(layer, position, (out_features,) if per_channel else (), gamma_param)
+        shape = (out_features,) if per_channel else ()
+        super().__init__(layer, position, shape, gamma_param, alpha)
         if rank < 1:
             raise ValueError(f"LoRA rank must be >= 1, got {rank}")
         self.rank = rank

@@ -31,7 +31,7 @@ def test_sequential_adapter_acts_on_the_mlp_output():
 def test_per_channel_gamma_scales_each_output_channel(position):
     vit = _vit()
     (module,) = inject_peft(vit, PeftConfig(positions=[position], layers=[0],
-                                            gamma_shape="channel"))
+                                            gamma_shape="channel", gamma_param="identity"))
     assert module.gamma.dim() == 1 and module.gamma.numel() > 1
     _randomise([module])
     x = torch.randn(3, module.lora_A.shape[1] if hasattr(module, "lora_A") else D)
