@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from .hypergrad import HYPERGRADIENT_MODES
+from .optim import META_LR_SCHEDULES, META_OPTIMIZERS
+from .update_rules import LOOKAHEAD_RULES
 
 __all__ = ["MetaConfig"]
 
@@ -16,27 +18,41 @@ class MetaConfig:
     Attributes:
         enabled: run outer steps; ``False`` gives the fixed-gamma PEFT baseline with the same task.
         hypergradient: ``first_order`` (ignore d phi'/d gamma, as the released code),
-            ``unrolled`` (through one look-ahead SGD step, exact) or ``unrolled_k`` (through
-            ``lookahead_steps`` look-ahead steps on meta-train batches).
+            ``unrolled`` (through one look-ahead step of the inner optimiser's update rule,
+            exact for that step) or ``unrolled_k`` (through ``lookahead_steps`` look-ahead steps
+            on meta-train batches).
         lookahead: ``train_step`` reuses the inner training step as the look-ahead (one extra
             forward/backward per outer step; ``first_order`` and ``unrolled`` only) or
             ``meta_train`` takes separate look-ahead steps on meta-train batches (the
             released code's way; always used by ``unrolled_k``).
-        lookahead_steps: look-ahead SGD steps K (``unrolled_k`` and first-order ``meta_train``).
+        lookahead_steps: look-ahead steps K (``unrolled_k`` and first-order ``meta_train``).
+        lookahead_rule: ``optimizer`` (default): the look-ahead is the update the inner
+            optimiser really takes (AdamW with its moments and weight decay, SGD with momentum),
+            and the unrolled hypergradient differentiates through it; ``sgd``: model it as
+            ``phi - lr * g`` whatever the optimiser (an approximation: for AdamW it mis-sizes
+            the step about 12x and the hypergradient by ~10 %; kept for comparison).
         every_n_steps: an outer step every N inner steps.
         warmup_steps: inner steps before the first outer step (B of a fresh LoRA is zero, so
             gamma has no gradient until the PEFT weights have moved); outer steps then run at
             steps ``warmup_steps + i * every_n_steps``.
-        optimizer: ``adam`` or ``sgd`` for gamma.
-        lr: learning rate of gamma.
-        momentum: momentum of the SGD meta optimiser.
+        optimizer: ``normalized_sgd`` (the hypergradient's direction, with a step of global
+            length ``lr``: keeps the ranking across modules), ``adam`` (per-coordinate sign-like
+            steps of about ``lr``) or ``sgd``; see :mod:`rs_metapeft.meta.optim`.
+        lr: learning rate of gamma (for ``normalized_sgd`` the length of one step in the raw
+            parameter's units: with the ``log`` parametrisation, log-scale).
+        lr_schedule: ``cosine`` (over the run's outer steps) or ``constant``.
+        momentum: momentum of the ``sgd`` and ``normalized_sgd`` meta optimisers.
         lookahead_lr: step size of the look-ahead; ``None`` uses the inner optimiser's current LR.
         hvp_batch_size: ``unrolled`` with the ``train_step`` look-ahead only: take the
             Hessian-vector product (the costly double backward) on this many images of the
             training batch, an unbiased estimate of the exact term; ``None`` uses the whole batch
             (exact). ``benchmarks/step_time.py --components`` shows cost and fidelity per size.
-        gamma_min: lower bound of the effective gamma after each outer step (``None``: unbounded).
+        gamma_min: lower bound of the effective gamma after each outer step (``None``: unbounded);
+            respected for every parametrisation (a bound a positive gamma never reaches, such
+            as 0 for ``log``, is no constraint).
         gamma_max: upper bound (``None``: unbounded).
+        off_threshold: the report lists a module as switched off when its effective scale
+            (alpha * gamma) is below this fraction of its initial scale.
 
     """
 
@@ -44,15 +60,18 @@ class MetaConfig:
     hypergradient: str = "unrolled"
     lookahead: str = "train_step"
     lookahead_steps: int = 1
+    lookahead_rule: str = "optimizer"
     every_n_steps: int = 10
-    warmup_steps: int = 10
-    optimizer: str = "adam"
-    lr: float = 0.02
-    momentum: float = 0.9
+    warmup_steps: int = 20
+    optimizer: str = "normalized_sgd"
+    lr: float = 0.3
+    lr_schedule: str = "cosine"
+    momentum: float = 0.0
     lookahead_lr: float | None = None
-    hvp_batch_size: int | None = None
+    hvp_batch_size: int | None = 8
     gamma_min: float | None = 0.0
     gamma_max: float | None = None
+    off_threshold: float = 0.05
 
     def __post_init__(self) -> None:
         if self.hypergradient not in HYPERGRADIENT_MODES:
@@ -60,8 +79,13 @@ class MetaConfig:
                 f"model.meta.hypergradient must be one of {', '.join(HYPERGRADIENT_MODES)}, "
                 f"got {self.hypergradient!r}"
             )
-        if self.optimizer not in ("adam", "sgd"):
-            raise ValueError(f"model.meta.optimizer must be adam or sgd, got {self.optimizer!r}")
+        for key, value, allowed in (("optimizer", self.optimizer, META_OPTIMIZERS),
+                                    ("lr_schedule", self.lr_schedule, META_LR_SCHEDULES),
+                                    ("lookahead_rule", self.lookahead_rule, LOOKAHEAD_RULES)):
+            if value not in allowed:
+                raise ValueError(
+                    f"model.meta.{key} must be one of {', '.join(allowed)}, got {value!r}"
+                )
         if self.lookahead not in ("train_step", "meta_train"):
             raise ValueError(
                 f"model.meta.lookahead must be train_step or meta_train, got {self.lookahead!r}"

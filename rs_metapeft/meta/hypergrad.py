@@ -5,18 +5,21 @@ tensors are never modified, so the state after an outer step is exactly the stat
 the caller's update of gamma changes anything). No Lightning here, so the maths is testable on a
 toy model.
 
-For look-ahead steps ``phi_k = phi_{k-1} - lr * grad_phi L_train(phi_{k-1}, gamma)`` the
-hypergradient is ``d L_meta(phi_K, gamma) / d gamma``:
+A look-ahead step is ``phi' = U(phi, grad_phi L_train(phi, gamma), state)`` where ``U`` is the
+update rule of the optimiser the trainer really uses (:mod:`.update_rules`: AdamW with its moments
+and weight decay, SGD with momentum; ``phi - lr * g`` only when asked for). The hypergradient is
+``d L_meta(phi_K, gamma) / d gamma``:
 
 * ``first_order`` ignores ``d phi_K / d gamma`` (what the authors' released code does);
-* ``unrolled`` differentiates through one look-ahead step (exact for an SGD step), which needs a
-  double backward through the network;
-* ``unrolled_k`` differentiates through K look-ahead steps (memory grows with K).
+* ``unrolled`` differentiates through one look-ahead step ``U`` (exact for that step), which needs
+  a double backward through the network;
+* ``unrolled_k`` differentiates through K look-ahead steps, optimiser state carried along.
 
 :func:`step_hypergradient` is the cheap variant the trainer uses: the look-ahead step *is* the
-inner training step (``phi' = phi - lr * g`` with the gradient ``g`` that training computed
-anyway), so an outer step costs one forward/backward on a meta-validation batch, plus one
-Hessian-vector product (``d/d gamma`` of ``g . v``) when unrolled.
+inner training step (``phi' = U(phi, g)`` with the gradient ``g`` training computed anyway), so an
+outer step costs one forward/backward on a meta-validation batch, plus one Hessian-vector product
+when unrolled. For an elementwise ``U`` the path through ``phi'`` is
+``d/d gamma [g(gamma) . w]`` with ``w = (d U / d g)^T v`` and ``v = grad_phi' L_meta``.
 """
 
 from __future__ import annotations
@@ -30,7 +33,8 @@ from torch import nn
 from torch.func import functional_call
 from torch.nn.attention import SDPBackend, sdpa_kernel
 
-from ..peft.modulator import is_gamma
+from ..peft.modulator import split_parameters
+from .update_rules import LookaheadRule
 
 __all__ = [
     "HYPERGRADIENT_MODES",
@@ -45,6 +49,13 @@ HYPERGRADIENT_MODES = ("first_order", "unrolled", "unrolled_k")
 
 LossFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 Batch = tuple[torch.Tensor, torch.Tensor]
+
+
+def _rule(rule: LookaheadRule | float, names) -> LookaheadRule:
+    """A float is a plain SGD step of that size (``phi - lr * g``), for toy models and tests."""
+    if isinstance(rule, LookaheadRule):
+        return rule
+    return LookaheadRule("plain_sgd", {n: {"lr": float(rule)} for n in names})
 
 
 @dataclass
@@ -72,29 +83,24 @@ class Hypergradient:
         return all(bool(torch.isfinite(g).all()) for g in self.grads.values())
 
 
-def split_parameters(model: nn.Module) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
-    """(phi, gamma): the trainable non-modulator parameters, and the modulators."""
-    phi = {n: p for n, p in model.named_parameters() if p.requires_grad and not is_gamma(n)}
-    gamma = {n: p for n, p in model.named_parameters() if is_gamma(n)}
-    return phi, gamma
-
-
 def lookahead_hypergradient(
     model: nn.Module,
     loss_fn: LossFn,
     train_batches: Sequence[Batch],
     meta_batch: Batch,
-    lr: float,
+    rule: LookaheadRule | float,
     mode: str = "unrolled",
 ) -> Hypergradient:
-    """Gradient of the meta loss after look-ahead SGD steps, with respect to gamma.
+    """Gradient of the meta loss after look-ahead steps of the inner optimiser, w.r.t. gamma.
 
     Args:
         model: the model (left untouched).
         loss_fn: ``loss_fn(logits, labels)``.
         train_batches: one (image, label) batch per look-ahead step (K = its length).
         meta_batch: the meta-validation (image, label) batch.
-        lr: look-ahead step size (the inner optimiser's current learning rate).
+        rule: the inner optimiser's update rule
+            (:func:`~rs_metapeft.meta.update_rules.rule_from_optimizer`); its state is carried
+            from step to step. A float is a plain SGD step of that size.
         mode: ``"unrolled"`` / ``"unrolled_k"`` (differentiate through the look-ahead; the two
             differ only in the number of steps the caller passes) or ``"first_order"``.
 
@@ -108,13 +114,15 @@ def lookahead_hypergradient(
         raise ValueError("at least one look-ahead batch is needed")
     phi, gamma_live = split_parameters(model)
     if not gamma_live:
-        raise ValueError("the model has no modulators (parameters named '...gamma')")
+        raise ValueError("the model has no modulators (PEFT modules with a gamma)")
+    rule = _rule(rule, phi)
     gamma = {n: p.detach().clone().requires_grad_(True) for n, p in gamma_live.items()}
     unrolled = mode != "first_order"
     # CPU flash attention has no double backward; the math kernel has.
     kernel = sdpa_kernel(SDPBackend.MATH) if unrolled else contextlib.nullcontext()
     names = list(phi)
     current = dict(phi)
+    state = None
     first_loss = None
     with kernel:
         for images, labels in train_batches:
@@ -123,11 +131,9 @@ def lookahead_hypergradient(
             grads = torch.autograd.grad(
                 loss, [current[n] for n in names], create_graph=unrolled, allow_unused=True
             )
-            current = {
-                n: current[n] - lr * (torch.zeros_like(current[n]) if g is None
-                                      else (g if unrolled else g.detach()))
-                for n, g in zip(names, grads, strict=True)
-            }
+            if not unrolled:
+                grads = [None if g is None else g.detach() for g in grads]
+            current, state = rule.step(current, dict(zip(names, grads, strict=True)), state)
             if not unrolled:
                 current = {n: t.detach() for n, t in current.items()}
         images, labels = meta_batch
@@ -150,7 +156,7 @@ def step_hypergradient(
     train_batch: Batch,
     train_grads: dict[str, torch.Tensor | None],
     meta_batch: Batch,
-    lr: float,
+    rule: LookaheadRule | float,
     mode: str = "unrolled",
     train_loss: float = float("nan"),
     rng_state: torch.Tensor | tuple[torch.Tensor, torch.Tensor] | None = None,
@@ -158,12 +164,12 @@ def step_hypergradient(
 ) -> Hypergradient:
     """Hypergradient with the inner training step itself as the one-step look-ahead.
 
-    ``phi' = phi - lr * train_grads`` (the gradient training has just computed at the model's
-    current ``phi``); the meta loss ``L_meta(phi', gamma)`` on ``meta_batch`` is differentiated
-    with respect to gamma. ``unrolled`` adds the path through ``phi'``:
-    ``- lr * d/d gamma [grad_phi L_train(phi, gamma) . v]`` with ``v = grad_phi' L_meta``, a
-    Hessian-vector product on ``train_batch``. The model, its ``.grad`` fields and any
-    optimiser are left untouched, so the caller's real optimiser step is exactly the plain one.
+    ``phi' = U(phi, train_grads)``, the step the optimiser is about to take; the meta loss
+    ``L_meta(phi', gamma)`` on ``meta_batch`` is differentiated with respect to gamma.
+    ``unrolled`` adds the path through ``phi'``: ``d/d gamma [grad_phi L_train(phi, gamma) . w]``
+    with ``w = (dU/dg)^T v`` and ``v = grad_phi' L_meta``, a Hessian-vector product on
+    ``train_batch``. The model, its ``.grad`` fields and the optimiser are left untouched, so the
+    caller's real optimiser step is exactly the plain one.
 
     Args:
         model: the model at the parameters ``train_grads`` were computed at.
@@ -171,7 +177,9 @@ def step_hypergradient(
         train_batch: the training batch ``train_grads`` came from (used when unrolled).
         train_grads: gradient of the training loss per trainable non-gamma parameter name.
         meta_batch: the meta-validation batch.
-        lr: look-ahead step size.
+        rule: the inner optimiser's update rule
+            (:func:`~rs_metapeft.meta.update_rules.rule_from_optimizer`); a float is a plain SGD
+            step of that size.
         mode: ``first_order`` or ``unrolled`` (``unrolled_k`` needs separate look-ahead
             batches: use :func:`lookahead_hypergradient`).
         train_loss: the training loss, reported back in the result.
@@ -179,8 +187,9 @@ def step_hypergradient(
             ``(cpu, cuda)`` pair for the current CUDA device); restored for the recomputed
             training forward so dropout masks match the real step.
         hvp_batch_size: images of ``train_batch`` (its first ones) in the Hessian-vector product;
-            ``None`` (or at least the batch size) uses all of them and is exact. With fewer, the
-            replayed dropout masks are no longer those of the real step.
+            ``None`` (or at least the batch size) uses all of them and is exact. With fewer it is
+            an estimate: ``w`` still comes from the whole batch's gradient, the product from the
+            sub-batch (unbiased for a mean loss), and replayed dropout masks differ from the step's.
 
     Returns:
         The hypergradient and the losses.
@@ -192,18 +201,18 @@ def step_hypergradient(
         raise ValueError(f"step_hypergradient supports first_order and unrolled, got {mode!r}")
     phi, gamma_live = split_parameters(model)
     if not gamma_live:
-        raise ValueError("the model has no modulators (parameters named '...gamma')")
+        raise ValueError("the model has no modulators (PEFT modules with a gamma)")
     missing = [n for n in phi if n not in train_grads]
     if missing:
         raise ValueError(f"train_grads lacks gradients of {missing[:3]}")
+    rule = _rule(rule, phi)
     unrolled = mode == "unrolled"
     gamma = {n: p.detach().clone().requires_grad_(True) for n, p in gamma_live.items()}
     names = list(phi)
-    nxt = {
-        n: (phi[n].detach() if train_grads[n] is None
-            else phi[n].detach() - lr * train_grads[n].detach()).requires_grad_(unrolled)
-        for n in names
-    }
+    grads_now = {n: None if train_grads[n] is None else train_grads[n].detach() for n in names}
+    with torch.no_grad():
+        stepped, _ = rule.step({n: phi[n].detach() for n in names}, grads_now)
+    nxt = {n: stepped[n].detach().requires_grad_(unrolled) for n in names}
     images, labels = meta_batch
     meta_loss = loss_fn(functional_call(model, {**nxt, **gamma}, (images,)), labels)
     inputs = list(gamma.values()) + ([nxt[n] for n in names] if unrolled else [])
@@ -211,7 +220,8 @@ def step_hypergradient(
     hyper = dict(zip(gamma, grads[: len(gamma)], strict=True))
     replayed = None
     if unrolled:
-        v = grads[len(gamma):]
+        v = dict(zip(names, grads[len(gamma):], strict=True))
+        w = rule.vjp_through_grads(phi, grads_now, v)
         images, labels = train_batch
         if hvp_batch_size is not None:
             images, labels = images[:hvp_batch_size], labels[:hvp_batch_size]
@@ -226,16 +236,16 @@ def step_hypergradient(
                     torch.cuda.set_rng_state(cuda)
             loss = loss_fn(functional_call(model, {**phi, **gamma}, (images,)), labels)
             replayed = float(loss.detach())
-            params = [phi[n] for n in names]
-            g = _zeros_if_none(
-                torch.autograd.grad(loss, params, create_graph=True, allow_unused=True), params
-            )
-            dot = sum((gi * vi).sum() for gi, vi in zip(g, v, strict=True) if gi.requires_grad)
+            stepped_names = list(w)
+            params = [phi[n] for n in stepped_names]
+            g = torch.autograd.grad(loss, params, create_graph=True, allow_unused=True)
+            dot = sum((gi * w[n]).sum() for n, gi in zip(stepped_names, g, strict=True)
+                      if gi is not None and gi.requires_grad)
             if torch.is_tensor(dot) and dot.requires_grad:
                 mixed = _zeros_if_none(
                     torch.autograd.grad(dot, list(gamma.values()), allow_unused=True),
                     list(gamma.values()),
                 )
-                hyper = {n: hyper[n] - lr * m for (n, m) in zip(gamma, mixed, strict=True)}
+                hyper = {n: hyper[n] + m for (n, m) in zip(gamma, mixed, strict=True)}
     return Hypergradient({n: h.detach() for n, h in hyper.items()}, float(train_loss),
                          float(meta_loss.detach()), replayed)

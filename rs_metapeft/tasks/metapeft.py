@@ -24,9 +24,26 @@ from torch.utils.data import DataLoader
 from torchmetrics.classification import MulticlassAccuracy, MulticlassConfusionMatrix
 
 from ..data.longtail import GROUPS
-from ..meta import Hypergradient, MetaConfig, lookahead_hypergradient, step_hypergradient
+from ..meta import (
+    Hypergradient,
+    MetaConfig,
+    build_meta_optimizer,
+    lookahead_hypergradient,
+    rule_from_optimizer,
+    step_hypergradient,
+)
+from ..meta.optim import meta_lr_factor
 from ..models import SpectralViTClassifier, init_head_from_class_means
-from ..peft import PeftConfig, gamma_map, gamma_parameters, is_gamma
+from ..peft import (
+    PeftConfig,
+    clamp_modulators,
+    effective_scale_map,
+    gamma_map,
+    gamma_parameters,
+    initial_scale_map,
+    split_parameters,
+    switched_off,
+)
 from ..reporting import build_report, format_report, write_report
 from .losses import LOSSES, classification_loss
 
@@ -285,7 +302,7 @@ class MetaPEFTTask(L.LightningModule):
     def configure_optimizers(self):
         """Inner optimiser over PEFT weights, stem and head; meta optimiser over gamma only."""
         cfg = self.optim_config
-        phi = [p for n, p in self.model.named_parameters() if p.requires_grad and not is_gamma(n)]
+        phi = list(split_parameters(self.model)[0].values())
         if not phi:
             raise ValueError("the model has no trainable parameters (check model.peft and head)")
         if cfg.name == "sgd":
@@ -308,10 +325,8 @@ class MetaPEFTTask(L.LightningModule):
         if not (self.meta_config.enabled and gammas):
             return [main], [schedule]
         mc = self.meta_config
-        if mc.optimizer == "sgd":
-            meta = torch.optim.SGD(gammas, lr=mc.lr, momentum=mc.momentum)
-        else:
-            meta = torch.optim.Adam(gammas, lr=mc.lr)
+        self.total_outer_steps = sum(mc.is_outer_step(s) for s in range(total))
+        meta = build_meta_optimizer(gammas, mc.optimizer, mc.lr, mc.momentum)
         return [main, meta], [schedule]
 
     def _meta_active(self) -> bool:
@@ -352,20 +367,21 @@ class MetaPEFTTask(L.LightningModule):
         self.log("train/loss", loss, prog_bar=True)
         return loss.detach()
 
-    def _lookahead_lr(self) -> float:
+    def _lookahead_rule(self, phi: dict[str, torch.Tensor]):
+        """The inner optimiser's next update as a differentiable rule (its state as it is now)."""
         main = self.optimizers(use_pl_optimizer=False)[0]
         mc = self.meta_config
-        return mc.lookahead_lr if mc.lookahead_lr is not None else main.param_groups[0]["lr"]
+        return rule_from_optimizer(main, phi, mc.lookahead_rule, mc.lookahead_lr)
 
     def _train_step_hypergradient(self, batch: dict[str, torch.Tensor], loss: torch.Tensor,
                                   rng: Any) -> Hypergradient:
-        phi = {n: p for n, p in self.model.named_parameters()
-               if p.requires_grad and not is_gamma(n)}
+        phi = split_parameters(self.model)[0]
         grads = {n: p.grad for n, p in phi.items()}
         return step_hypergradient(
             self.model, self.training_loss, (batch["image"], batch["label"]), grads,
-            self._next_meta_batch("val"), self._lookahead_lr(), self.meta_config.hypergradient,
-            float(loss.detach()), rng, self.meta_config.hvp_batch_size,
+            self._next_meta_batch("val"), self._lookahead_rule(phi),
+            self.meta_config.hypergradient, float(loss.detach()), rng,
+            self.meta_config.hvp_batch_size,
         )
 
     def _next_meta_batch(self, part: str) -> tuple[torch.Tensor, torch.Tensor]:
@@ -385,7 +401,7 @@ class MetaPEFTTask(L.LightningModule):
         mode = "first_order" if mc.hypergradient == "first_order" else "unrolled"
         result = lookahead_hypergradient(
             self.model, self.training_loss, train_batches, self._next_meta_batch("val"),
-            self._lookahead_lr(), mode,
+            self._lookahead_rule(split_parameters(self.model)[0]), mode,
         )
         self._apply_hypergradient(result)
 
@@ -406,9 +422,13 @@ class MetaPEFTTask(L.LightningModule):
         for p, g in zip(gammas.values(), flat.split([p.numel() for p in gammas.values()]),
                         strict=True):
             p.grad = g.view_as(p).to(p.dtype)
+        factor = meta_lr_factor(self.meta_config.lr_schedule, self.outer_steps,
+                                getattr(self, "total_outer_steps", 0))
+        for group in meta.param_groups:
+            group["lr"] = self.meta_config.lr * factor
         meta.step()
         meta.zero_grad(set_to_none=True)
-        self._clamp_gamma()
+        clamp_modulators(self.model, self.meta_config.gamma_min, self.meta_config.gamma_max)
         self.outer_steps += 1
         if not self.trainer.training:  # called by hand (tests, notebooks): nothing to log into
             return
@@ -427,23 +447,16 @@ class MetaPEFTTask(L.LightningModule):
         self.log_dict(logs)
 
     def on_fit_end(self) -> None:
-        """Save the gamma heatmap and gamma-over-time plot with the run (main process)."""
+        """Save the gamma and effective-scale heatmaps and gamma over time (main process)."""
         if not self.gamma_history or not self.trainer.is_global_zero:
             return
         from ..reporting.gamma_plots import save_gamma_plots
 
         folder = Path(self.report_dir or self.trainer.log_dir or self.trainer.default_root_dir)
         save_gamma_plots(gamma_map(self.model), self.gamma_history, folder,
-                         depth=self.model.depth)
-
-    def _clamp_gamma(self) -> None:
-        mc = self.meta_config
-        if mc.gamma_min is None and mc.gamma_max is None:
-            return
-        with torch.no_grad():
-            for module in self.model.peft_modules:
-                if module.gamma_param == "identity":
-                    module.gamma.clamp_(mc.gamma_min, mc.gamma_max)
+                         depth=self.model.depth, scales=effective_scale_map(self.model),
+                         initial=initial_scale_map(self.model),
+                         threshold=self.meta_config.off_threshold)
 
     # -- evaluation --------------------------------------------------------------------------
     def validation_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:
@@ -465,10 +478,20 @@ class MetaPEFTTask(L.LightningModule):
         g = self.groups_config
         report = build_report(confusion, self.class_names, self.train_counts, g.rule,
                               g.many_threshold, g.few_threshold)
-        report["gamma"] = {str(k): v for k, v in gamma_map(self.model).items()}
+        report["gamma"] = _str_keys(gamma_map(self.model))
+        scales, initial = effective_scale_map(self.model), initial_scale_map(self.model)
+        report["effective_scale"] = _str_keys(scales)
+        report["initial_scale"] = _str_keys(initial)
+        report["switch_off_threshold"] = self.meta_config.off_threshold
+        report["switched_off"] = switched_off(scales, initial, self.meta_config.off_threshold)
+        report["gamma_history"] = [[s, _str_keys(g)] for s, g in self.gamma_history]
         report["meta"] = {"enabled": self.meta_config.enabled, "outer_steps": self.outer_steps,
                           "skipped_outer_steps": self.skipped_outer_steps,
-                          "hypergradient": self.meta_config.hypergradient}
+                          "hypergradient": self.meta_config.hypergradient,
+                          "lookahead_rule": self.meta_config.lookahead_rule,
+                          "optimizer": self.meta_config.optimizer,
+                          "gamma_param": self.peft_config.gamma_param,
+                          "protocol": self._meta_protocol()}
         report["trainable_parameters"] = sum(
             p.numel() for n, p in self.model.named_parameters() if p.requires_grad
         )
@@ -487,6 +510,10 @@ class MetaPEFTTask(L.LightningModule):
             json_path, _ = write_report(report, folder)
             report["path"] = str(json_path.parent)
             print("\n" + format_report(report) + f"\nReport written to {json_path.parent}/\n")
+
+    def _meta_protocol(self) -> str | None:
+        dm = self._datamodule()
+        return getattr(dm, "meta_protocol", None)
 
     def predict_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
         """Class probabilities."""

@@ -2,10 +2,11 @@
 
 * ``authors``: the MetaPEFT paper's recipe: cosine classifier with class-mean initialisation,
   logit-adjusted cross-entropy (tau 1), SGD lr 0.01 momentum 0.9 weight decay 5e-4, one cosine
-  schedule, batch 128; meta optimiser SGD lr 1e-3 momentum 0.9 on a held-out meta set.
+  schedule, batch 128; a linear gamma moved by SGD lr 1e-3 momentum 0.9 on a disjoint
+  held-out meta set.
 * ``modern``: AdamW with label smoothing and balanced softmax, a class-balanced training sampler
-  (the datamodule's ``sampler`` argument) and class-balanced meta-val batches resampled each
-  outer step.
+  (the datamodule's ``sampler`` argument) and the product's meta defaults (log gamma, normalised
+  meta steps, class-balanced meta-val batches from the validation split).
 
 Example:
     >>> from rs_metapeft.tasks.presets import preset_overrides
@@ -32,8 +33,10 @@ PRESETS: dict[str, dict[str, Any]] = {
         "model.optimizer.momentum": 0.9,
         "model.optimizer.weight_decay": 5e-4,
         "model.optimizer.schedule": "cosine",
+        "model.peft.gamma_param": "identity",
         "model.meta.optimizer": "sgd",
         "model.meta.lr": 1e-3,
+        "model.meta.lr_schedule": "constant",
         "model.meta.momentum": 0.9,
         "data.init_args.batch_size": 128,
         "data.init_args.meta_protocol": "holdout",
@@ -47,10 +50,8 @@ PRESETS: dict[str, dict[str, Any]] = {
         "model.optimizer.weight_decay": 0.05,
         "model.optimizer.schedule": "cosine",
         "model.optimizer.warmup_steps": 20,
-        "model.meta.optimizer": "adam",
         "data.init_args.sampler": "class_balanced",
-        "data.init_args.meta_protocol": "resample",
-        "data.init_args.meta_fraction": 0.25,
+        "data.init_args.meta_protocol": "val_split",
         "data.init_args.meta_balanced_val": True,
     },
 }

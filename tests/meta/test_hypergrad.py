@@ -3,9 +3,9 @@ import torch
 from torch.func import functional_call
 from torch.nn import functional as F
 
-from rs_metapeft.meta import lookahead_hypergradient, split_parameters, step_hypergradient
+from rs_metapeft.meta import lookahead_hypergradient, step_hypergradient
 from rs_metapeft.models import create_backbone
-from rs_metapeft.peft import PeftConfig, inject_peft
+from rs_metapeft.peft import PeftConfig, inject_peft, split_parameters
 
 
 class Tiny(torch.nn.Module):

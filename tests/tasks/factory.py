@@ -4,7 +4,7 @@ import lightning as L
 import torch
 
 from rs_metapeft.data import SyntheticEuroSATDataModule
-from rs_metapeft.peft import is_gamma
+from rs_metapeft.peft import gamma_parameters
 from rs_metapeft.tasks import MetaPEFTTask
 
 from ..conftest import TINY_SPEC, TINY_VIT
@@ -51,7 +51,8 @@ def fit(root, tmp_path, max_steps=3, dm_kwargs=None, trainer_kwargs=None, seed=0
 
 def phi_state(task):
     """Non-gamma model tensors and the main optimiser's tensors."""
-    model = {k: v.detach().clone() for k, v in task.model.state_dict().items() if not is_gamma(k)}
+    gammas = gamma_parameters(task.model)
+    model = {k: v.detach().clone() for k, v in task.model.state_dict().items() if k not in gammas}
     main = task.optimizers(use_pl_optimizer=False)
     main = main[0] if isinstance(main, list) else main
     opt = {i: {k: v.clone() for k, v in s.items() if torch.is_tensor(v)}
@@ -60,7 +61,9 @@ def phi_state(task):
 
 
 def gamma_state(task):
-    return {k: v.detach().clone() for k, v in task.model.state_dict().items() if is_gamma(k)}
+    """The effective gamma of every modulator (1 at the start, whatever the parametrisation)."""
+    return {f"{m.layer}.{m.position}": m.modulation().detach().clone()
+            for m in task.model.peft_modules}
 
 
 def assert_same(a, b):

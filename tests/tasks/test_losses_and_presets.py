@@ -62,6 +62,7 @@ def test_authors_preset_builds_the_authors_recipe(tmp_path):
     assert (opt.name, opt.lr, opt.momentum, opt.weight_decay, opt.schedule) == (
         "sgd", 0.01, 0.9, 5e-4, "cosine")
     assert (task.meta_config.optimizer, task.meta_config.lr) == ("sgd", 1e-3)
+    assert task.peft_config.gamma_param == "identity"  # the authors' linear gamma
     assert dm.batch_size == 128 and dm.meta_protocol == "holdout"
     with pytest.raises(ValueError, match="unknown preset"):
         preset_overrides("nope")
@@ -70,4 +71,4 @@ def test_authors_preset_builds_the_authors_recipe(tmp_path):
 def test_modern_preset_builds_with_class_aware_sampling(tmp_path):
     cli = build_cli(_cli_args(preset_overrides("modern"), tmp_path), run=False)
     assert cli.model.loss_kind == "balanced_softmax" and cli.model.label_smoothing == 0.1
-    assert cli.datamodule.meta_protocol == "resample" and cli.datamodule.meta_balanced_val
+    assert cli.datamodule.meta_protocol == "val_split" and cli.datamodule.meta_balanced_val

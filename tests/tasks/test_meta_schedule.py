@@ -6,7 +6,7 @@ import torch
 
 import rs_metapeft.tasks.metapeft as metapeft_module
 from rs_metapeft.meta import Hypergradient
-from rs_metapeft.peft import is_gamma
+from rs_metapeft.peft import gamma_map, gamma_parameters
 
 from .factory import fit, gamma_state
 
@@ -47,8 +47,10 @@ def test_outer_steps_follow_the_schedule_bounds_and_are_logged(two_epochs):
     expected_steps = [s for s in range(trainer.global_step) if s >= 1 and (s - 1) % 2 == 0]
     assert [s for s, _ in task.gamma_history] == expected_steps
     assert task.outer_steps == len(expected_steps)
-    values = torch.cat([g.flatten() for g in gamma_state(task).values()])
-    assert values.min() >= 0.5 and values.max() <= 1.5 and (values != 1).any()
+    # The bounds hold for the effective gamma of the default (log) parametrisation too.
+    assert task.peft_config.gamma_param == "log"
+    values = torch.tensor([v for row in gamma_map(task.model).values() for v in row.values()])
+    assert values.min() >= 0.5 - 1e-6 and values.max() <= 1.5 + 1e-6 and (values != 1).any()
     metrics = trainer.callback_metrics
     for key in ("meta/val_loss", "meta/train_loss", "meta/skipped_steps", "gamma/L00_q",
                 "gamma/L01_adaptformer"):
@@ -62,8 +64,7 @@ def test_outer_steps_follow_the_schedule_bounds_and_are_logged(two_epochs):
 def test_a_non_finite_hypergradient_skips_the_step_and_is_counted(tiny_s2_root, tmp_path,
                                                                   monkeypatch):
     def poisoned(model, *args, **kwargs):
-        grads = {n: torch.full_like(p, math.nan) for n, p in model.named_parameters()
-                 if is_gamma(n)}
+        grads = {n: torch.full_like(p, math.nan) for n, p in gamma_parameters(model).items()}
         return Hypergradient(grads, 1.0, math.inf)
 
     monkeypatch.setattr(metapeft_module, "step_hypergradient", poisoned)
@@ -83,7 +84,7 @@ def test_linear_probe_and_full_fine_tuning_run_through_the_same_task(tiny_s2_roo
     full, _ = fit(tiny_s2_root, tmp_path / "full", max_steps=2, peft={"method": "full"})
     fresh = metapeft_module.MetaPEFTTask(**{k: v for k, v in full.hparams.items()})
     moved = [n for n, p in full.model.backbone.named_parameters()
-             if not is_gamma(n) and "lora" not in n and "adaptformer" not in n
+             if "lora" not in n and "adaptformer" not in n
              and not torch.equal(p, dict(fresh.model.backbone.named_parameters())[n])]
     assert any("blocks.0.attn.qkv.weight" in n for n in moved)
     assert full.outer_steps == 0 and not full.model.peft_modules  # no modulators to meta-learn

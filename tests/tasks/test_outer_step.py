@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-from rs_metapeft.peft import is_gamma
+from rs_metapeft.peft import gamma_parameters
 from rs_metapeft.tasks import MetaPEFTTask
 
 from .factory import assert_same, fit, gamma_state, phi_state
@@ -68,4 +68,4 @@ def test_band_statistics_and_classes_travel_in_the_checkpoint(tiny_s2_root, tmp_
     assert torch.equal(restored.model.normalizer.mean, task.model.normalizer.mean)
     assert restored.class_names == task.class_names
     assert restored.outer_steps == task.outer_steps
-    assert {k for k in restored.model.state_dict() if is_gamma(k)}
+    assert gamma_parameters(restored.model)
