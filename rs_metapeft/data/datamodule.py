@@ -1,9 +1,10 @@
 """Long-tailed classification datamodules on TorchGeo's ``NonGeoDataModule``.
 
 One base class holds what every dataset shares: an optional long-tail subset of the training
-split, class counts and groups, per-band statistics of the training split, a stratified meta split
-for MetaPEFT's outer step, a sampler hook (TorchGeo's factory hard-codes shuffling) and kornia
-augmentation on device. Subclasses only say how to build a split's dataset.
+split, class counts and groups, per-band statistics of the training split, the meta batches of
+MetaPEFT's outer step (``meta_protocol``: a validation-split, holdout or resampled meta-val pool;
+see :mod:`rs_metapeft.data.meta_split`), a sampler hook (TorchGeo's factory hard-codes shuffling)
+and kornia augmentation on device. Subclasses only say how to build a split's dataset.
 """
 
 from __future__ import annotations
@@ -83,15 +84,23 @@ class LongTailDataModule(NonGeoDataModule):
         imbalance_ratio: subsample the training split to this head/tail ratio; ``None`` keeps the
             data's own distribution.
         longtail_profile: ``"exponential"`` or ``"step"``.
-        meta_fraction: share of the training set in the meta set (meta-train and meta-val
-            halves) for MetaPEFT's outer step (per class for ``holdout``).
+        meta_fraction: ``holdout``: share of each training class held out for meta-validation;
+            ``resample``: share of the training set drawn per outer step (0.2-0.3 in the
+            paper); unused by ``val_split``.
         meta_batch_size: batch size of meta batches per process (default: ``batch_size``).
-        meta_protocol: ``holdout`` (a fixed stratified meta set, as the released code) or
-            ``resample`` (a fresh random ``meta_fraction`` of the training set for every outer
-            step, as the paper; 0.2-0.3 there).
-        meta_balanced_val: draw class-balanced meta-val batches.
-        meta_disjoint: with ``holdout``, remove the meta set from the inner training data (the
-            training counts and priors then describe the remaining images).
+        meta_protocol: where MetaPEFT's meta-validation batches come from (see
+            :mod:`rs_metapeft.data.meta_split`): ``val_split`` (default: the validation split,
+            which a tuned search also selects on, so it is no longer an untouched selection
+            set; training data untouched), ``holdout`` (a stratified ``meta_fraction`` of each
+            class, always removed from inner training; the training counts and log prior
+            describe the remaining images) or ``resample`` (a fresh random ``meta_fraction`` of
+            the training set per outer step, as the paper; leaky: its meta-val images are also
+            fitted). Meta-train batches (``model.meta.lookahead: meta_train``) come from the
+            inner training set, or the resampled meta-train half.
+        meta_balanced_val: draw class-balanced meta-val batches (equal counts per class present
+            in the meta-val pool).
+        meta_min_train_per_class: ``holdout`` never takes a class's last this many training
+            images (a class with that many or fewer contributes nothing to the holdout).
         augment: flips and 90-degree rotations on training batches (no colour jitter: it would
             distort spectra).
         seed: seed of the long-tail subset and the meta split.
@@ -117,9 +126,9 @@ class LongTailDataModule(NonGeoDataModule):
         longtail_profile: str = "exponential",
         meta_fraction: float = 0.2,
         meta_batch_size: int | None = None,
-        meta_protocol: str = "holdout",
-        meta_balanced_val: bool = False,
-        meta_disjoint: bool = False,
+        meta_protocol: str = "val_split",
+        meta_balanced_val: bool = True,
+        meta_min_train_per_class: int = 5,
         augment: bool = True,
         seed: int = 0,
         sampler: str = "shuffle",
@@ -129,6 +138,12 @@ class LongTailDataModule(NonGeoDataModule):
         stats_cache: str | None = None,
         **dataset_kwargs: Any,
     ) -> None:
+        if "meta_disjoint" in dataset_kwargs:
+            raise ValueError(
+                "data.meta_disjoint was removed: a holdout meta set is now always left out of "
+                "inner training. Drop the option and choose data.meta_protocol (val_split, "
+                "holdout or resample)"
+            )
         super().__init__(Dataset, batch_size=batch_size, num_workers=num_workers, **dataset_kwargs)
         resolve_bands(bands)  # fail at construction, naming the band, not mid-run
         self.bands = list(bands)
@@ -138,12 +153,14 @@ class LongTailDataModule(NonGeoDataModule):
         self.meta_fraction = meta_fraction
         self.meta_batch_size = meta_batch_size or batch_size
         # Fail at construction, naming the field, not at the first outer step.
-        MetaSampler([0, 0], meta_protocol, meta_fraction, self.meta_batch_size, seed=seed)
+        MetaSampler.check_options(meta_protocol, meta_fraction, self.meta_batch_size,
+                                  meta_min_train_per_class)
         self.meta_protocol = meta_protocol
         self.meta_balanced_val = meta_balanced_val
-        self.meta_disjoint = meta_disjoint
+        self.meta_min_train_per_class = meta_min_train_per_class
         self.meta_sampler: MetaSampler | None = None
-        self.meta_dataset: Dataset | None = None
+        #: The datasets that the meta sampler's ``train`` and ``val`` indices point into.
+        self.meta_datasets: dict[str, Dataset] = {}
         self.seed = seed
         if sampler not in SAMPLERS:
             raise ValueError(f"data.sampler must be one of {', '.join(SAMPLERS)}, got {sampler!r}")
@@ -184,6 +201,7 @@ class LongTailDataModule(NonGeoDataModule):
         if stage == "fit":
             self.train_dataset = self._build_train()
             self.val_dataset = self.make_dataset("val")
+            self._build_meta_sampler()  # before anything indexes an empty validation split
             self._check_classes(self.val_dataset, "val")
         elif stage == "validate":
             self.val_dataset = self.make_dataset("val")
@@ -218,18 +236,13 @@ class LongTailDataModule(NonGeoDataModule):
                 _targets(dataset), self.imbalance_ratio, self.longtail_profile, self.seed
             )
             dataset = Subset(dataset, keep.tolist())
-        # Under DDP every rank draws the same global meta batch and keeps its own share, so one
-        # sampler state (saved by rank 0) resumes every rank.
-        world = self.trainer.world_size if self.trainer is not None else 1
-        sampler = MetaSampler(_targets(dataset), self.meta_protocol, self.meta_fraction,
-                              self.meta_batch_size * world, self.meta_balanced_val, self.seed,
-                              keep_for_training=self.meta_disjoint)
-        self.meta_dataset = dataset
-        if self.meta_disjoint and self.meta_protocol == "holdout":
-            held_out = set(sampler.held_out.tolist())
-            dataset = Subset(dataset, [i for i in range(len(dataset)) if i not in held_out])
-        self.meta_sampler = sampler
-        self.meta_indices = (sampler.parts["train"], sampler.parts["val"])
+        self.meta_sampler, self.meta_datasets, self.meta_indices = None, {}, None
+        if self.meta_protocol == "holdout":
+            # The holdout is meta-validation only and never reaches the inner step, so the
+            # counts, log prior and band statistics below describe the images trained on.
+            sampler = self._new_meta_sampler(_targets(dataset))
+            self._set_meta_sampler(sampler, {"train": dataset, "val": dataset})
+            dataset = Subset(dataset, sampler.train_indices.tolist())
         targets = _targets(dataset)
         self.train_counts = class_counts(targets, self.num_classes)
         empty = [n for n, c in zip(self.class_names, self.train_counts, strict=True) if c == 0]
@@ -252,6 +265,37 @@ class LongTailDataModule(NonGeoDataModule):
         )
         self._set_augmentation(FillNodata(self.band_stats.mean))
         return dataset
+
+    def _new_meta_sampler(self, targets: list[int],
+                          val_targets: list[int] | None = None) -> MetaSampler:
+        # Under DDP every rank draws the same global meta batch and keeps its own share, so one
+        # sampler state (saved by rank 0) resumes every rank.
+        world = self.trainer.world_size if self.trainer is not None else 1
+        return MetaSampler(targets, self.meta_protocol, self.meta_fraction,
+                           self.meta_batch_size * world, self.meta_balanced_val, self.seed,
+                           self.meta_min_train_per_class, val_targets)
+
+    def _set_meta_sampler(self, sampler: MetaSampler, datasets: dict[str, Dataset]) -> None:
+        self.meta_sampler, self.meta_datasets = sampler, datasets
+        self.meta_indices = (sampler.parts["train"], sampler.parts["val"])
+
+    def _build_meta_sampler(self) -> None:
+        """The ``val_split`` and ``resample`` samplers (``holdout``'s shapes the training set)."""
+        if self.meta_protocol == "holdout":
+            return
+        train = self.train_dataset
+        if self.meta_protocol == "resample":
+            self._set_meta_sampler(self._new_meta_sampler(_targets(train)),
+                                   {"train": train, "val": train})
+            return
+        val = self.val_dataset
+        if val is None or len(val) == 0:
+            raise ValueError(
+                "data.meta_protocol val_split draws meta-val batches from the validation split, "
+                "but it has no images; add validation images or use data.meta_protocol: holdout"
+            )
+        sampler = self._new_meta_sampler(_targets(train), _labels(val))
+        self._set_meta_sampler(sampler, {"train": train, "val": val})
 
     def check_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         """Refuse a checkpoint made for other bands (never fall back to a default normalisation).
@@ -316,10 +360,12 @@ class LongTailDataModule(NonGeoDataModule):
         )
 
     def meta_batch(self, part: str, device: torch.device | str = "cpu") -> dict[str, Any]:
-        """Draw the next meta-train or meta-val batch, augmented, on ``device``.
+        """Draw the next meta-train or meta-val batch, on ``device``.
 
         Draws come from :attr:`meta_sampler` (see :mod:`rs_metapeft.data.meta_split`), whose
-        state travels in checkpoints, so a resumed run sees the same batches.
+        state travels in checkpoints, so a resumed run sees the same batches. Meta-val batches
+        get the evaluation transform (no augmentation, as the validation loss they stand for);
+        meta-train batches the training augmentation, as the inner steps they stand for.
 
         Args:
             part: ``"train"`` or ``"val"``.
@@ -331,12 +377,13 @@ class LongTailDataModule(NonGeoDataModule):
         indices = self.meta_sampler.draw(part)
         if self.trainer is not None and self.trainer.world_size > 1:
             indices = indices[self.trainer.global_rank::self.trainer.world_size]
-        batch = self.collate_fn([self.meta_dataset[int(i)] for i in indices])
+        dataset = self.meta_datasets[part]
+        batch = self.collate_fn([dataset[int(i)] for i in indices])
         batch = {k: v.to(device) if torch.is_tensor(v) else v for k, v in batch.items()}
-        return self.train_aug(batch)
+        return self.aug(batch) if part == "val" else self.train_aug(batch)
 
     def new_meta_round(self) -> None:
-        """Start an outer step: the ``resample`` protocol draws a fresh meta set."""
+        """Start an outer step: ``resample`` draws a fresh meta set (the others keep theirs)."""
         if self.meta_sampler is None:
             raise RuntimeError("meta batches need setup('fit') first")
         self.meta_sampler.new_round()
@@ -359,6 +406,14 @@ class LongTailDataModule(NonGeoDataModule):
             raise RuntimeError("meta_batches needs setup('fit') first")
         while True:
             yield self.meta_batch(part, device)
+
+
+def _labels(dataset: Dataset) -> list[int]:
+    """Labels of a split: its ``targets``, or (without them) read sample by sample."""
+    try:
+        return _targets(dataset)
+    except AttributeError:
+        return [int(dataset[i]["label"]) for i in range(len(dataset))]  # type: ignore[arg-type]
 
 
 def _base(dataset: Dataset) -> Dataset:

@@ -1,13 +1,36 @@
-"""Where MetaPEFT's meta batches come from: the ``holdout`` and ``resample`` protocols.
+"""Where MetaPEFT's meta batches come from: ``val_split``, ``holdout`` and ``resample`` protocols.
 
-* ``holdout`` (the released code): a fixed, stratified fraction of the training set, split into
-  disjoint meta-train and meta-val halves; batches are endless reshuffled passes over each half.
-* ``resample`` (the paper): for every outer step a fresh random ``fraction`` of the training set
-  is drawn and split into meta-train and meta-val halves, and the batches come from it.
+The outer step learns gamma from a meta-validation loss. That loss is only a signal about
+generalisation if the inner steps never fit the meta-val images; on a fitted image the loss falls
+towards zero and its gradient says "more scale everywhere". The protocols differ in how they get
+such images and what that costs:
 
-Either can draw a class-balanced meta-val batch (equal counts per class, with replacement inside
-a class when it is short). All randomness comes from one numpy generator whose state (with the
-pass positions) is :meth:`MetaSampler.state_dict`, so a resumed run draws the same batches.
+* ``holdout``: a stratified ``fraction`` of every class is held out of the training set for the
+  whole run and is meta-validation only; the datamodule removes it from inner training, so it is
+  disjoint from what the inner step fits. A class never gives up its last
+  ``min_train_per_class`` images (a class with that many or fewer gives none). Trade-off: the
+  holdout costs training images, and the tail classes, which need the signal most, rarely have
+  images to spare, so a long-tailed holdout is mostly head classes.
+* ``val_split`` (the default): meta-val batches come from the datamodule's validation split, the
+  data a tuned search (e.g. Optuna) selects its hyperparameters on; the training set is untouched.
+  Honest (never fitted) and class-complete (every class of the validation split), at no cost in
+  training images. Trade-off: gamma is then fitted to the validation split, so that split is no
+  longer an untouched selection set; early stopping or model selection on it is optimistic, and
+  only the test split is still clean.
+* ``resample`` (as the paper describes; kept for the record): for every outer step a fresh random
+  ``fraction`` of the training set is drawn and split into meta-train and meta-val halves. It is
+  leaky: the meta-val images are also fitted by the inner steps, so the meta loss is a training
+  loss.
+
+Meta-train batches (used only by separate look-ahead steps, ``model.meta.lookahead: meta_train``)
+come from the inner training set for ``holdout`` and ``val_split`` (those images are fitted
+anyway), and from the meta-train half for ``resample``.
+
+Meta-val batches are class-balanced by default (equal counts per class over the classes present in
+the meta-val pool, drawn with replacement inside a class that is short, the remainder going to
+randomly chosen classes): a long-tailed batch of a few images rarely holds a tail image. All
+randomness comes from one numpy generator whose state (with the pass positions) is
+:meth:`MetaSampler.state_dict`, so a resumed run draws the same batches.
 """
 
 from __future__ import annotations
@@ -17,40 +40,118 @@ from typing import Any
 
 import numpy as np
 
-from .longtail import stratified_meta_split
-
-__all__ = ["META_PROTOCOLS", "MetaSampler"]
+__all__ = ["META_PROTOCOLS", "MetaSampler", "stratified_holdout"]
 
 #: The meta-data protocols.
-META_PROTOCOLS = ("holdout", "resample")
+META_PROTOCOLS = ("holdout", "val_split", "resample")
+
+
+def stratified_holdout(
+    targets: Sequence[int], fraction: float, min_train_per_class: int = 5, seed: int = 0
+) -> tuple[np.ndarray, np.ndarray]:
+    """Split a training set into what the inner step trains on and a stratified holdout.
+
+    A class with ``n`` images gives ``round(fraction * n)`` of them (at least one) to the holdout,
+    but never its last ``min_train_per_class``: a class with ``n <= min_train_per_class`` images
+    gives none.
+
+    Args:
+        targets: training labels.
+        fraction: share of each class held out.
+        min_train_per_class: images of every class that always stay in training.
+        seed: which images are held out.
+
+    Returns:
+        ``(train_indices, holdout_indices)``, sorted and disjoint, covering every index.
+    """
+    targets = np.asarray(targets, dtype=np.int64)
+    rng = np.random.default_rng(seed)
+    held = []
+    for c in np.unique(targets):
+        members = rng.permutation(np.flatnonzero(targets == c))
+        spare = len(members) - min_train_per_class
+        if spare <= 0:
+            continue
+        held.append(members[:min(spare, max(1, int(round(fraction * len(members)))))])
+    holdout = np.sort(np.concatenate(held)) if held else np.empty(0, np.int64)
+    keep = np.setdiff1d(np.arange(len(targets)), holdout)
+    return keep.astype(np.int64), holdout.astype(np.int64)
 
 
 class MetaSampler:
     """Index batches for the outer step's meta-train and meta-val parts.
 
+    Index spaces: ``parts["train"]`` indexes ``targets``; ``parts["val"]`` indexes
+    ``val_targets`` (the validation split) for ``val_split`` and ``targets`` otherwise. For
+    ``holdout``, ``targets`` are the labels *before* the holdout is removed, ``parts["val"]`` is
+    the holdout and ``parts["train"]`` the rest (the inner training set, :attr:`train_indices`).
+
     Args:
-        targets: labels of the training set the indices point into.
-        protocol: ``holdout`` or ``resample``.
-        fraction: share of the training set in the meta set (per class for ``holdout``; the
-            paper's ``resample`` uses 0.2-0.3).
-        batch_size: indices per batch.
+        targets: labels of the training set (before a ``holdout`` is removed).
+        protocol: ``holdout``, ``val_split`` or ``resample`` (see the module docstring).
+        fraction: ``holdout``: share of each class held out; ``resample``: share of the
+            training set drawn per outer step (the paper uses 0.2-0.3); unused by ``val_split``.
+        batch_size: indices per batch (the global batch under DDP).
         balanced_val: draw meta-val batches with equal counts per class.
         seed: seed of the split and of every draw.
-        keep_for_training: with ``holdout``, leave at least one image of every class out of
-            the meta set (for a meta set removed from inner training).
+        min_train_per_class: ``holdout`` never takes a class's last this many images.
+        val_targets: labels of the validation split (``val_split`` only).
 
+    Raises:
+        ValueError: a bad option, naming its ``data.`` field, or an empty meta-val pool.
     """
 
     def __init__(
         self,
         targets: Sequence[int],
-        protocol: str = "holdout",
+        protocol: str = "val_split",
         fraction: float = 0.2,
         batch_size: int = 32,
-        balanced_val: bool = False,
+        balanced_val: bool = True,
         seed: int = 0,
-        keep_for_training: bool = False,
+        min_train_per_class: int = 5,
+        val_targets: Sequence[int] | None = None,
     ) -> None:
+        self.check_options(protocol, fraction, batch_size, min_train_per_class)
+        self.targets = np.asarray(targets, dtype=np.int64)
+        self.val_targets = np.asarray(
+            val_targets if val_targets is not None else [], dtype=np.int64
+        )
+        self.protocol = protocol
+        self.fraction = fraction
+        self.batch_size = batch_size
+        self.balanced_val = balanced_val
+        self.seed = seed
+        self.min_train_per_class = min_train_per_class
+        self.rng = np.random.default_rng(seed)
+        self._order: dict[str, np.ndarray] = {}
+        self._pos: dict[str, int] = {}
+        if protocol == "holdout":
+            keep, held = stratified_holdout(self.targets, fraction, min_train_per_class, seed)
+            if len(held) == 0:
+                raise ValueError(
+                    "data.meta_protocol holdout: the holdout is empty; every class has at most "
+                    f"data.meta_min_train_per_class ({min_train_per_class}) training images. "
+                    "Lower data.meta_min_train_per_class, or use data.meta_protocol: val_split"
+                )
+            self.parts = {"train": keep, "val": held}
+        elif protocol == "val_split":
+            if len(self.val_targets) == 0:
+                raise ValueError(
+                    "data.meta_protocol val_split draws meta-val batches from the validation "
+                    "split, but it has no images; add validation images or use "
+                    "data.meta_protocol: holdout"
+                )
+            self.parts = {"train": np.arange(len(self.targets), dtype=np.int64),
+                          "val": np.arange(len(self.val_targets), dtype=np.int64)}
+        else:
+            self.parts = {"train": np.empty(0, np.int64), "val": np.empty(0, np.int64)}
+            self.new_round()
+
+    @staticmethod
+    def check_options(protocol: str, fraction: float, batch_size: int,
+                      min_train_per_class: int = 5) -> None:
+        """Refuse bad options, naming the field (called at datamodule construction too)."""
         if protocol not in META_PROTOCOLS:
             raise ValueError(
                 f"data.meta_protocol must be one of {', '.join(META_PROTOCOLS)}, got {protocol!r}"
@@ -59,44 +160,32 @@ class MetaSampler:
             raise ValueError(f"data.meta_fraction must be in (0, 1], got {fraction}")
         if batch_size < 1:
             raise ValueError(f"data.meta_batch_size must be >= 1, got {batch_size}")
-        self.targets = np.asarray(targets)
-        self.protocol = protocol
-        self.fraction = fraction
-        self.batch_size = batch_size
-        self.balanced_val = balanced_val
-        self.seed = seed
-        self.rng = np.random.default_rng(seed)
-        if protocol == "holdout":
-            self.parts = dict(zip(("train", "val"), stratified_meta_split(targets, fraction, seed),
-                                  strict=True))
-            if keep_for_training:
-                self._keep_one_per_class()
-        else:
-            self.parts = {"train": np.empty(0, np.int64), "val": np.empty(0, np.int64)}
-            self.new_round()
-        self._order: dict[str, np.ndarray] = {}
-        self._pos: dict[str, int] = {}
+        if int(min_train_per_class) != min_train_per_class or min_train_per_class < 1:
+            raise ValueError(
+                "data.meta_min_train_per_class must be an integer >= 1 (the inner step needs an "
+                f"image of every class), got {min_train_per_class}"
+            )
 
-    def _keep_one_per_class(self) -> None:
-        held = self.held_out
-        for c in np.unique(self.targets):
-            if np.count_nonzero(self.targets == c) > np.count_nonzero(self.targets[held] == c):
-                continue
-            # Every image of this class is held out: give one back, from meta-train if it can.
-            part = "train" if np.any(self.targets[self.parts["train"]] == c) else "val"
-            pool = self.parts[part]
-            drop = pool[np.flatnonzero(self.targets[pool] == c)[0]]
-            self.parts[part] = pool[pool != drop]
+    @property
+    def train_indices(self) -> np.ndarray:
+        """Indices (into ``targets``) of the images the inner step trains on."""
+        if self.protocol == "holdout":
+            return self.parts["train"]
+        return np.arange(len(self.targets), dtype=np.int64)
 
     @property
     def held_out(self) -> np.ndarray:
-        """Indices of a ``holdout`` meta set (both halves); empty for ``resample``."""
+        """Indices (into ``targets``) removed from inner training: the ``holdout``; else empty."""
         if self.protocol != "holdout":
             return np.empty(0, np.int64)
-        return np.sort(np.concatenate([self.parts["train"], self.parts["val"]]))
+        return self.parts["val"]
+
+    def labels(self, part: str) -> np.ndarray:
+        """Labels that the indices of ``part`` point to."""
+        return self.val_targets if part == "val" and self.protocol == "val_split" else self.targets
 
     def new_round(self) -> None:
-        """Start an outer step: ``resample`` draws a fresh meta set (``holdout`` keeps its own)."""
+        """Start an outer step: ``resample`` draws a fresh meta set (the others keep theirs)."""
         if self.protocol != "resample":
             return
         n = len(self.targets)
@@ -113,10 +202,11 @@ class MetaSampler:
         pool = self.parts[part]
         if len(pool) == 0:
             raise ValueError(
-                f"the meta-{part} set is empty; raise data.meta_fraction (now {self.fraction})"
+                f"the meta-{part} set is empty; raise data.meta_fraction (now {self.fraction}) "
+                "or use data.meta_protocol: val_split"
             )
         if part == "val" and self.balanced_val:
-            return self._balanced(pool)
+            return self._balanced(pool, self.labels(part))
         return self._next_pass_slice(part, pool)
 
     def _next_pass_slice(self, part: str, pool: np.ndarray) -> np.ndarray:
@@ -128,21 +218,29 @@ class MetaSampler:
         self._pos[part] = start + size
         return self._order[part][start:start + size]
 
-    def _balanced(self, pool: np.ndarray) -> np.ndarray:
-        classes = np.unique(self.targets[pool])
+    def _balanced(self, pool: np.ndarray, labels: np.ndarray) -> np.ndarray:
+        pool_labels = labels[pool]
+        classes = np.unique(pool_labels)
         # Spread the batch evenly; the remainder goes to randomly chosen classes.
         per = np.full(len(classes), self.batch_size // len(classes))
         per[self.rng.choice(len(classes), self.batch_size % len(classes), replace=False)] += 1
         picks = []
         for c, k in zip(classes, per, strict=True):
-            members = pool[self.targets[pool] == c]
+            members = pool[pool_labels == c]
             picks.append(self.rng.choice(members, size=k, replace=k > len(members)))
         return self.rng.permutation(np.concatenate(picks))
+
+    def _identity(self) -> dict[str, Any]:
+        # What decides the meta split: a checkpoint must match it to continue the same draws.
+        return {"protocol": self.protocol,
+                "fraction": None if self.protocol == "val_split" else self.fraction,
+                "min_train_per_class": (self.min_train_per_class
+                                        if self.protocol == "holdout" else None)}
 
     def state_dict(self) -> dict[str, Any]:
         """Everything needed to continue the same sequence of draws."""
         return {
-            "protocol": self.protocol, "fraction": self.fraction, "seed": self.seed,
+            **self._identity(), "fraction": self.fraction, "seed": self.seed,
             "rng": self.rng.bit_generator.state,
             "parts": {k: v.tolist() for k, v in self.parts.items()},
             "order": {k: v.tolist() for k, v in self._order.items()},
@@ -150,13 +248,44 @@ class MetaSampler:
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        """Continue from :meth:`state_dict` (the protocol and fraction must match)."""
-        if (state["protocol"], state["fraction"]) != (self.protocol, self.fraction):
+        """Continue from :meth:`state_dict` (protocol, split options and split must match).
+
+        Raises:
+            ValueError: the checkpoint was written with another ``data.meta_protocol``,
+                ``data.meta_fraction`` or ``data.meta_min_train_per_class``, or on other data.
+        """
+        theirs = {
+            "protocol": state.get("protocol"),
+            "fraction": None if state.get("protocol") == "val_split" else state.get("fraction"),
+            "min_train_per_class": (state.get("min_train_per_class", 5)
+                                    if state.get("protocol") == "holdout" else None),
+        }
+        mine = self._identity()
+        if theirs != mine:
             raise ValueError(
-                f"the checkpoint's meta protocol {state['protocol']}/{state['fraction']} differs "
-                f"from data.meta_protocol/meta_fraction {self.protocol}/{self.fraction}"
+                f"the checkpoint's meta protocol ({_describe(theirs)}) differs from this run's "
+                f"({_describe(mine)}); resume with the checkpoint's data.meta_protocol, "
+                "data.meta_fraction and data.meta_min_train_per_class"
+            )
+        parts = {k: np.asarray(v, np.int64) for k, v in state["parts"].items()}
+        if self.protocol != "resample" and any(
+            not np.array_equal(parts[k], self.parts[k]) for k in self.parts
+        ):
+            raise ValueError(
+                f"the checkpoint's meta split (data.meta_protocol {self.protocol}) differs from "
+                "the one drawn from this data; resume on the same data (splits, "
+                "data.imbalance_ratio, data.seed) as the checkpoint"
             )
         self.rng.bit_generator.state = state["rng"]
-        self.parts = {k: np.asarray(v, np.int64) for k, v in state["parts"].items()}
+        self.parts = parts
         self._order = {k: np.asarray(v, np.int64) for k, v in state["order"].items()}
         self._pos = {k: int(v) for k, v in state["pos"].items()}
+
+
+def _describe(identity: dict[str, Any]) -> str:
+    text = f"data.meta_protocol={identity['protocol']}"
+    if identity["fraction"] is not None:
+        text += f", data.meta_fraction={identity['fraction']}"
+    if identity["min_train_per_class"] is not None:
+        text += f", data.meta_min_train_per_class={identity['min_train_per_class']}"
+    return text

@@ -1,23 +1,51 @@
+from types import SimpleNamespace
+
 import numpy as np
 import pytest
 import torch
-from torch.utils.data import TensorDataset
+from torch.utils.data import Subset, TensorDataset
 
-from rs_metapeft.data.meta_split import MetaSampler
+from rs_metapeft.data.meta_split import MetaSampler, stratified_holdout
 from rs_metapeft.data.resumable import ResumableDataLoader
 
 TARGETS = [0] * 60 + [1] * 25 + [2] * 10 + [3] * 5
+VAL_TARGETS = [0] * 20 + [1] * 5 + [2] * 2 + [3]
 
 
-def test_holdout_is_stratified_disjoint_and_passes_without_repeats():
-    s = MetaSampler(TARGETS, "holdout", 0.2, batch_size=4, seed=1)
-    train, val = s.parts["train"], s.parts["val"]
-    assert not set(train) & set(val)
-    assert set(np.asarray(TARGETS)[val]) == {0, 1, 2, 3}  # every class in meta-val
-    drawn = np.concatenate([s.draw("val") for _ in range(len(val) // 4)])
-    assert len(set(drawn.tolist())) == len(drawn)  # one pass: no index twice
-    assert set(drawn) <= set(val)
-    assert np.array_equal(np.sort(s.held_out), np.sort(np.concatenate([train, val])))
+def test_holdout_keeps_the_last_images_of_every_class_for_training():
+    t = np.asarray(TARGETS)
+    s = MetaSampler(TARGETS, "holdout", 0.2, batch_size=4, min_train_per_class=5, seed=1)
+    keep, held = s.train_indices, s.held_out
+    assert not set(keep) & set(held) and len(keep) + len(held) == len(t)
+    assert np.array_equal(held, s.parts["val"]) and np.array_equal(keep, s.parts["train"])
+    assert np.bincount(t[held], minlength=4).tolist() == [12, 5, 2, 0]  # class 3 has only 5
+    assert all(np.count_nonzero(t[keep] == c) >= 5 for c in range(4))
+    # Meta-val is the holdout only, meta-train the inner training set only.
+    for _ in range(10):
+        assert set(s.draw("val")) <= set(held)
+        assert set(s.draw("train")) <= set(keep)
+    # At least one image of a class with a spare one, never its last min_train_per_class.
+    keep, held = stratified_holdout([0] * 6 + [1] * 3 + [2] * 40, 0.05, 5, seed=0)
+    assert np.bincount(np.asarray([0] * 6 + [1] * 3 + [2] * 40)[held], minlength=3).tolist() == [
+        1, 0, 2]
+
+
+def test_an_empty_holdout_says_which_fields_to_change():
+    with pytest.raises(ValueError, match="data.meta_min_train_per_class.*val_split"):
+        MetaSampler([0] * 5 + [1] * 3, "holdout", 0.5)
+    with pytest.raises(ValueError, match="data.meta_min_train_per_class"):
+        MetaSampler(TARGETS, "holdout", 0.2, min_train_per_class=0)
+
+
+def test_val_split_draws_only_validation_indices_and_trains_on_everything():
+    s = MetaSampler(TARGETS, "val_split", batch_size=8, balanced_val=False,
+                    val_targets=VAL_TARGETS)
+    assert len(s.held_out) == 0 and np.array_equal(s.train_indices, np.arange(len(TARGETS)))
+    drawn = np.concatenate([s.draw("val") for _ in range(len(VAL_TARGETS) // 8)])
+    assert len(set(drawn.tolist())) == len(drawn) and set(drawn) <= set(range(len(VAL_TARGETS)))
+    assert set(np.concatenate([s.draw("train") for _ in range(20)])) <= set(range(len(TARGETS)))
+    with pytest.raises(ValueError, match="data.meta_protocol val_split.*no images"):
+        MetaSampler(TARGETS, "val_split")
 
 
 def test_resample_draws_a_fresh_meta_set_each_round():
@@ -32,34 +60,59 @@ def test_resample_draws_a_fresh_meta_set_each_round():
 
 
 def test_balanced_meta_val_batches_have_equal_class_counts():
-    s = MetaSampler(TARGETS, "holdout", 0.2, batch_size=8, balanced_val=True, seed=0)
-    counts = np.bincount(np.asarray(TARGETS)[s.draw("val")], minlength=4)
-    assert counts.tolist() == [2, 2, 2, 2]
-    plain = MetaSampler(TARGETS, "holdout", 0.5, batch_size=40, seed=0)
-    assert np.bincount(np.asarray(TARGETS)[plain.draw("val")], minlength=4)[0] > 10
+    s = MetaSampler(TARGETS, "val_split", batch_size=8, val_targets=VAL_TARGETS, seed=0)
+    assert s.balanced_val  # the default
+    for _ in range(5):
+        assert np.bincount(np.asarray(VAL_TARGETS)[s.draw("val")], minlength=4).tolist() == [
+            2, 2, 2, 2]  # class 3 has one image: drawn with replacement
+    s.batch_size = 10  # the remainder goes to random classes
+    counts = np.bincount(np.asarray(VAL_TARGETS)[s.draw("val")], minlength=4)
+    assert counts.sum() == 10 and set(counts.tolist()) == {2, 3}
+    # Over the classes present in the pool: the holdout of TARGETS has no class 3.
+    h = MetaSampler(TARGETS, "holdout", 0.2, batch_size=9, seed=0)
+    assert np.bincount(np.asarray(TARGETS)[h.draw("val")], minlength=4).tolist() == [3, 3, 3, 0]
+    plain = MetaSampler(TARGETS, "val_split", batch_size=20, balanced_val=False,
+                        val_targets=VAL_TARGETS)
+    assert np.bincount(np.asarray(VAL_TARGETS)[plain.draw("val")], minlength=4)[0] > 10
 
 
-@pytest.mark.parametrize("protocol", ["holdout", "resample"])
+@pytest.mark.parametrize("protocol", ["holdout", "val_split", "resample"])
 def test_state_dict_resumes_the_same_draws(protocol):
-    a = MetaSampler(TARGETS, protocol, 0.3, batch_size=4, balanced_val=True, seed=3)
+    def sampler(**kw):
+        args = dict(batch_size=4, seed=3, val_targets=VAL_TARGETS, fraction=0.3)
+        return MetaSampler(TARGETS, protocol, **{**args, **kw})
+
+    a = sampler()
     for _ in range(5):
         a.new_round()
         a.draw("train"), a.draw("val")
-    b = MetaSampler(TARGETS, protocol, 0.3, batch_size=4, balanced_val=True, seed=3)
+    b = sampler()
     b.load_state_dict(a.state_dict())
     for _ in range(6):
         a.new_round(), b.new_round()
         assert np.array_equal(a.draw("train"), b.draw("train"))
         assert np.array_equal(a.draw("val"), b.draw("val"))
-    with pytest.raises(ValueError, match="meta protocol"):
-        MetaSampler(TARGETS, protocol, 0.2, seed=3).load_state_dict(a.state_dict())
+    other = "resample" if protocol != "resample" else "holdout"
+    with pytest.raises(ValueError, match="data.meta_protocol"):
+        MetaSampler(TARGETS, other, 0.3, seed=3, val_targets=VAL_TARGETS).load_state_dict(
+            a.state_dict())
+    if protocol == "holdout":
+        with pytest.raises(ValueError, match="data.meta_min_train_per_class"):
+            sampler(min_train_per_class=3).load_state_dict(a.state_dict())
+    if protocol == "val_split":  # the fraction plays no part in val_split
+        sampler(fraction=0.5).load_state_dict(a.state_dict())
+        with pytest.raises(ValueError, match="same data"):
+            MetaSampler(TARGETS, protocol, val_targets=VAL_TARGETS[:-1]).load_state_dict(
+                a.state_dict())
 
 
-def test_bad_protocol_and_fraction_are_refused():
+def test_bad_options_are_refused_naming_the_field():
     with pytest.raises(ValueError, match="data.meta_protocol"):
         MetaSampler(TARGETS, "bootstrap")
     with pytest.raises(ValueError, match="data.meta_fraction"):
         MetaSampler(TARGETS, "resample", 0.0)
+    with pytest.raises(ValueError, match="data.meta_batch_size"):
+        MetaSampler(TARGETS, "resample", batch_size=0)
 
 
 def test_resumable_loader_replays_the_epoch_and_skips_what_was_trained_on():
@@ -87,25 +140,83 @@ def test_resumable_loader_replays_the_epoch_and_skips_what_was_trained_on():
     assert [x[0].tolist() for x in d] == seen + rest
 
 
-def test_disjoint_holdout_leaves_the_meta_set_out_of_inner_training(tiny_s2_root):
+def _inner_base_indices(dm):
+    """Indices, in the datamodule's meta-val index space, of the images the inner step trains on."""
+    return set(dm.train_dataset.indices)
+
+
+def test_holdout_is_removed_from_inner_training_and_counts(tiny_s2_root):
     from tests.tasks.factory import make_dm
 
-    shared = make_dm(tiny_s2_root, meta_fraction=0.3)
-    shared.setup("fit")
-    disjoint = make_dm(tiny_s2_root, meta_fraction=0.3, meta_disjoint=True)
-    disjoint.setup("fit")
-    held = set(disjoint.meta_sampler.held_out.tolist())
-    assert held and sum(disjoint.train_counts) == sum(shared.train_counts) - len(held)
-    assert not held & set(disjoint.train_dataset.indices)
-    batch = disjoint.meta_batch("val")
-    assert batch["image"].shape[0] <= disjoint.meta_batch_size and batch["image"].shape[1] == 13
+    full = make_dm(tiny_s2_root, meta_protocol="val_split")
+    full.setup("fit")
+    dm = make_dm(tiny_s2_root, meta_protocol="holdout", meta_fraction=0.3)
+    dm.setup("fit")
+    held = set(dm.meta_sampler.held_out.tolist())
+    source = dm.meta_datasets["val"]
+    # The inner training set is the meta source without the holdout; counts describe it.
+    assert isinstance(dm.train_dataset, Subset) and dm.train_dataset.dataset is source
+    assert held and not held & _inner_base_indices(dm)
+    assert len(held) + len(dm.train_dataset) == len(source) == len(full.train_dataset)
+    held_counts = np.bincount([int(source[i]["label"]) for i in held], minlength=4)
+    assert np.array_equal(np.asarray(dm.train_counts), np.asarray(full.train_counts) - held_counts)
+    assert sum(dm.train_counts) == len(dm.train_dataset)
+    assert all(c >= min(n, 5) for c, n in zip(dm.train_counts, full.train_counts, strict=True))
+    batch = dm.meta_batch("val")
+    assert batch["image"].shape[0] == dm.meta_batch_size and batch["image"].shape[1] == 13
+    with pytest.raises(ValueError, match="data.meta_disjoint was removed"):
+        make_dm(tiny_s2_root, meta_disjoint=True)
     with pytest.raises(ValueError, match="data.meta_protocol"):
         make_dm(tiny_s2_root, meta_protocol="bootstrap")
+    with pytest.raises(ValueError, match="data.meta_min_train_per_class"):
+        make_dm(tiny_s2_root, meta_protocol="holdout", meta_min_train_per_class=40).setup("fit")
 
 
-def test_keep_for_training_gives_back_one_image_of_exhausted_classes():
-    targets = [0] * 10 + [1] * 2 + [2]
-    s = MetaSampler(targets, "holdout", 0.5, keep_for_training=True, seed=0)
-    held = np.asarray(targets)[s.held_out]
-    assert np.count_nonzero(held == 1) == 1 and np.count_nonzero(held == 2) == 0
-    assert np.count_nonzero(held == 0) == 5
+def test_val_split_is_the_default_and_draws_from_the_validation_split(tiny_s2_root):
+    from tests.tasks.factory import make_dm
+
+    dm = make_dm(tiny_s2_root)
+    dm.setup("fit")
+    assert dm.meta_protocol == "val_split" and dm.meta_balanced_val
+    assert dm.meta_datasets["val"] is dm.val_dataset
+    assert dm.meta_datasets["train"] is dm.train_dataset
+    assert len(dm.meta_sampler.held_out) == 0 and sum(dm.train_counts) == len(dm.train_dataset)
+    val_labels = [int(dm.val_dataset[i]["label"]) for i in range(len(dm.val_dataset))]
+    for _ in range(3):
+        indices = dm.meta_sampler.draw("val")
+        assert set(indices) <= set(range(len(dm.val_dataset)))
+        assert np.bincount(np.asarray(val_labels)[indices], minlength=4).tolist() == [1, 1, 1, 1]
+    # Meta-val gets the evaluation transform, meta-train the training augmentation.
+    dm.aug = lambda b: {**b, "transform": "eval"}
+    dm.train_aug = lambda b: {**b, "transform": "train"}
+    assert dm.meta_batch("val")["transform"] == "eval"
+    assert dm.meta_batch("train")["transform"] == "train"
+
+
+def test_val_split_without_validation_images_is_one_clear_error(tiny_s2_root):
+    from rs_metapeft.data import SyntheticEuroSATDataModule
+    from tests.tasks.factory import make_dm
+
+    class NoVal(SyntheticEuroSATDataModule):
+        def make_dataset(self, split):
+            dataset = super().make_dataset(split)
+            return Subset(dataset, []) if split == "val" else dataset
+
+    dm = make_dm(tiny_s2_root)
+    dm.__class__ = NoVal
+    with pytest.raises(ValueError, match="val_split.*no images.*holdout"):
+        dm.setup("fit")
+
+
+def test_ddp_ranks_keep_their_share_of_one_balanced_global_batch(tiny_s2_root):
+    from tests.tasks.factory import make_dm
+
+    labels = []
+    for rank in range(2):
+        dm = make_dm(tiny_s2_root)
+        dm.trainer = SimpleNamespace(world_size=2, global_rank=rank, max_epochs=1)
+        dm.setup("fit")
+        batch = dm.meta_batch("val")
+        assert batch["image"].shape[0] == dm.meta_batch_size
+        labels += batch["label"].tolist()
+    assert np.bincount(labels, minlength=4).tolist() == [2, 2, 2, 2]
