@@ -1,4 +1,4 @@
-"""Side-by-side comparison of runs: accuracy by group, trainable parameters, wall time."""
+"""Side-by-side comparison of runs: accuracy by group, parameters, wall time, modules off."""
 
 from __future__ import annotations
 
@@ -22,6 +22,7 @@ COLUMNS = (
     *((g, f"{g} %") for g in GROUPS),
     ("trainable_parameters", "trainable params"),
     ("fit_wall_time_s", "fit wall time s"),
+    ("switched_off", "modules off"),
 )
 
 
@@ -37,7 +38,10 @@ def _label(path: Path, all_paths: list[Path]) -> str:
 
 
 def compare_runs(runs: list[str | os.PathLike]) -> list[dict]:
-    """One row per run with overall, class-mean, group accuracy, parameters and wall time.
+    """One row per run: overall, class-mean, group accuracy, parameters, wall time, modules off.
+
+    ``switched_off`` counts the modules MetaPEFT switched off (``None`` when the report does not
+    say, e.g. a linear probe or a report written before module selection was reported).
 
     Args:
         runs: run folders or report.json files.
@@ -59,6 +63,8 @@ def compare_runs(runs: list[str | os.PathLike]) -> list[dict]:
             **{g: ga.get(g) for g in GROUPS},
             "trainable_parameters": report.get("trainable_parameters"),
             "fit_wall_time_s": report.get("fit_wall_time_s"),
+            "switched_off": (len(report["switched_off"])
+                             if isinstance(report.get("switched_off"), list) else None),
         })
     return rows
 
@@ -68,6 +74,8 @@ def _cell(key: str, value) -> str:
         return "n/a"
     if key == "run":
         return str(value)
+    if key == "switched_off":
+        return str(int(value))
     if key == "trainable_parameters":
         return f"{int(value):,}"
     if key == "fit_wall_time_s":

@@ -1,7 +1,8 @@
-"""Report figures (matplotlib, Agg backend): confusion matrix, accuracy by class, gamma, curves.
+"""Report figures (matplotlib, Agg backend): confusion, accuracy by class, gamma, curves.
 
-Every function takes the report dict (and for curves the rows of a CSV log) and returns a
-matplotlib figure, or ``None`` when the report has nothing to draw.
+Also the effective scale (alpha * gamma) heatmap and gamma over the outer steps. Every function
+takes the report dict (and for curves the rows of a CSV log) and returns a matplotlib figure, or
+``None`` when the report has nothing to draw.
 """
 
 from __future__ import annotations
@@ -23,13 +24,17 @@ from matplotlib.patches import Patch  # noqa: E402
 
 from ..data.longtail import GROUPS  # noqa: E402
 from ..peft.config import POSITIONS  # noqa: E402
+from .gamma_plots import plot_effective_scale_heatmap, plot_gamma_history  # noqa: E402
+from .selection import module_selection  # noqa: E402
 
 __all__ = [
     "GROUP_COLOURS",
     "accuracy_by_count_figure",
     "confusion_figure",
+    "effective_scale_figure",
     "figure_png",
     "gamma_figure",
+    "gamma_history_figure",
     "read_csv_log",
     "training_curves_figure",
 ]
@@ -131,6 +136,27 @@ def gamma_figure(report: dict) -> Figure | None:
     ax.set_title("Learned gamma (layer x position)")
     fig.colorbar(image, ax=ax, fraction=0.046)
     return fig
+
+
+def effective_scale_figure(report: dict) -> Figure | None:
+    """Effective scale alpha * gamma per layer x position, coloured against the initial scale.
+
+    See :func:`rs_metapeft.reporting.gamma_plots.plot_effective_scale_heatmap`; ``None`` when
+    the report has no ``effective_scale``.
+    """
+    selection = module_selection(report)
+    if selection is None or not selection.scales:
+        return None
+    return plot_effective_scale_heatmap(selection.scales, selection.initial,
+                                        threshold=selection.threshold)
+
+
+def gamma_history_figure(report: dict) -> Figure | None:
+    """Gamma of every module after each outer step (``None`` without a ``gamma_history``)."""
+    selection = module_selection(report)
+    if selection is None or not selection.history:
+        return None
+    return plot_gamma_history(selection.history)
 
 
 def read_csv_log(path: str | os.PathLike) -> list[dict[str, str]]:

@@ -10,10 +10,13 @@ from .figures import (
     GROUP_COLOURS,
     accuracy_by_count_figure,
     confusion_figure,
+    effective_scale_figure,
     figure_png,
     gamma_figure,
+    gamma_history_figure,
     training_curves_figure,
 )
+from .selection import module_selection, threshold_text
 
 __all__ = ["render_html"]
 
@@ -25,6 +28,7 @@ th { background: #f3f3f3; } td.name { text-align: left; }
 .group { color: white; border-radius: 3px; padding: 1px 6px; }
 img { max-width: 100%; display: block; margin: 1em 0; }
 .note { color: #666; font-size: 90%; }
+td.off { background: #eee; font-weight: bold; }
 """
 
 
@@ -37,6 +41,65 @@ def _img(fig, alt: str) -> str:
         return ""
     data = base64.b64encode(figure_png(fig)).decode("ascii")
     return f'<img alt="{escape(alt)}" src="data:image/png;base64,{data}">'
+
+
+def _scale(value: float) -> str:
+    return f"{value:.3g}"
+
+
+def _module_selection_html(report: dict) -> str:
+    """The "Module selection" section: switched-off modules, effective scales, gamma history."""
+    selection = module_selection(report)
+    if selection is None:
+        return ""
+    limit = threshold_text(selection.threshold)
+    parts = ["<h2>Module selection</h2>",
+             "<p class='note'>Each PEFT module acts with the effective scale alpha &middot; gamma "
+             f"and starts at gamma = 1; it counts as switched off below {limit} of its initial "
+             "scale."
+             + (" MetaPEFT was off: gamma kept its initial value." if selection.meta_enabled
+                is False else "") + "</p>"]
+    if selection.off:
+        parts.append(f"<p>Switched off: {len(selection.off)} of {selection.num_modules or '?'} "
+                     f"modules below {limit} of their initial scale.</p>")
+        parts.append("<table class='switched-off'><tr><th>layer</th><th>position</th>"
+                     "<th>effective scale</th><th>initial scale</th></tr>"
+                     + "".join(f"<tr><td>{m['layer']}</td><td class='name'>"
+                               f"{escape(m['position'])}</td><td>{_scale(m['scale'])}</td>"
+                               f"<td>{_scale(m['initial'])}</td></tr>" for m in selection.off)
+                     + "</table>")
+    else:
+        parts.append(f"<p>Switched off: none below {limit} of their initial scale.</p>")
+    if selection.scales:
+        positions, off = selection.positions, selection.off_keys()
+        start = selection.uniform_initial()
+        parts.append("<p class='note'>Effective scale alpha &middot; gamma by layer and position; "
+                     + (f"initial scale {_scale(start)} for every module."
+                        if start is not None else "initial scale in brackets.")
+                     + " Shaded cells marked off are switched off.</p>")
+        rows = ["<table class='effective-scale'><tr><th>layer</th>"
+                + "".join(f"<th>{escape(p)}</th>" for p in positions) + "</tr>"]
+        for layer, row in sorted(selection.scales.items()):
+            cells = []
+            for p in positions:
+                if p not in row:
+                    cells.append("<td></td>")
+                    continue
+                text = _scale(row[p])
+                if start is None:
+                    text += f" ({_scale(selection.initial_of(layer, p))})"
+                if (layer, p) in off:
+                    cells.append(f"<td class='off'>{text} off</td>")
+                else:
+                    cells.append(f"<td>{text}</td>")
+            rows.append(f"<tr><td>{layer}</td>" + "".join(cells) + "</tr>")
+        parts.append("".join(rows) + "</table>")
+        parts.append(_img(effective_scale_figure(report), "effective scale heatmap"))
+    if selection.history:
+        n = len(selection.history)
+        parts.append(f"<p class='note'>Gamma after each outer step ({n} in all).</p>"
+                     + _img(gamma_history_figure(report), "gamma over training"))
+    return "\n".join(p for p in parts if p)
 
 
 def render_html(report: dict, log_rows: list[dict[str, str]] | None = None,
@@ -94,5 +157,6 @@ def render_html(report: dict, log_rows: list[dict[str, str]] | None = None,
         parts.append("<h2>Learned gamma</h2>"
                      "<p class='note'>How strongly each PEFT module is used, by layer and "
                      "position.</p>" + _img(gamma, "gamma heatmap"))
+    parts.append(_module_selection_html(report))
     parts.append("</body></html>")
     return "\n".join(p for p in parts if p)

@@ -8,8 +8,9 @@ from pathlib import Path
 
 from ..data.longtail import GROUPS
 from ..peft.config import POSITIONS
+from .selection import ModuleSelection, module_selection, threshold_text
 
-__all__ = ["atomic_write", "format_report", "write_report"]
+__all__ = ["atomic_write", "format_module_selection", "format_report", "write_report"]
 
 
 def _pct(value: float | None) -> str:
@@ -49,7 +50,71 @@ def format_report(report: dict) -> str:
         for layer, row in sorted(gamma.items(), key=lambda kv: int(kv[0])):
             lines.append(f"| {layer} | " + " | ".join(
                 f"{row[p]:.3f}" if p in row else "" for p in positions) + " |")
+    selection = module_selection(report)
+    if selection is not None:
+        lines += ["", *format_module_selection(selection)]
     return "\n".join(lines) + "\n"
+
+
+def _scale(value: float) -> str:
+    return f"{value:.3g}"
+
+
+def format_module_selection(selection: ModuleSelection) -> list[str]:
+    """Markdown lines of the "Module selection" section (switched-off modules, effective scales).
+
+    Args:
+        selection: :func:`rs_metapeft.reporting.selection.module_selection` of a report.
+
+    """
+    limit = threshold_text(selection.threshold)
+    lines = ["## Module selection", "",
+             "Each PEFT module acts with the effective scale alpha * gamma and starts at "
+             f"gamma = 1; it counts as switched off below {limit} of its initial scale."]
+    if selection.meta_enabled is False:
+        lines.append("MetaPEFT was off: gamma kept its initial value.")
+    lines.append("")
+    if selection.off:
+        lines.append(f"Switched off ({len(selection.off)} of {selection.num_modules or '?'} "
+                     f"modules below {limit} of their initial scale):")
+        lines += ["", "| layer | position | effective scale | initial scale |",
+                  "|--:|:--|--:|--:|"]
+        lines += [f"| {m['layer']} | {m['position']} | {_scale(m['scale'])} | "
+                  f"{_scale(m['initial'])} |" for m in selection.off]
+    else:
+        lines.append(f"Switched off: none below {limit} of their initial scale.")
+    if selection.scales:
+        positions, off = selection.positions, selection.off_keys()
+        start = selection.uniform_initial()
+        lines.append("")
+        if start is not None:
+            lines.append(f"Effective scale alpha * gamma (layer x position); initial scale "
+                         f"{_scale(start)} for every module. \"off\": switched off.")
+        else:
+            lines.append("Effective scale alpha * gamma (layer x position), initial scale in "
+                         "brackets. \"off\": switched off.")
+        lines += ["", "| layer | " + " | ".join(positions) + " |",
+                  "|--:|" + "--:|" * len(positions)]
+        for layer, row in sorted(selection.scales.items()):
+            cells = []
+            for p in positions:
+                if p not in row:
+                    cells.append("")
+                    continue
+                cell = _scale(row[p])
+                if start is None:
+                    cell += f" ({_scale(selection.initial_of(layer, p))})"
+                if (layer, p) in off:
+                    cell += " off"
+                cells.append(cell)
+            lines.append(f"| {layer} | " + " | ".join(cells) + " |")
+    if selection.history:
+        first, last = selection.history[0][0], selection.history[-1][0]
+        n = len(selection.history)
+        when = f"step {first}" if n == 1 else f"steps {first} to {last}"
+        lines += ["", f"Gamma was recorded after {n} outer step{'s' * (n != 1)} ({when}); "
+                  "report.html and gamma_history.png plot it."]
+    return lines
 
 
 def atomic_write(path: Path, text: str) -> None:

@@ -5,27 +5,32 @@ import pytest
 from rs_metapeft.reporting.compare import compare_runs, format_comparison, write_comparison
 
 
-def _run(folder, overall, few, params, seconds):
+def _run(folder, overall, few, params, seconds, off=None):
     folder.mkdir(parents=True)
     report = {"overall_accuracy": overall, "class_mean_accuracy": 0.5, "macro_f1": 0.4,
               "group_accuracy": {"many": 0.9, "medium": 0.6, "few": few}, "per_class": [],
               "trainable_parameters": params, "fit_wall_time_s": seconds}
+    if off is not None:
+        report["switched_off"] = off
     (folder / "report.json").write_text(json.dumps(report))
     return folder
 
 
 def test_rows_and_labels_tell_runs_apart(tmp_path):
     a = _run(tmp_path / "peft" / "lightning_logs" / "version_0", 0.8, 0.1, 1000, 10.0)
-    b = _run(tmp_path / "meta" / "lightning_logs" / "version_0", 0.82, None, 1100, 11.5)
+    off = [{"layer": 3, "position": "fc2", "scale": 0.001, "initial": 1.0},
+           {"layer": 5, "position": "q", "scale": 0.01, "initial": 1.0}]
+    b = _run(tmp_path / "meta" / "lightning_logs" / "version_0", 0.82, None, 1100, 11.5, off)
     rows = compare_runs([a, b / "report.json"])
     assert [r["run"] for r in rows] == ["peft/lightning_logs/version_0",
                                        "meta/lightning_logs/version_0"]
     assert rows[1]["overall"] == 0.82 and rows[1]["few"] is None
+    assert rows[0]["switched_off"] is None and rows[1]["switched_off"] == 2
     table = format_comparison(rows)
     expected = ("| peft/lightning_logs/version_0 | 80.0 | 50.0 | 40.0 | 90.0 | 60.0 | 10.0 "
-                "| 1,000 | 10.0 |")
+                "| 1,000 | 10.0 | n/a |")
     assert expected in table
-    assert "| n/a | 1,100 | 11.5 |" in table
+    assert "| n/a | 1,100 | 11.5 | 2 |" in table
     md, csv = write_comparison(rows, tmp_path / "out" / "table.md")
     assert md.name == "table.md" and csv.name == "table.csv"
     assert csv.read_text().splitlines()[1].startswith("peft/lightning_logs/version_0,0.8,")
