@@ -1,31 +1,59 @@
-"""Efficacy: is one MetaPEFT run as good as tuning PEFT by hand?
+"""Efficacy: does one MetaPEFT run beat its fixed-gamma twin, and by more than noise?
 
 Cross-spectral, long-tailed transfer from an RGB-pretrained ViT (``--weights``; without it the
-backbone is randomly initialised) to the synthetic 13-band Sentinel-2 set and its SAR twin at
-imbalance ratio 100, and a natural-distribution variant (ratio 1). Every method gets the same
-step budget; Optuna (TPE) gets ``trials`` runs of that budget and picks its trial on the
-VALIDATION split (class-mean accuracy); the test split only reports.
+backbone is randomly initialised) to the synthetic 13-band Sentinel-2 set (``s2``) and its SAR
+twin (``sar``) at imbalance ratio 100, and a natural-distribution variant (``s2-natural``,
+ratio 1). Every run goes through the product's CLI path (the ``demo`` recipe plus dotted
+overrides, :func:`harness.build`) with the same step budget. Optuna (TPE) gets ``trials`` runs
+of that budget per seed and picks its trial on the VALIDATION split (class-mean accuracy); the
+test split only reports.
 
-Targets (on means over seeds, for each MetaPEFT variant):
-  * few-group accuracy >= fixed LoRA q,v with the paper defaults + 3 points;
-  * few-group accuracy >= the Optuna-selected trial's - 0.5 points;
-  * training-loop time <= 1.25x that of its fixed-gamma twin (same modules, no meta step).
-    (``wall_s`` adds model build, validation and test; Optuna's times are its whole search.)
+Methods (``--methods`` picks any subset by name; default: the six main rows):
 
-Sizes (``--quick``: a 2-block ViT at 32 px, 3 steps; default: ViT-Tiny 64 px / patch 8, 48 steps
-of batch 16, 5 outer steps, 10 classes, head class 300 training images; ``--gpu``: ViT-B/16
-224 px bf16, 100 steps of batch 64). One seed on the 13-band set (7 methods + 8 Optuna trials)
-is sized for ~13 minutes of an idle 2-core CPU (estimated from a loaded run; see harness.py):
+* ``linear probe``, ``full fine-tuning``, ``LoRA q,v (paper defaults)``;
+* ``fixed twin (LoRA all six)``: LoRA at q, k, v, o, fc1, fc2 of every block, gamma fixed at 1;
+* ``MetaPEFT (new defaults)``: the same modules with the product's meta defaults
+  (:class:`rs_metapeft.meta.MetaConfig`, the datamodule's meta protocol);
+* ``MetaPEFT (old defaults)``: the same modules with the previous release's settings spelled out;
+* ``--ablation`` adds rows that each revert ONE change of the new defaults.
 
-    python benchmarks/efficacy.py --datasets s2 --seeds 0 \
+LoRA rank follows the paper's rule (:func:`harness.paper_rank`), alpha 1.
+
+Statistics: per method, mean and Student-t 95 % confidence interval over seeds; per comparison,
+the mean and 95 % CI of the per-seed PAIRED difference (same seed, same data, same meta split),
+over the seeds where both runs exist. Targets, per data set:
+
+  * MetaPEFT (new) few-group accuracy >= twin + 3 points, and the paired CI's low end > 0;
+  * MetaPEFT (new) few-group accuracy >= the Optuna-selected trial's - 0.5 points (paired mean);
+  * training-loop time (``train_s``: the whole fit loop, outer steps included) <= 1.25x the
+    twin's (median over seeds of the per-seed ratio).
+
+Sizes (``--quick``: a 2-block ViT at 32 px, 3 steps, an outer step at every step: seconds, the
+numbers mean nothing; default ``cpu``: ViT-Tiny 64 px / patch 8, 300 steps of batch 32, meta
+batch 32, the product's outer-step schedule, 10 classes, head class 300 training images at
+imbalance 100, 20 validation and 100 test images per class (the few group, 4 classes, then has
+400 test images: one image moves its accuracy by <= 0.25 points); ``--gpu``: ViT-B/16 224 px
+bf16, 100 steps of batch 64). How long one seed takes on a CPU is not known until measured:
+measure with one seed first, then extend with ``--resume``:
+
+    python benchmarks/efficacy.py --datasets s2 sar --seeds 0 --ablation --tag cpu-lt \\
+        --weights ../shared/backbones/vit_tiny_p8_64_kd_effnetlite0.pth
+    python benchmarks/efficacy.py --datasets s2 sar --seeds 0 1 2 3 4 --optuna-seeds 0 1 2 \\
+        --ablation --tag cpu-lt --resume \\
         --weights ../shared/backbones/vit_tiny_p8_64_kd_effnetlite0.pth
 
-Prints a table and writes ``benchmarks/results/efficacy[-TAG].json``.
+The JSON (``benchmarks/results/efficacy[-TAG].json``) is rewritten atomically after every
+finished run; ``--resume`` keeps the runs already in it and skips those (dataset, seed, method)
+runs (Optuna: per (dataset, seed)), so a stopped run loses at most the run in progress.
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
+import math
+import os
+import statistics
 import sys
 from pathlib import Path
 from typing import Any
@@ -34,52 +62,156 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import harness  # noqa: E402
 
+FORMAT = 2  # of the result file; --resume refuses another
 LORA_ALL = ["q", "k", "v", "o", "fc1", "fc2"]
 
-
-#: model.meta settings of the MetaPEFT rows on top of the demo recipe's (unrolled, Adam lr 0.02)
-#: and the profile's outer-step schedule; ``--meta KEY=VALUE`` overrides them. The unrolled
-#: Hessian-vector product runs on 8 images of the training batch: at the look-ahead step of
-#: AdamW's lr 1e-3 that is within 1 % of the exact hypergradient at a quarter of its extra cost
-#: (``benchmarks/step_time.py --components``). A meta-lr sweep (0.02 / 0.1 / 0.3, seed 9, not a
-#: reported seed) gave the same validation class-mean accuracy (0.53) for all three.
-META_DEFAULTS: dict[str, Any] = {"model.meta.hvp_batch_size": 8}
-
-
-def methods(rank: int, meta: dict[str, Any] | None = None) -> dict[str, dict[str, Any]]:
-    """The compared methods: name -> overrides. Edit here to add or change a method.
-
-    Args:
-        rank: the paper's default LoRA rank for this task (:func:`harness.paper_rank`).
-        meta: ``model.meta.*`` overrides of the MetaPEFT rows (on top of :data:`META_DEFAULTS`).
-    """
-    lora = {"model.peft.rank": rank, "model.peft.alpha": 1.0}
-    fixed = {"model.meta.enabled": False}
-    on = {"model.meta.enabled": True, **META_DEFAULTS, **(meta or {})}
-    return {
-        "linear probe": {**fixed, "model.peft.positions": []},
-        "full fine-tuning": {**fixed, "model.peft.method": "full", "model.optimizer.lr": 1e-4},
-        "LoRA q,v (paper defaults)": {**fixed, **lora, "model.peft.positions": ["q", "v"]},
-        "AdaptFormer": {**fixed, "model.peft.positions": ["adaptformer"]},
-        "LoRA all six": {**fixed, **lora, "model.peft.positions": LORA_ALL},
-        "MetaPEFT-LoRA": {**lora, **on, "model.peft.positions": LORA_ALL},
-        "MetaPEFT-AdaptFormer": {**on, "model.peft.positions": ["adaptformer"]},
-    }
-
-
-#: Each MetaPEFT variant against its fixed-gamma twin (compute target).
-TWINS = {"MetaPEFT-LoRA": "LoRA all six", "MetaPEFT-AdaptFormer": "AdaptFormer"}
+PROBE = "linear probe"
+FULL = "full fine-tuning"
 REFERENCE = "LoRA q,v (paper defaults)"
+TWIN = "fixed twin (LoRA all six)"
+NEW = "MetaPEFT (new defaults)"
+OLD = "MetaPEFT (old defaults)"
 OPTUNA = "Optuna TPE (selected on val)"
-METRICS = {"overall": "overall_accuracy", "class_mean": "class_mean_accuracy",
-           "macro_f1": "macro_f1"}
+MAIN = (PROBE, FULL, REFERENCE, TWIN, NEW, OLD)
+
+#: The previous release's MetaPEFT settings, spelled out (the product's defaults have moved on).
+OLD_DEFAULTS: dict[str, Any] = {
+    "model.peft.gamma_param": "identity",
+    "model.meta.optimizer": "adam", "model.meta.lr": 0.02, "model.meta.lr_schedule": "constant",
+    "model.meta.lookahead_rule": "sgd", "model.meta.hypergradient": "unrolled",
+    "model.meta.hvp_batch_size": 8,
+    "model.meta.every_n_steps": 10, "model.meta.warmup_steps": 10,
+    # The old default meta protocol, holdout, was not disjoint from training: the inner steps
+    # fitted the meta-validation images too. That protocol is gone; ``resample`` (fresh draws
+    # from the training set, which the inner steps also fit) is the leaky protocol that remains.
+    "data.meta_protocol": "resample", "data.meta_balanced_val": False,
+}
+
+#: Ablations: the new defaults with ONE change reverted (name -> the overrides that revert it).
+ABLATIONS: dict[str, dict[str, Any]] = {
+    "ablation: leaky meta-val": {"data.meta_protocol": "resample",
+                                 "data.meta_balanced_val": False},
+    "ablation: holdout meta-val": {"data.meta_protocol": "holdout"},
+    "ablation: SGD look-ahead": {"model.meta.lookahead_rule": "sgd"},
+    "ablation: identity gamma": {"model.peft.gamma_param": "identity"},
+    "ablation: Adam meta optimiser": {"model.meta.optimizer": "adam", "model.meta.lr": 0.02,
+                                      "model.meta.lr_schedule": "constant"},
+}
+
+METRICS = ("overall", "class_mean", "many", "medium", "few")
+REPORT_KEYS = {"overall": "overall_accuracy", "class_mean": "class_mean_accuracy",
+               "macro_f1": "macro_f1"}
 GROUPS = ("many", "medium", "few")
 
 
+def methods(rank: int) -> dict[str, dict[str, Any]]:
+    """Every method (main rows, then ablations): name -> overrides. Edit here to change one.
+
+    Args:
+        rank: the paper's default LoRA rank for this task (:func:`harness.paper_rank`).
+    """
+    lora = {"model.peft.rank": rank, "model.peft.alpha": 1.0}
+    fixed = {"model.meta.enabled": False}
+    six = {**lora, "model.peft.positions": list(LORA_ALL)}
+    new = {**six, "model.meta.enabled": True}
+    table = {
+        PROBE: {**fixed, "model.peft.positions": []},
+        FULL: {**fixed, "model.peft.method": "full", "model.optimizer.lr": 1e-4},
+        REFERENCE: {**fixed, **lora, "model.peft.positions": ["q", "v"]},
+        TWIN: {**six, **fixed},
+        NEW: new,
+        OLD: {**new, **OLD_DEFAULTS},
+    }
+    table.update({name: {**new, **revert} for name, revert in ABLATIONS.items()})
+    return table
+
+
+# -- statistics ----------------------------------------------------------------------------------
+def t_quantile(n: int, level: float = 0.95) -> float:
+    """Two-sided Student-t quantile for ``n`` values (``n - 1`` degrees of freedom)."""
+    from scipy.stats import t
+
+    return float(t.ppf(0.5 + level / 2, n - 1))
+
+
+def mean_ci(values: list[float | None]) -> dict[str, float | int | None]:
+    """Mean and Student-t 95 % interval of ``values`` (``None``s dropped).
+
+    ``mean`` is ``None`` without values; ``ci95_low`` / ``ci95_high`` are ``None`` below two.
+    """
+    vals = [float(v) for v in values if v is not None]
+    n = len(vals)
+    out: dict[str, float | int | None] = {"mean": None, "ci95_low": None, "ci95_high": None,
+                                          "n_seeds": n}
+    if n:
+        out["mean"] = statistics.fmean(vals)
+    if n >= 2:
+        half = t_quantile(n) * statistics.stdev(vals) / math.sqrt(n)
+        out["ci95_low"], out["ci95_high"] = out["mean"] - half, out["mean"] + half
+    return out
+
+
+def paired_ci(a: dict[int, float | None], b: dict[int, float | None]) -> dict[str, Any]:
+    """Mean and Student-t 95 % CI of ``a[seed] - b[seed]`` over the seeds both have.
+
+    Every field but ``n_seeds`` is ``None`` below two pairs (no interval, no claim).
+    """
+    diffs = [a[s] - b[s] for s in sorted(set(a) & set(b))
+             if a[s] is not None and b[s] is not None]
+    out = mean_ci(diffs)
+    if len(diffs) < 2:
+        out["mean"] = None
+    return out
+
+
+# -- one run -------------------------------------------------------------------------------------
+def summarise(run: dict[str, Any], seed: int, method: str,
+              overrides: dict[str, Any]) -> dict[str, Any]:
+    """The record kept per run: seed, method, overrides, times, validation and test metrics."""
+    rep = run["report"]
+    test = {k: rep[v] for k, v in REPORT_KEYS.items()}
+    test.update({g: rep["group_accuracy"][g] for g in GROUPS})
+    per_class = rep.get("per_class") or []
+    few = [c for c in per_class if c.get("group") == "few"]
+    return {
+        "seed": seed, "method": method, "overrides": overrides,
+        "train_s": run["train_s"], "wall_s": run["wall_s"],
+        "trainable_parameters": rep.get("trainable_parameters"),
+        "val": {"class_mean": run["val_class_mean"], "acc": run.get("val_acc")},
+        "test": test,
+        "few_classes": len(few), "few_test_images": sum(c.get("test_count", 0) for c in few),
+        # What the meta step selected (empty for runs without modulators or meta off).
+        "selection": {k: rep.get(k) for k in ("effective_scale", "initial_scale",
+                                               "switched_off", "gamma_history", "meta")},
+    }
+
+
+def _clean(overrides: dict[str, Any]) -> dict[str, Any]:
+    """Overrides without the per-run temporary folders (for the record)."""
+    return {k: v for k, v in overrides.items()
+            if k not in ("trainer.default_root_dir", "model.report_dir")}
+
+
+def base_record(profile: harness.Profile, dataset: str, weights: str | None) -> dict[str, Any]:
+    """The overrides every run of ``dataset`` shares (seed and temporary folders left out)."""
+    base = _clean(harness.base_overrides(profile, dataset, 0, weights, Path(".")))
+    base.pop("seed_everything", None)
+    base["data.init_args"] = {k: v for k, v in base["data.init_args"].items() if k != "seed"}
+    return base
+
+
+def run_one(base: dict[str, Any], method: str, overrides: dict[str, Any],
+            seed: int) -> dict[str, Any]:
+    """Train and evaluate one method at one seed in a throw-away folder."""
+    with harness.run_dir() as folder:
+        full = {**base, **overrides, "trainer.default_root_dir": folder,
+                "model.report_dir": str(Path(folder) / "report")}
+        return summarise(harness.fit_and_evaluate(full), seed, method, overrides)
+
+
 def optuna_space(trial, rank: int, blocks: int) -> dict[str, Any]:
-    """The search space: positions x layers x alpha (fixed gamma, paper rank)."""
-    positions = [p for p in LORA_ALL + ["adaptformer"]
-                 if trial.suggest_categorical(p, [False, True])]
+    """The search space: LoRA positions x layers x alpha (fixed gamma, paper rank)."""
+    positions = [p for p in LORA_ALL if trial.suggest_categorical(p, [False, True])]
     if not positions:
         positions = ["q", "v"]  # an empty set would be a linear probe, which is its own row
     layer_sets = {"all": None, "last half": list(range(blocks // 2, blocks)),
@@ -91,241 +223,453 @@ def optuna_space(trial, rank: int, blocks: int) -> dict[str, Any]:
             "model.peft.layers": layers, "model.peft.rank": rank, "model.peft.alpha": alpha}
 
 
-def summarise(run: dict[str, Any]) -> dict[str, Any]:
-    """The numbers kept per run."""
-    rep = run["report"]
-    out = {k: rep[v] for k, v in METRICS.items()}
-    out.update({g: rep["group_accuracy"][g] for g in GROUPS})
-    out.update(trainable_parameters=rep["trainable_parameters"], wall_s=run["wall_s"],
-               train_s=run["train_s"], val_class_mean=run["val_class_mean"])
-    return out
+def run_optuna(base: dict[str, Any], rank: int, blocks: int, trials: int,
+               seed: int) -> dict[str, Any]:
+    """``trials`` fixed-gamma runs chosen by TPE; the record of the best validation trial.
 
-
-def run_optuna(base: dict[str, Any], rank: int, blocks: int, trials: int, seed: int) -> dict:
-    """``trials`` fixed-gamma runs chosen by TPE; the trial with the best validation score."""
+    Its ``train_s`` / ``wall_s`` are the whole search's (all trials); ``best_train_s`` is the
+    selected trial's own.
+    """
     import optuna
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     runs: list[dict[str, Any]] = []
 
     def objective(trial) -> float:
-        overrides = {**base, **optuna_space(trial, rank, blocks)}
-        with harness.run_dir() as folder:
-            overrides["trainer.default_root_dir"] = folder
-            overrides["model.report_dir"] = folder
-            row = summarise(harness.fit_and_evaluate(overrides))
+        overrides = optuna_space(trial, rank, blocks)
+        row = run_one(base, OPTUNA, overrides, seed)
         row["params"] = dict(trial.params)
         runs.append(row)
-        return row["val_class_mean"]
+        return row["val"]["class_mean"]
 
     sampler = optuna.samplers.TPESampler(seed=seed, n_startup_trials=min(4, trials))
     study = optuna.create_study(direction="maximize", sampler=sampler)
     study.optimize(objective, n_trials=trials)
     best = dict(runs[study.best_trial.number])
-    best["wall_s"] = sum(r["wall_s"] for r in runs)  # the search's compute, all trials
+    best["best_train_s"] = best["train_s"]
     best["train_s"] = sum(r["train_s"] for r in runs)
-    best["trials"] = runs
+    best["wall_s"] = sum(r["wall_s"] for r in runs)
+    best["trials"] = [{k: r[k] for k in ("params", "val", "test", "train_s", "wall_s")}
+                      for r in runs]
     return best
 
 
-def aggregate(per_seed: dict[str, list[dict[str, Any]]]) -> list[dict[str, Any]]:
-    """Mean and std over seeds of every metric, one row per method."""
+# -- aggregation ---------------------------------------------------------------------------------
+def _order(names) -> list[str]:
+    rank = {n: i for i, n in enumerate((*MAIN, OPTUNA, *ABLATIONS))}
+    return sorted(names, key=lambda n: (rank.get(n, len(rank)), n))
+
+
+def _by_seed(runs: dict[str, list[dict]], method: str, metric: str) -> dict[int, float | None]:
+    out = {}
+    for r in runs.get(method, []):
+        out[r["seed"]] = r["train_s"] if metric == "train_s" else r["test"].get(metric)
+    return out
+
+
+def aggregate(runs: dict[str, list[dict[str, Any]]]) -> list[dict[str, Any]]:
+    """Per method: mean and 95 % CI over seeds of every metric, median ``train_s``."""
     rows = []
-    for name, runs in per_seed.items():
-        row: dict[str, Any] = {"method": name, "seeds": len(runs)}
-        for key in (*METRICS, *GROUPS, "wall_s", "train_s"):
-            mean, std = harness.mean_std([r[key] for r in runs])
-            row[key], row[f"{key}_std"] = mean, std
-        row["trainable_parameters"] = runs[0]["trainable_parameters"]
+    for name in _order(runs):
+        recs = runs[name]
+        row: dict[str, Any] = {"method": name, "n_seeds": len(recs),
+                               "seeds": sorted(r["seed"] for r in recs)}
+        for key in (*METRICS, "macro_f1"):
+            row[key] = mean_ci([r["test"].get(key) for r in recs])
+        row["val_class_mean"] = mean_ci([r["val"]["class_mean"] for r in recs])
+        row["train_s_median"] = statistics.median(r["train_s"] for r in recs)
+        row["wall_s_median"] = statistics.median(r["wall_s"] for r in recs)
+        row["trainable_parameters"] = recs[0].get("trainable_parameters")
         rows.append(row)
     return rows
 
 
-def check_targets(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """PASS / FAIL of each target for each MetaPEFT variant present (means over seeds)."""
-    by = {r["method"]: r for r in rows}
-    out = []
-    for meta, twin in TWINS.items():
-        if meta not in by:
-            continue
-        m = by[meta]
+def compute_ratio(runs: dict[str, list[dict]], method: str,
+                  against: str = TWIN) -> float | None:
+    """Median over seeds of ``train_s(method) / train_s(against)`` (seeds where both ran)."""
+    a, b = _by_seed(runs, method, "train_s"), _by_seed(runs, against, "train_s")
+    ratios = [a[s] / b[s] for s in set(a) & set(b) if b[s]]
+    return statistics.median(ratios) if ratios else None
 
-        def verdict(name: str, value: float | None, bound: float | None, higher: bool,
-                    detail: str, meta: str = meta) -> dict[str, Any]:
-            if value is None or bound is None:
-                status = "n/a"
-            else:
-                status = "PASS" if (value >= bound if higher else value <= bound) else "FAIL"
-            return {"method": meta, "target": name, "value": value, "bound": bound,
-                    "status": status, "detail": detail}
 
-        ref = by.get(REFERENCE, {}).get("few")
-        out.append(verdict("few >= LoRA q,v paper defaults + 3 pt", m["few"],
-                           None if ref is None else ref + 0.03, True, f"reference few {ref}"))
-        opt = by.get(OPTUNA, {}).get("few")
-        out.append(verdict("few >= Optuna-selected trial - 0.5 pt", m["few"],
-                           None if opt is None else opt - 0.005, True, f"Optuna few {opt}"))
-        single = by.get(twin, {}).get("train_s")
-        ratio = None if not single else m["train_s"] / single
-        out.append(verdict(f"compute <= 1.25x one run ({twin})", ratio,
-                           None if ratio is None else 1.25, False,
-                           f"training loop {m['train_s']:.1f}s vs {harness.fmt(single, 1)}s"))
+def paired(runs: dict[str, list[dict[str, Any]]]) -> dict[str, Any]:
+    """The paired comparisons of one data set (fractions, per-seed differences)."""
+
+    def diff(a: str, b: str, metric: str) -> dict[str, Any]:
+        return paired_ci(_by_seed(runs, a, metric), _by_seed(runs, b, metric))
+
+    out: dict[str, Any] = {
+        "metapeft_minus_twin_few": diff(NEW, TWIN, "few"),
+        "metapeft_minus_twin_overall": diff(NEW, TWIN, "overall"),
+        "metapeft_minus_optuna_few": diff(NEW, OPTUNA, "few"),
+        "metapeft_minus_optuna_overall": diff(NEW, OPTUNA, "overall"),
+        "old_minus_twin_few": diff(OLD, TWIN, "few"),
+        "old_minus_twin_overall": diff(OLD, TWIN, "overall"),
+        "metapeft_minus_old_few": diff(NEW, OLD, "few"),
+        "metapeft_minus_old_overall": diff(NEW, OLD, "overall"),
+        "metapeft_minus_reference_few": diff(NEW, REFERENCE, "few"),
+        "ablations": {},
+    }
+    for name in ABLATIONS:
+        if name in runs:
+            out["ablations"][name] = {
+                "ablation_minus_new_few": diff(name, NEW, "few"),
+                "ablation_minus_new_overall": diff(name, NEW, "overall"),
+                "ablation_minus_twin_few": diff(name, TWIN, "few"),
+                "ablation_minus_twin_overall": diff(name, TWIN, "overall"),
+            }
     return out
 
 
-def _meta_settings(overrides: dict[str, Any]) -> str:
-    settings = {**META_DEFAULTS, **overrides}
-    return ", ".join(f"{k.removeprefix('model.meta.')}={v}" for k, v in settings.items()) or (
-        "the demo recipe's")
+def check_targets(part: dict[str, Any]) -> list[dict[str, Any]]:
+    """PASS / FAIL / n/a of each target on one data set (paired statistics)."""
+    p, ratio = part["paired"], part["compute_ratio_vs_twin"].get(NEW)
+
+    def verdict(target: str, value, ok: bool | None, detail: str) -> dict[str, Any]:
+        status = "n/a" if ok is None else "PASS" if ok else "FAIL"
+        return {"target": target, "value": value, "status": status, "detail": detail}
+
+    twin = p["metapeft_minus_twin_few"]
+    ok = None if twin["mean"] is None else (twin["mean"] >= 0.03 and twin["ci95_low"] > 0)
+    opt = p["metapeft_minus_optuna_few"]
+    return [
+        verdict("few >= twin + 3 pt, CI low end > 0", twin["mean"], ok,
+                f"paired {_diff_cell(twin)}"),
+        verdict("few >= Optuna - 0.5 pt", opt["mean"],
+                None if opt["mean"] is None else opt["mean"] >= -0.005,
+                f"paired {_diff_cell(opt)}"),
+        verdict("train_s <= 1.25x twin", ratio, None if ratio is None else ratio <= 1.25,
+                "median over seeds of the per-seed ratio"),
+    ]
 
 
-def parse_meta(pairs: list[str], parser) -> dict[str, Any]:
-    """``["lr=0.1", ...]`` -> ``{"model.meta.lr": 0.1, ...}`` (values parsed as YAML)."""
-    import yaml
-
-    out = {}
-    for pair in pairs:
-        key, sep, value = pair.partition("=")
-        if not sep or not key:
-            parser.error(f"--meta takes KEY=VALUE pairs, got {pair!r}")
-        out[f"model.meta.{key}"] = yaml.safe_load(value)
-    return out
-
-
-def benchmark(args, on_seed=None) -> dict[str, Any]:
-    """Run every method on every data set and seed; return the result dict.
-
-    ``on_seed(result)``, when given, receives the result so far after every finished seed (so a
-    long run that is stopped keeps its finished seeds).
-    """
-    profile = harness.profile_of(args)
-    rank = harness.paper_rank(profile.num_classes, profile.blocks)
-    table = methods(rank, args.meta_overrides)
-    wanted = [m for m in table if not args.methods or m in args.methods]
-    skipped = {}
-    datasets = {}
-    done: dict[str, list[int]] = {}
-
-    def result() -> dict[str, Any]:
-        seeds = sorted(set.intersection(*(set(v) for v in done.values()))) if done else []
-        return {
-            "profile": profile.name, "rank": rank, "seeds": seeds,
-            "optuna_trials": args.optuna_trials, "weights": args.weights, "skipped": skipped,
-            "meta_settings": {**META_DEFAULTS, **args.meta_overrides},
-            "datasets": dict(datasets),
-        }
-
-    for dataset in args.datasets:
-        per_seed: dict[str, list[dict[str, Any]]] = {}
-        for seed in args.seeds:
-            for name in wanted:
-                why = harness.available(table[name])
-                if why:
-                    skipped[name] = why
-                    continue
-                with harness.run_dir() as folder:
-                    base = harness.base_overrides(profile, dataset, seed, args.weights,
-                                                  Path(folder))
-                    row = summarise(harness.fit_and_evaluate({**base, **table[name]}))
-                per_seed.setdefault(name, []).append(row)
-                print(f"[{dataset} seed {seed}] {name}: few {harness.fmt(row['few'])} "
-                      f"class-mean {row['class_mean']:.3f} ({row['wall_s']:.1f}s)", flush=True)
-            if args.optuna_trials:
-                with harness.run_dir() as folder:
-                    base = harness.base_overrides(profile, dataset, seed, args.weights,
-                                                  Path(folder))
-                    best = run_optuna(base, rank, profile.blocks, args.optuna_trials, seed)
-                per_seed.setdefault(OPTUNA, []).append(best)
-                print(f"[{dataset} seed {seed}] {OPTUNA}: few {harness.fmt(best['few'])} "
-                      f"val {best['val_class_mean']:.3f} params {best['params']}",
-                      flush=True)
-            rows = aggregate(per_seed)
-            datasets[dataset] = {"rows": rows, "targets": check_targets(rows), "runs": per_seed}
-            done.setdefault(dataset, []).append(seed)
-            if on_seed is not None:
-                on_seed(result())
-    return result()
+def dataset_part(runs: dict[str, list[dict[str, Any]]], profile: harness.Profile,
+                 base: dict[str, Any]) -> dict[str, Any]:
+    """Everything the JSON says about one data set, from its run records."""
+    runs = {k: sorted(v, key=lambda r: r["seed"]) for k, v in runs.items()}
+    records = [r for recs in runs.values() for r in recs]
+    few_classes = max((r.get("few_classes", 0) for r in records), default=0)
+    few_images = max((r.get("few_test_images", 0) for r in records), default=0)
+    part = {
+        "steps": profile.steps, "batch_size": profile.batch_size,
+        "meta_batch_size": profile.meta_batch_size,
+        "val_per_class": profile.val_per_class, "test_per_class": profile.test_per_class,
+        "few_classes": few_classes, "few_test_images": few_images,
+        # Few-group accuracy is the mean of its classes' recalls: one test image of a few class
+        # moves it by 1 / (few classes x test images per class).
+        "few_one_image_pt": (100 / (few_classes * profile.test_per_class)
+                             if few_classes else None),
+        "base_overrides": base,
+        "rows": aggregate(runs),
+        "paired": paired(runs),
+        "compute_ratio_vs_twin": {m: compute_ratio(runs, m) for m in (NEW, OLD, *ABLATIONS)
+                                  if m in runs},
+        "runs": runs,
+    }
+    part["targets"] = check_targets(part)
+    return part
 
 
-TABLE_COLUMNS = ["method", "overall", "class_mean", "many", "medium", "few", "macro_f1",
-                 "trainable_parameters", "train_s", "wall_s"]
+# -- tables --------------------------------------------------------------------------------------
+def _ci_cell(stat: dict[str, Any]) -> str | None:
+    """``mean ± half-width`` of a 95 % CI (``mean`` alone for one seed)."""
+    if stat is None or stat.get("mean") is None:
+        return None
+    if stat.get("ci95_high") is None:
+        return f"{stat['mean']:.3f}"
+    return f"{stat['mean']:.3f} ± {stat['ci95_high'] - stat['mean']:.3f}"
+
+
+def _diff_cell(stat: dict[str, Any] | None) -> str | None:
+    """``+0.031 [+0.004, +0.058]`` (paired mean and 95 % CI), or ``None``."""
+    if not stat or stat.get("mean") is None:
+        return None
+    return (f"{stat['mean']:+.3f} [{stat['ci95_low']:+.3f}, {stat['ci95_high']:+.3f}] "
+            f"n={stat['n_seeds']}")
+
+
+TABLE_COLUMNS = ["dataset", "method", "n", *METRICS, "few − twin", "overall − twin",
+                 "few − new", "overall − new", "train_s", "trainable_parameters"]
 
 
 def display_rows(result: dict[str, Any]) -> list[dict[str, Any]]:
-    """Flat rows for the page: ``mean ± std`` cells, one row per data set and method."""
+    """One row per data set and method: mean ± 95 % CI half-width over seeds, paired columns.
+
+    ``few − twin`` etc. are per-seed paired differences (mean [95 % CI] n=seeds) against the
+    fixed twin and against ``MetaPEFT (new defaults)``.
+    """
     out = []
     for dataset, part in result["datasets"].items():
+        runs = part["runs"]
         for row in part["rows"]:
-            cells: dict[str, Any] = {"dataset": dataset}
-            for col in TABLE_COLUMNS:
-                std = row.get(f"{col}_std")
-                value = row.get(col)
-                if isinstance(value, float) and std is not None and not col.endswith("_s"):
-                    cells[col] = f"{value:.3f} ± {std:.3f}"
-                elif isinstance(value, float):
-                    cells[col] = f"{value:.1f} ± {std:.1f}" if std is not None else f"{value:.1f}"
-                else:
-                    cells[col] = value
+            name = row["method"]
+            cells: dict[str, Any] = {"dataset": dataset, "method": name, "n": row["n_seeds"]}
+            cells.update({m: _ci_cell(row[m]) for m in METRICS})
+            for col, ref, metric in (("few − twin", TWIN, "few"), ("overall − twin", TWIN,
+                                                                   "overall"),
+                                     ("few − new", NEW, "few"), ("overall − new", NEW,
+                                                                 "overall")):
+                cells[col] = None if name == ref else _diff_cell(
+                    paired_ci(_by_seed(runs, name, metric), _by_seed(runs, ref, metric)))
+            cells["train_s"] = round(row["train_s_median"], 1)
+            cells["trainable_parameters"] = row["trainable_parameters"]
             out.append(cells)
     return out
 
 
-def target_lines(result: dict[str, Any]) -> list[str]:
-    """One ``PASS`` / ``FAIL`` line per target and data set."""
-    lines = []
+def paired_rows(result: dict[str, Any]) -> list[dict[str, Any]]:
+    """The headline paired differences and compute ratios, one row per data set and comparison."""
+    names = {"metapeft_minus_twin": f"{NEW} − {TWIN}", "metapeft_minus_optuna": f"{NEW} − Optuna",
+             "old_minus_twin": f"{OLD} − {TWIN}", "metapeft_minus_old": f"{NEW} − {OLD}",
+             "metapeft_minus_reference": f"{NEW} − {REFERENCE}"}
+    out = []
     for dataset, part in result["datasets"].items():
-        for t in part["targets"]:
-            lines.append(f"{t['status']:4} [{dataset}] {t['method']}: {t['target']} "
-                         f"(value {harness.fmt(t['value'])}, bound {harness.fmt(t['bound'])}; "
-                         f"{t['detail']})")
-    return lines
+        p = part["paired"]
+        for key, label in names.items():
+            few, overall = p.get(f"{key}_few"), p.get(f"{key}_overall")
+            if few is None or (few["n_seeds"] == 0 and (overall or {}).get("n_seeds", 0) == 0):
+                continue
+            out.append({"dataset": dataset, "comparison": label, "few": _diff_cell(few),
+                        "overall": _diff_cell(overall),
+                        "train_s ratio": None})
+        for method, ratio in part["compute_ratio_vs_twin"].items():
+            if method in (NEW, OLD):
+                out.append({"dataset": dataset, "comparison": f"{method} / {TWIN}",
+                            "few": None, "overall": None,
+                            "train_s ratio": None if ratio is None else round(ratio, 3)})
+    return out
+
+
+def ablation_rows(result: dict[str, Any]) -> list[dict[str, Any]]:
+    """Which change moves what: each ablation against the new defaults (and the twin)."""
+    out = []
+    for dataset, part in result["datasets"].items():
+        for name, stats in part["paired"]["ablations"].items():
+            ratio = part["compute_ratio_vs_twin"].get(name)
+            out.append({"dataset": dataset, "ablation": name,
+                        "reverts": ", ".join(f"{k}={v}" for k, v in ABLATIONS[name].items()),
+                        "few − new": _diff_cell(stats["ablation_minus_new_few"]),
+                        "overall − new": _diff_cell(stats["ablation_minus_new_overall"]),
+                        "few − twin": _diff_cell(stats["ablation_minus_twin_few"]),
+                        "overall − twin": _diff_cell(stats["ablation_minus_twin_overall"]),
+                        "train_s / twin": None if ratio is None else round(ratio, 3)})
+    return out
+
+
+def target_lines(result: dict[str, Any]) -> list[str]:
+    """One ``PASS`` / ``FAIL`` / ``n/a`` line per target and data set."""
+    return [f"{t['status']:4} [{dataset}] {NEW}: {t['target']} (value {harness.fmt(t['value'])};"
+            f" {t['detail']})"
+            for dataset, part in result["datasets"].items() for t in part["targets"]]
+
+
+# -- the run -------------------------------------------------------------------------------------
+def result_path(args, profile: harness.Profile) -> Path:
+    """``RESULTS/efficacy-TAG.json`` (``-PROFILE`` without a tag)."""
+    return args.results / ("efficacy" + (f"-{args.tag}" if args.tag else f"-{profile.name}")
+                           + ".json")
+
+
+def load_previous(path: Path, profile: harness.Profile, rank: int,
+                  args=None) -> dict[str, Any]:
+    """The runs of an earlier result of the same tag: ``{dataset: {method: [records]}}``.
+
+    Raises:
+        SystemExit: the file is of another format, or was run at other sizes, with other
+            product defaults, other ``--weights`` or another (non-zero) Optuna trial count.
+    """
+    import json
+
+    if not path.is_file():
+        return {}
+    data = json.loads(path.read_text())
+    if data.get("format") != FORMAT:
+        raise SystemExit(f"--resume: {path} is an older efficacy result (format "
+                         f"{data.get('format', 1)}, not {FORMAT}); use another --tag")
+    if data.get("sizes") != dataclasses.asdict(profile) or data.get("rank") != rank:
+        raise SystemExit(f"--resume: {path} was run at other sizes ({data.get('sizes')}); use "
+                         "another --tag or the same profile and --steps")
+    now = json.loads(json.dumps(harness.product_defaults()))
+    changed = {k: (v, now.get(k)) for k, v in (data.get("product_defaults") or {}).items()
+               if now.get(k) != v}
+    if changed:  # "new defaults" would mean two things within one file
+        raise SystemExit(f"--resume: the product's MetaPEFT defaults changed since {path} was "
+                         f"started (option: (then, now)) {changed}; use another --tag")
+    if args is not None and data.get("weights") != args.weights:
+        raise SystemExit(f"--resume: {path} was run with --weights {data.get('weights')}, not "
+                         f"{args.weights}")
+    if args is not None and data.get("optuna_trials") and args.optuna_trials and \
+            data["optuna_trials"] != args.optuna_trials:
+        raise SystemExit(f"--resume: {path} has Optuna searches of {data['optuna_trials']} "
+                         f"trials, not {args.optuna_trials}")
+    return {ds: {m: list(recs) for m, recs in part.get("runs", {}).items()}
+            for ds, part in data.get("datasets", {}).items()}
+
+
+def selected_methods(args, table: dict[str, dict[str, Any]], parser=None) -> list[str]:
+    """``--methods`` (default: the six main rows), plus the ablations with ``--ablation``."""
+    wanted = list(args.methods) if args.methods else list(MAIN)
+    unknown = [m for m in wanted if m not in table]
+    if unknown:
+        message = f"unknown method(s) {unknown}; choose from {list(table)}"
+        if parser is not None:
+            parser.error(message)
+        raise SystemExit(message)
+    if args.ablation:
+        wanted += [m for m in ABLATIONS if m not in wanted]
+    return wanted
+
+
+def benchmark(args, on_update=None) -> dict[str, Any]:
+    """Run every selected method on every data set and seed; return the result dict.
+
+    ``on_update(result)``, when given, receives the result after every finished run.
+    """
+    profile = harness.profile_of(args)
+    rank = harness.paper_rank(profile.num_classes, profile.blocks)
+    table = methods(rank)
+    wanted = selected_methods(args, table)
+    optuna_seeds = (args.optuna_seeds if args.optuna_seeds is not None else args.seeds[:3])
+    if args.optuna_trials and optuna_seeds:
+        try:
+            import optuna  # noqa: F401
+        except ImportError:
+            raise SystemExit("Optuna is not installed: pip install -e '.[bench]' (or pass "
+                             "--optuna-trials 0)") from None
+    path = result_path(args, profile)
+    runs = load_previous(path, profile, rank, args) if args.resume else {}
+    skipped: dict[str, str] = {}
+    defaults = harness.product_defaults()
+
+    def result() -> dict[str, Any]:
+        # Data sets of an earlier session not asked for this time are kept as they were.
+        order = [*args.datasets, *(ds for ds in runs if ds not in args.datasets)]
+        datasets = {ds: dataset_part(runs[ds], profile, base_record(profile, ds, args.weights))
+                    for ds in order if runs.get(ds)}
+        seeds = sorted({r["seed"] for part in datasets.values()
+                        for recs in part["runs"].values() for r in recs})
+        return {"format": FORMAT, "profile": profile.name, "sizes": dataclasses.asdict(profile),
+                "product_defaults": defaults, "rank": rank, "seeds": seeds,
+                "seeds_requested": list(args.seeds),
+                "optuna_seeds": list(optuna_seeds), "optuna_trials": args.optuna_trials,
+                "weights": args.weights, "skipped": dict(skipped),
+                "datasets": datasets}
+
+    def done(dataset: str, method: str, seed: int) -> bool:
+        return any(r["seed"] == seed for r in runs.get(dataset, {}).get(method, []))
+
+    def record(dataset: str, row: dict[str, Any]) -> None:
+        runs.setdefault(dataset, {}).setdefault(row["method"], []).append(row)
+        if on_update is not None:
+            on_update(result())
+
+    for seed in args.seeds:
+        for dataset in args.datasets:
+            base = harness.base_overrides(profile, dataset, seed, args.weights, Path("."))
+            data_class = harness.DATASETS[dataset][0]
+            for name in wanted:
+                why = harness.available(table[name], data_class)
+                if why:
+                    skipped[name] = why
+                    continue
+                if done(dataset, name, seed):
+                    continue
+                row = run_one(base, name, table[name], seed)
+                print(f"[{dataset} seed {seed}] {name}: few {harness.fmt(row['test']['few'])} "
+                      f"overall {row['test']['overall']:.3f} train {row['train_s']:.1f}s "
+                      f"({row['wall_s']:.1f}s)", flush=True)
+                record(dataset, row)
+            if args.optuna_trials and seed in optuna_seeds and not done(dataset, OPTUNA, seed):
+                best = run_optuna(base, rank, profile.blocks, args.optuna_trials, seed)
+                print(f"[{dataset} seed {seed}] {OPTUNA}: few {harness.fmt(best['test']['few'])} "
+                      f"val {best['val']['class_mean']:.3f} params {best['params']}", flush=True)
+                record(dataset, best)
+    return result()
+
+
+def finish(result: dict[str, Any], args, profile: harness.Profile) -> dict[str, Any]:
+    """Add rows, tables, notes and provenance to ``result`` (in place) and return it."""
+    targets = target_lines(result)
+    skipped = [f"{name}: {why}" for name, why in result["skipped"].items()]
+    parts = list(result["datasets"].values())
+    one = parts[0] if parts else {}
+    result.update(
+        title=f"Efficacy: long-tailed cross-spectral transfer ({profile.name} profile"
+              + (f", {args.tag}" if args.tag else "") + ")",
+        command=harness.command_line(), machine=harness.machine(),
+        rows=display_rows(result),
+        tables={"Paired differences (per seed; mean [95 % CI], fractions)": paired_rows(result),
+                "Ablations: which change moves what (vs MetaPEFT new defaults)":
+                    ablation_rows(result),
+                "Targets": [{"dataset": ds, **t} for ds, part in result["datasets"].items()
+                            for t in part["targets"]]},
+        notes=(f"Seeds {result['seeds']}; {profile.steps} steps of batch {profile.batch_size} "
+               f"(meta batch {profile.meta_batch_size}) per run; {profile.backbone} at "
+               f"{profile.img_size} px / patch {profile.patch_size}; LoRA rank {result['rank']} "
+               f"(paper rule), alpha 1; {profile.val_per_class} validation and "
+               f"{profile.test_per_class} test images per class (few group: "
+               f"{one.get('few_classes', '?')} classes, one test image = "
+               f"{harness.fmt(one.get('few_one_image_pt'), 2)} points). Cells: mean ± 95 % CI "
+               f"half-width over seeds (Student t); differences are per-seed paired, mean "
+               f"[95 % CI]. Optuna: {result['optuna_trials']} TPE trials on seeds "
+               f"{result['optuna_seeds']}, selected on validation class-mean accuracy; its "
+               f"train_s is the whole search. MetaPEFT outer steps: "
+               + ("the product's schedule (MetaConfig)" if profile.meta_every is None else
+                  f"every {profile.meta_every} steps after {profile.meta_warmup}")
+               + f". Weights: {args.weights or 'random init'}. Targets: " + "; ".join(targets)
+               + ("; skipped: " + "; ".join(skipped) if skipped else "")),
+    )
+    return result
+
+
+def write(result: dict[str, Any], args, profile: harness.Profile,
+          quiet: bool = False) -> dict[str, Any]:
+    """Finish ``result``, write the JSON atomically and (unless ``quiet``) print the tables."""
+    finish(result, args, profile)
+    path = harness.write_result(result_path(args, profile).stem, result, args.results)
+    if not quiet:
+        print(harness.format_table(result["rows"], TABLE_COLUMNS))
+        for title, rows in result["tables"].items():
+            if rows and title != "Targets":
+                print(f"\n{title}\n{harness.format_table(rows)}")
+        print()
+        print("\n".join(target_lines(result)
+                        + [f"SKIPPED {n}: {w}" for n, w in result["skipped"].items()]))
+        print(f"wrote {path}")
+    return result
 
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     """Command line entry point; returns the written result."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     harness.add_common_arguments(parser)
-    parser.add_argument("--datasets", nargs="+", default=list(harness.DATASETS),
+    parser.add_argument("--datasets", nargs="+", default=["s2", "sar"],
                         choices=list(harness.DATASETS))
-    parser.add_argument("--methods", nargs="+", default=None,
-                        help="subset of the method names (default: all)")
-    parser.add_argument("--meta", nargs="+", default=[], metavar="KEY=VALUE",
-                        help="model.meta settings of the MetaPEFT methods, e.g. lr=0.1 (values "
-                             "read as YAML); for sweeps: the result notes record them")
+    parser.add_argument("--methods", nargs="+", default=None, metavar="NAME",
+                        help=f"methods by name (default: the six main rows {list(MAIN)}); any "
+                             f"of those and the ablation rows {list(ABLATIONS)}")
+    parser.add_argument("--ablation", action="store_true",
+                        help="add the ablation rows (new defaults with one change reverted)")
     parser.add_argument("--optuna-trials", type=int, default=None,
                         help="Optuna trials per seed (default: the profile's; 0 skips Optuna)")
+    parser.add_argument("--optuna-seeds", type=int, nargs="*", default=None,
+                        help="seeds that get an Optuna search (default: the first 3 of --seeds)")
+    parser.add_argument("--resume", action="store_true",
+                        help="keep the runs of the existing result file of this tag and skip "
+                             "them (dataset, seed, method; Optuna per dataset and seed)")
     args = parser.parse_args(argv)
-    args.meta_overrides = parse_meta(args.meta, parser)
     profile = harness.profile_of(args)
+    selected_methods(args, methods(harness.paper_rank(profile.num_classes, profile.blocks)),
+                     parser)
     if args.optuna_trials is None:
         args.optuna_trials = profile.optuna_trials
-    result = benchmark(args, on_seed=lambda partial: write(partial, args, profile, quiet=True))
+    path = result_path(args, profile)
+    if path.is_file() and not args.resume:
+        backup = path.with_suffix(".json.bak")
+        os.replace(path, backup)  # a forgotten --resume must not cost hours of runs
+        print(f"moved the existing {path.name} to {backup.name} (pass --resume to continue it)")
+    result = benchmark(args, on_update=lambda partial: write(partial, args, profile, quiet=True))
     return write(result, args, profile)
-
-
-def write(result: dict[str, Any], args, profile, quiet: bool = False) -> dict[str, Any]:
-    """Add rows, targets and provenance to ``result``, print the table and write the JSON."""
-    rows = display_rows(result)
-    targets = target_lines(result)
-    skipped = [f"{name}: {why}" for name, why in result["skipped"].items()]
-    result.update(
-        title=f"Efficacy: long-tailed cross-spectral transfer ({profile.name} profile)",
-        command=harness.command_line(), machine=harness.machine(), rows=rows,
-        notes=(f"Seeds {result['seeds']}; {profile.steps} steps of batch {profile.batch_size} "
-               f"per run; {profile.backbone} at {profile.img_size} px; LoRA rank {result['rank']} "
-               f"(paper rule), alpha 1; Optuna {result['optuna_trials']} trials selected on "
-               f"validation class-mean accuracy, its wall time is the whole search. Weights: "
-               f"{args.weights or 'random init'}. MetaPEFT meta settings: "
-               f"{_meta_settings(args.meta_overrides)}. Targets: " + "; ".join(targets)
-               + ("; skipped: " + "; ".join(skipped) if skipped else "")),
-    )
-    name = "efficacy" + (f"-{args.tag}" if args.tag else f"-{profile.name}")
-    path = harness.write_result(name, result, args.results)
-    if not quiet:
-        print(harness.format_table(rows))
-        print("\n".join(targets + [f"SKIPPED {s}" for s in skipped]))
-        print(f"wrote {path}")
-    return result
 
 
 if __name__ == "__main__":

@@ -1,12 +1,14 @@
 """GPU variant of the efficacy and speed benchmarks for one lent H100/H200, in one process.
 
 ViT-B/16 at 224 px in bf16 (``--gpu`` profile of ``harness.py``: 100 steps of batch 64, 4 loader
-workers), the 13-band long-tailed set, one seed: the 7 methods and 8 Optuna trials of
-``efficacy.py``, then ``speed.py`` (one round). Sized for about 6-7 minutes of device time,
-including the one-off generation of the 224 px synthetic set; ``gpu_bench.sh`` wraps it in a
-480 s timeout. The backbone is randomly initialised unless ``--weights`` names a ViT-B/16 file
-(nothing can be downloaded on the device). Prints the same tables as the CPU scripts and writes
-``benchmarks/results/efficacy-gpu.json`` and ``speed-gpu.json`` (copied to ``$OUT`` when set).
+workers), the 13-band long-tailed set, one seed: the 6 main methods and 8 Optuna trials of
+``efficacy.py`` (MetaPEFT with the product's outer-step schedule), then ``speed.py`` (one
+round). Sized for about 6-7 minutes of device time (before the outer-step schedule became the
+product's: re-measure), including the one-off generation of the 224 px synthetic set;
+``gpu_bench.sh`` wraps it in a 480 s timeout. The backbone is randomly initialised unless
+``--weights`` names a ViT-B/16 file (nothing can be downloaded on the device). Prints the same
+tables as the CPU scripts and writes ``benchmarks/results/efficacy-gpu.json`` and
+``speed-gpu.json`` (copied to ``$OUT`` when set).
 """
 
 from __future__ import annotations

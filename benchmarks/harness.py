@@ -56,7 +56,12 @@ DATASETS: dict[str, tuple[str, dict]] = {
 
 @dataclasses.dataclass(frozen=True)
 class Profile:
-    """Sizes of one benchmark setting (``quick`` smoke test, ``cpu`` full, ``gpu``)."""
+    """Sizes of one benchmark setting (``quick`` smoke test, ``cpu`` full, ``gpu``).
+
+    ``meta_every`` / ``meta_warmup`` are ``None`` everywhere but ``quick``: MetaPEFT runs then use
+    the product's own outer-step schedule (:class:`~rs_metapeft.meta.MetaConfig`) unless a
+    method sets it. ``quick`` shortens it so that its few steps hold an outer step.
+    """
 
     name: str
     backbone: str
@@ -66,8 +71,8 @@ class Profile:
     steps: int
     batch_size: int
     meta_batch_size: int
-    meta_every: int
-    meta_warmup: int
+    meta_every: int | None
+    meta_warmup: int | None
     num_classes: int
     max_per_class: int
     val_per_class: int
@@ -84,19 +89,19 @@ class Profile:
 
 
 PROFILES = {
-    # Smoke test: seconds per run; numbers mean nothing.
+    # Smoke test: seconds per run; numbers mean nothing. An outer step at every step.
     "quick": Profile("quick", "vit_tiny_patch16_224", 32, 8, 2, 3, 8, 4, 1, 0, 4, 20, 2, 3, 2),
-    # 2-core CPU: ViT-Tiny 64 px / patch 8, 48 steps of batch 16 (meta batch 8, an outer step
-    # every 8 steps after 8: 5 outer steps); the default synthetic sets (10 classes, head 300
-    # training images, 10 val and 30 test images per class). Sized from a run at load ~4.5 on
-    # 2 cores (60 steps of batch 32: LoRA q,v 222 s, MetaPEFT-LoRA 557 s) so that one seed of
-    # the 13-band efficacy benchmark (15 runs) should take ~13 min on an idle machine.
-    "cpu": Profile("cpu", "vit_tiny_patch16_224", 64, 8, None, 48, 16, 8, 8, 8, 10, 300, 10,
-                   30, 8),
+    # 2-core CPU: ViT-Tiny 64 px / patch 8, 300 steps of batch 32 (meta batch 32; the product's
+    # outer-step schedule), 10 classes, head 300 training images at imbalance 100 (the training
+    # side stays long-tailed: 4 few classes of 3-14 images), 20 validation and 100 test images
+    # per class: the few group's accuracy then rests on 4 x 100 test images, one image <= 0.25
+    # points. How long one seed takes on this CPU is not known until measured: run one seed first.
+    "cpu": Profile("cpu", "vit_tiny_patch16_224", 64, 8, None, 300, 32, 32, None, None, 10, 300,
+                   20, 100, 8),
     # One H100/H200: ViT-B/16 at 224 px in bf16, 100 steps of batch 64 (about 8 epochs of the
     # long-tailed set); 4 loader workers so that reading 13-band GeoTIFFs keeps up.
-    "gpu": Profile("gpu", "vit_base_patch16_224", 224, 16, None, 100, 64, 32, 10, 20, 10, 300, 10,
-                   30, 8, "bf16-mixed", "gpu", 4),
+    "gpu": Profile("gpu", "vit_base_patch16_224", 224, 16, None, 100, 64, 32, None, None, 10, 300,
+                   10, 30, 8, "bf16-mixed", "gpu", 4),
 }
 
 
@@ -119,20 +124,105 @@ def command_line() -> str:
     return " ".join(["python", *[a if " " not in a else repr(a) for a in sys.argv]])
 
 
-def available(overrides: dict[str, Any]) -> str | None:
-    """``None`` if this checkout knows every ``model.peft.*`` / ``model.meta.*`` key, else why."""
+def data_options(data_class: str | type) -> set[str]:
+    """Every ``data.init_args`` key a datamodule class accepts (``__init__`` over its MRO).
+
+    The synthetic datamodules pass ``**kwargs`` on to their parents, so a key is known when any
+    class of the MRO names it.
+    """
+    import importlib
+    import inspect
+
+    if isinstance(data_class, str):
+        module, _, name = data_class.rpartition(".")
+        data_class = getattr(importlib.import_module(module), name)
+    names: set[str] = set()
+    for cls in data_class.__mro__:
+        init = vars(cls).get("__init__")
+        if init is None:
+            continue
+        for param in inspect.signature(init).parameters.values():
+            if param.kind not in (param.VAR_KEYWORD, param.VAR_POSITIONAL) and param.name != "self":
+                names.add(param.name)
+    return names
+
+
+def available(overrides: dict[str, Any], data_class: str | type | None = None) -> str | None:
+    """``None`` if this checkout knows every option ``overrides`` sets, else why not.
+
+    Checked: ``model.peft.*`` / ``model.meta.*`` keys (against :class:`PeftConfig` and
+    :class:`MetaConfig`) and ``data.*`` keys other than ``class_path`` / ``init_args`` (against
+    the datamodule's ``__init__``; ``data_class`` or ``overrides["data.class_path"]``, else
+    every data set's datamodule of :data:`DATASETS`).
+    """
     known = {"model.peft": {f.name for f in dataclasses.fields(PeftConfig)},
              "model.meta": {f.name for f in dataclasses.fields(MetaConfig)}}
     for key in overrides:
         parent, _, leaf = key.rpartition(".")
         if parent in known and leaf not in known[parent]:
             return f"option {key} is not in this checkout (it comes with another issue's merge)"
+    data_keys = [k for k in overrides
+                 if k.startswith("data.") and k not in ("data.class_path", "data.init_args")]
+    if data_keys:
+        classes = ([data_class] if data_class else [overrides["data.class_path"]]
+                   if "data.class_path" in overrides
+                   else sorted({cls for cls, _ in DATASETS.values()}))
+        for cls in classes:
+            options = data_options(cls)
+            for key in data_keys:
+                if key.removeprefix("data.") not in options:
+                    name = cls if isinstance(cls, str) else cls.__name__
+                    return (f"option {key} is not in this checkout ({name} does not take it; "
+                            "it comes with another issue's merge)")
     return None
+
+
+def product_defaults() -> dict[str, Any]:
+    """The MetaPEFT defaults of this checkout: ``model.meta.*``, gamma's parametrisation and
+    the datamodules' ``meta_*`` options (what "new defaults" means for a recorded run)."""
+    import inspect
+
+    out: dict[str, Any] = {f"model.meta.{k}": v
+                           for k, v in dataclasses.asdict(MetaConfig()).items()}
+    peft = dataclasses.asdict(PeftConfig())
+    out.update({f"model.peft.{k}": peft[k] for k in ("gamma_param", "gamma_shape") if k in peft})
+    import importlib
+
+    for data_class in sorted({cls for cls, _ in DATASETS.values()}):
+        module, _, name = data_class.rpartition(".")
+        for cls in getattr(importlib.import_module(module), name).__mro__:
+            init = vars(cls).get("__init__")
+            if init is None:
+                continue
+            for param in inspect.signature(init).parameters.values():
+                if param.name.startswith("meta_") and param.default is not param.empty:
+                    out.setdefault(f"data.{param.name}", param.default)
+    return out
+
+
+def recipe_meta_resets() -> dict[str, Any]:
+    """``model.meta.*`` overrides that put back the product's defaults where the recipe differs.
+
+    The demo recipe sets its own outer-step schedule (``every_n_steps``, ``warmup_steps`` ...);
+    a benchmark of "the product's defaults" must run :class:`MetaConfig`'s, so every
+    ``model.meta`` key the recipe sets (but ``enabled``) is reset to the dataclass default.
+    """
+    from rs_metapeft.api import load_recipe
+
+    meta = (load_recipe(RECIPE).get("model") or {}).get("meta") or {}
+    defaults = {f.name: f.default for f in dataclasses.fields(MetaConfig)
+                if f.default is not dataclasses.MISSING}
+    return {f"model.meta.{k}": defaults[k] for k in meta if k != "enabled" and k in defaults}
 
 
 def base_overrides(profile: Profile, dataset: str, seed: int, weights: str | None,
                    run_dir: Path) -> dict[str, Any]:
-    """Overrides of the demo recipe for one data set at one profile's sizes."""
+    """Overrides of the demo recipe for one data set at one profile's sizes.
+
+    ``seed`` seeds the run (``seed_everything``) and the datamodule's meta split; the generated
+    images are the same for every seed. MetaPEFT's outer-step schedule is the product's
+    (:func:`recipe_meta_resets`) unless the profile sets one (``quick`` only).
+    """
     data_class, data_kw = DATASETS[dataset]
     ratio = data_kw["synthetic_imbalance_ratio"]
     root = DATA_DIR / (f"{dataset.split('-')[0]}_ir{ratio:g}_c{profile.num_classes}"
@@ -142,7 +232,7 @@ def base_overrides(profile: Profile, dataset: str, seed: int, weights: str | Non
             "batch_size": profile.batch_size, "meta_batch_size": profile.meta_batch_size,
             "num_workers": profile.num_workers, "max_per_class": profile.max_per_class,
             "val_per_class": profile.val_per_class, "test_per_class": profile.test_per_class,
-            "image_size": profile.img_size, **data_kw}
+            "image_size": profile.img_size, "seed": seed, **data_kw}
     out = {
         "seed_everything": seed,
         "trainer.max_steps": profile.steps, "trainer.max_epochs": -1,
@@ -154,16 +244,39 @@ def base_overrides(profile: Profile, dataset: str, seed: int, weights: str | Non
         "model.backbone": profile.backbone, "model.weights": weights,
         "model.img_size": profile.img_size, "model.patch_size": profile.patch_size,
         "model.backbone_kwargs": {"depth": profile.depth} if profile.depth else None,
-        "model.meta.every_n_steps": profile.meta_every,
-        "model.meta.warmup_steps": profile.meta_warmup,
+        **recipe_meta_resets(),
         "model.report_dir": str(run_dir / "report"),
         "data.class_path": data_class, "data.init_args": init,
     }
+    if profile.meta_every is not None:
+        out["model.meta.every_n_steps"] = profile.meta_every
+    if profile.meta_warmup is not None:
+        out["model.meta.warmup_steps"] = profile.meta_warmup
+    return out
+
+
+def fold_data_overrides(overrides: dict[str, Any]) -> dict[str, Any]:
+    """Move ``data.KEY`` overrides into ``data.init_args`` (which :func:`build` passes whole).
+
+    ``data.class_path`` and ``data.init_args`` stay; every other ``data.*`` key becomes an entry
+    of a copy of ``data.init_args`` (a later key wins). Without ``data.init_args`` nothing moves.
+    """
+    if "data.init_args" not in overrides:
+        return dict(overrides)
+    out: dict[str, Any] = {}
+    init = dict(overrides["data.init_args"] or {})
+    for key, value in overrides.items():
+        if key.startswith("data.") and key not in ("data.class_path", "data.init_args"):
+            init[key.removeprefix("data.")] = value
+        else:
+            out[key] = value
+    out["data.init_args"] = init
     return out
 
 
 def build(overrides: dict[str, Any]):
     """Instantiate model, data and trainer from the demo recipe plus ``overrides`` (not run)."""
+    overrides = fold_data_overrides(overrides)
     args = ["--config", RECIPE]
     # Non-strings as JSON (which is YAML, as jsonargparse parses values); strings as they are,
     # since a quoted string fails jsonargparse's Literal checks (e.g. trainer.precision).
@@ -192,6 +305,27 @@ class StepTimer(L.Callback):
         self.times.append(time.perf_counter() - self._start)
 
 
+class FitLoopTimer(L.Callback):
+    """Wall time of the fit loop: from ``on_train_start`` to ``on_train_end``.
+
+    Every training step and outer step is inside; data preparation (first-use generation),
+    setup (band statistics) and model building are not, so runs of different methods compare
+    their training alone.
+    """
+
+    def __init__(self) -> None:
+        self.seconds = 0.0
+        self._start = 0.0
+
+    def on_train_start(self, trainer, module):  # noqa: D102
+        _sync()
+        self._start = time.perf_counter()
+
+    def on_train_end(self, trainer, module):  # noqa: D102
+        _sync()
+        self.seconds = time.perf_counter() - self._start
+
+
 def _sync() -> None:
     if torch.cuda.is_available():
         torch.cuda.synchronize()
@@ -202,7 +336,9 @@ def fit_and_evaluate(overrides: dict[str, Any]) -> dict[str, Any]:
 
     Returns:
         ``report`` (the test report), ``val_class_mean`` and ``val_acc`` (validation split),
-        ``wall_s`` (build + train + validate + test), ``train_s`` (training loop only).
+        ``wall_s`` (build + train + validate + test), ``train_s`` (the fit loop, every
+        training and outer step, without data preparation and setup: :class:`FitLoopTimer`),
+        ``fit_s`` (the whole ``trainer.fit`` call).
     """
     start = time.perf_counter()
     # The task prints its tail-class report; the benchmark prints its own table instead.
@@ -212,11 +348,11 @@ def fit_and_evaluate(overrides: dict[str, Any]) -> dict[str, Any]:
 
 def _fit_and_evaluate(overrides: dict[str, Any], start: float) -> dict[str, Any]:
     cli = build(overrides)
-    timer = StepTimer()
-    cli.trainer.callbacks.append(timer)
+    timer, loop = StepTimer(), FitLoopTimer()
+    cli.trainer.callbacks.extend([timer, loop])
     t0 = time.perf_counter()
     cli.trainer.fit(cli.model, datamodule=cli.datamodule)
-    train_s = time.perf_counter() - t0
+    fit_s = time.perf_counter() - t0
     (val,) = cli.trainer.validate(cli.model, datamodule=cli.datamodule, verbose=False)
     cli.trainer.test(cli.model, datamodule=cli.datamodule, verbose=False)
     report = cli.model.last_report
@@ -224,7 +360,7 @@ def _fit_and_evaluate(overrides: dict[str, Any], start: float) -> dict[str, Any]
         raise RuntimeError("the test step wrote no report")
     return {"report": report, "val_class_mean": float(val["val/class_mean_acc"]),
             "val_acc": float(val["val/acc"]), "wall_s": time.perf_counter() - start,
-            "train_s": train_s, "step_times": timer.times}
+            "train_s": loop.seconds, "fit_s": fit_s, "step_times": timer.times}
 
 
 def run_dir() -> tempfile.TemporaryDirectory:

@@ -1,12 +1,14 @@
 """Regenerate ``docs/benchmarks.md`` from every ``benchmarks/results/*.json``.
 
 Each result must say its ``title``, ``command``, ``machine`` and ``rows`` (a list of dicts); its
-``notes`` and ``seeds`` are shown when present. Only the part of the page between the markers
-``<!-- results:begin -->`` and ``<!-- results:end -->`` is replaced, so hand-written text around
-it stays; a page without the markers gets them appended (a missing page is created). A page
-that holds the documentation site's ``<!-- benchmark-tables -->`` marker is rendered by the site
-build itself (``docs/scripts/hooks.py``); then the results are only checked and the page is left
-alone, so the tables do not appear twice.
+``notes`` and ``seeds`` are shown when present, and so are its extra ``tables`` (a dict of
+title -> list of dicts, e.g. the efficacy benchmark's paired differences, ablations and
+targets). Only the part of the page between the markers ``<!-- results:begin -->`` and
+``<!-- results:end -->`` is replaced, so hand-written text around it stays; a page without the
+markers gets them appended (a missing page is created). A page that holds the documentation
+site's ``<!-- benchmark-tables -->`` marker is rendered by the site build itself
+(``docs/scripts/hooks.py``, which shows ``rows``, ``notes`` and ``tables`` too); then the
+results are only checked and the page is left alone, so the tables do not appear twice.
 
     python benchmarks/render.py [--results benchmarks/results] [--page docs/benchmarks.md]
 """
@@ -50,8 +52,6 @@ def render_result(path: Path) -> str:
     if missing:
         raise ValueError(f"{path}: missing {', '.join(missing)}; rerun the benchmark script "
                          "that wrote it (benchmark results must say how and where they ran)")
-    rows = data["rows"]
-    columns = list(dict.fromkeys(k for r in rows for k in r))
     out = [f"## {data.get('title') or path.stem}", "", f"- Command: `{data['command']}`",
            f"- Machine: {data['machine']}"]
     if data.get("seeds") is not None:
@@ -59,9 +59,17 @@ def render_result(path: Path) -> str:
     out.append(f"- Source: `benchmarks/results/{path.name}`")
     if data.get("notes"):
         out += ["", _cell(data["notes"])]
-    out += ["", "| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
-    out += ["| " + " | ".join(_cell(r.get(c)) for c in columns) + " |" for r in rows]
+    out += ["", *_table(data["rows"])]
+    for title, rows in (data.get("tables") or {}).items():
+        if rows:
+            out += ["", f"### {title}", "", *_table(rows)]
     return "\n".join(out)
+
+
+def _table(rows: list[dict[str, Any]]) -> list[str]:
+    columns = list(dict.fromkeys(k for r in rows for k in r))
+    out = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
+    return out + ["| " + " | ".join(_cell(r.get(c)) for c in columns) + " |" for r in rows]
 
 
 def render_page(results_dir: Path, page: Path) -> str:

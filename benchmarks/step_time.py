@@ -160,8 +160,8 @@ def accuracy(args) -> dict:
 
 
 def components(args) -> dict:
-    from rs_metapeft.meta import lookahead_hypergradient, step_hypergradient
-    from rs_metapeft.peft import is_gamma
+    from rs_metapeft.meta import lookahead_hypergradient, rule_from_optimizer, step_hypergradient
+    from rs_metapeft.peft import split_parameters
 
     dm = _dm(args)
     dm.setup("fit")
@@ -170,7 +170,7 @@ def components(args) -> dict:
     counts = torch.tensor(dm.train_counts, dtype=torch.float)
     task.log_prior.copy_((counts / counts.sum()).log())
     model, loss_fn = task.model, task.training_loss
-    phi = {n: p for n, p in model.named_parameters() if p.requires_grad and not is_gamma(n)}
+    phi, _ = split_parameters(model)
     opt = torch.optim.AdamW(phi.values(), lr=1e-3)
     loader = iter(dm.train_dataloader())
 
@@ -208,11 +208,13 @@ def components(args) -> dict:
         batch = train_batch()
         loss = inner(batch)
         grads = {n: p.grad for n, p in phi.items()}
+        # The look-ahead is the AdamW step training takes (at AdamW lr ``--lookahead-lr``).
+        rule = rule_from_optimizer(opt, phi, lr=lr)
         val = meta_batch("val")  # one meta batch for every variant, so fidelity compares alike
         results = {}
         for name, (mode, hvp) in variants.items():
             t = time.perf_counter()
-            results[name] = step_hypergradient(model, loss_fn, batch, grads, val, lr, mode,
+            results[name] = step_hypergradient(model, loss_fn, batch, grads, val, rule, mode,
                                                float(loss), hvp_batch_size=hvp)
             times[name].append(time.perf_counter() - t)
         exact = _flat(results[exact_key])
@@ -222,7 +224,8 @@ def components(args) -> dict:
             error[name].append(float((_flat(result) - exact).norm() / exact.norm()))
         tr, val = meta_batch("train"), meta_batch("val")
         t = time.perf_counter()
-        lookahead_hypergradient(model, loss_fn, [tr], val, lr, "unrolled")
+        lookahead_hypergradient(model, loss_fn, [tr], val, rule_from_optimizer(opt, phi, lr=lr),
+                                "unrolled")
         times["unrolled (meta_train look-ahead)"].append(time.perf_counter() - t)
         opt.step()
     mean = {k: sum(v) / len(v) for k, v in times.items()}

@@ -143,11 +143,20 @@ def _rows(data: Any) -> list[dict]:
     return []
 
 
+def _table(rows: list[dict]) -> list[str]:
+    if not rows:
+        return []
+    columns = list(dict.fromkeys(k for r in rows for k in r))
+    out = ["", "| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
+    return out + ["| " + " | ".join(_fmt(r.get(c, "")) for c in columns) + " |" for r in rows]
+
+
 def render_benchmark(path: Path) -> tuple[str, list[str]]:
     """One benchmark result as Markdown, and the problems found in it (empty when fine).
 
     The JSON is a dict with ``command``, ``machine``, ``rows`` (a list of dicts, one per table
-    row) and optionally ``title``, ``notes`` and ``figures`` (PNG paths relative to the JSON).
+    row) and optionally ``title``, ``notes``, ``tables`` (title -> more rows) and ``figures``
+    (PNG paths relative to the JSON).
     """
     data = json.loads(path.read_text())
     meta = data if isinstance(data, dict) else {}
@@ -166,10 +175,10 @@ def render_benchmark(path: Path) -> tuple[str, list[str]]:
     out.append(f"Source: `benchmarks/results/{path.name}`")
     if meta.get("notes"):
         out += ["", _cell(meta["notes"])]
-    if rows:
-        columns = list(dict.fromkeys(k for r in rows for k in r))
-        out += ["", "| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
-        out += ["| " + " | ".join(_fmt(r.get(c, "")) for c in columns) + " |" for r in rows]
+    out += _table(rows)
+    for title, extra in (meta.get("tables") or {}).items():  # paired differences, ablations ...
+        if isinstance(extra, list) and extra:
+            out += ["", f"**{_cell(title)}**"] + _table(extra)
     for figure in meta.get("figures") or []:
         out += ["", f"![{Path(figure).stem}](benchmarks/{Path(figure).name})"]
     return "\n".join(out), problems

@@ -37,34 +37,130 @@ def test_unknown_option_is_reported_not_run():
     assert "model.peft.no_such_option" in harness.available({"model.peft.no_such_option": 1})
 
 
-def test_efficacy_rows_targets_json_and_page(tiny_s2_root, tmp_path):
-    per_seed = {}
-    for method in (efficacy.REFERENCE, "MetaPEFT-LoRA"):
-        run = harness.fit_and_evaluate(_overrides(tiny_s2_root, tmp_path / method, method))
-        assert 0.0 <= run["val_class_mean"] <= 1.0 and run["train_s"] > 0
-        per_seed[method] = [efficacy.summarise(run)]
-    assert per_seed["MetaPEFT-LoRA"][0]["trainable_parameters"] > \
-        per_seed[efficacy.REFERENCE][0]["trainable_parameters"]
-    rows = efficacy.aggregate(per_seed)
-    targets = efficacy.check_targets(rows)
-    by = {t["target"]: t for t in targets}
-    few = by["few >= LoRA q,v paper defaults + 3 pt"]
-    assert few["status"] == ("PASS" if few["value"] >= few["bound"] else "FAIL")
-    assert by["few >= Optuna-selected trial - 0.5 pt"]["status"] == "n/a"  # no Optuna row
-    result = {"datasets": {"s2": {"rows": rows, "targets": targets}}}
-    table = efficacy.display_rows(result)
-    assert [r["method"] for r in table] == [efficacy.REFERENCE, "MetaPEFT-LoRA"]
-    assert " ± " in table[0]["few"]
-    result.update(title="Efficacy (test)", command="pytest", machine=harness.machine(),
-                  rows=table, seeds=[0])
-    path = harness.write_result("efficacy-test", result, tmp_path / "results")
-    assert json.loads(path.read_text())["rows"][0]["method"] == efficacy.REFERENCE
+def test_data_options_are_checked_and_folded_into_init_args():
+    assert harness.available({"data.meta_protocol": "resample"}) is None
+    assert "data.no_such_option" in harness.available({"data.no_such_option": 1})
+    folded = harness.fold_data_overrides({"data.class_path": "X", "data.init_args": {"a": 1},
+                                          "data.meta_protocol": "resample", "model.x": 2})
+    assert folded == {"data.class_path": "X", "data.init_args": {"a": 1,
+                                                                 "meta_protocol": "resample"},
+                      "model.x": 2}
+
+
+def test_cpu_profile_runs_the_products_outer_step_schedule(tmp_path):
+    from rs_metapeft.meta import MetaConfig
+
+    base = harness.base_overrides(harness.PROFILES["cpu"], "s2", 3, None, tmp_path)
+    for key in ("every_n_steps", "warmup_steps"):  # the demo recipe's own are not the product's
+        assert base.get(f"model.meta.{key}", getattr(MetaConfig(), key)) == \
+            getattr(MetaConfig(), key)
+    assert base["data.init_args"]["test_per_class"] == 100 and base["trainer.max_steps"] == 300
+    quick = harness.base_overrides(harness.PROFILES["quick"], "s2", 0, None, tmp_path)
+    assert quick["model.meta.every_n_steps"] == 1 and quick["model.meta.warmup_steps"] == 0
+
+
+def test_paired_ci_matches_a_hand_computed_interval():
+    # Differences 0.1, 0.2, 0.3 (seed 3 unpaired, seed 4 missing a value): mean 0.2, sd 0.1,
+    # t(0.975, 2) = 4.302653, half-width 4.302653 * 0.1 / sqrt(3) = 0.248414.
+    a = {0: 0.5, 1: 0.6, 2: 0.7, 4: None}
+    b = {0: 0.4, 1: 0.4, 2: 0.4, 3: 0.9, 4: 0.1}
+    stat = efficacy.paired_ci(a, b)
+    assert stat["n_seeds"] == 3 and stat["mean"] == pytest.approx(0.2)
+    assert stat["ci95_low"] == pytest.approx(0.2 - 0.248414, abs=1e-6)
+    assert stat["ci95_high"] == pytest.approx(0.2 + 0.248414, abs=1e-6)
+    one = efficacy.paired_ci({0: 0.5}, {0: 0.4})
+    assert one == {"mean": None, "ci95_low": None, "ci95_high": None, "n_seeds": 1}
+
+
+def test_methods_rows_and_selection():
+    table = efficacy.methods(1)
+    assert set(efficacy.MAIN) | set(efficacy.ABLATIONS) == set(table)
+    assert table[efficacy.NEW] == {"model.peft.rank": 1, "model.peft.alpha": 1.0,
+                                   "model.peft.positions": efficacy.LORA_ALL,
+                                   "model.meta.enabled": True}
+    for name, revert in efficacy.ABLATIONS.items():  # one change against the new defaults
+        assert table[name] == {**table[efficacy.NEW], **revert}
+    args = efficacy.argparse.Namespace(methods=None, ablation=False)
+    assert efficacy.selected_methods(args, table) == list(efficacy.MAIN)
+    args = efficacy.argparse.Namespace(methods=[efficacy.TWIN], ablation=True)
+    assert efficacy.selected_methods(args, table) == [efficacy.TWIN, *efficacy.ABLATIONS]
+    with pytest.raises(SystemExit):
+        efficacy.main(["--quick", "--methods", "no such method"])
+
+
+def _fake_run(calls):
+    """A stand-in for harness.fit_and_evaluate: MetaPEFT 0.1 above the twin on few, seeded."""
+
+    def fit_and_evaluate(overrides):
+        calls.append(overrides)
+        seed = overrides["seed_everything"]
+        meta = overrides.get("model.meta.enabled", False)
+        few = 0.4 + 0.01 * seed + (0.1 + 0.01 * (seed % 2) if meta else 0.0)
+        report = {"overall_accuracy": few + 0.2, "class_mean_accuracy": few + 0.1,
+                  "macro_f1": few, "trainable_parameters": 10,
+                  "group_accuracy": {"many": 0.9, "medium": 0.6, "few": few},
+                  "per_class": [{"group": "few", "test_count": 3}]}
+        return {"report": report, "val_class_mean": few, "val_acc": few,
+                "wall_s": 2.0, "train_s": 1.1 if meta else 1.0, "step_times": []}
+
+    return fit_and_evaluate
+
+
+def test_resume_skips_runs_already_present(tmp_path, monkeypatch):
+    calls = []
+    monkeypatch.setattr(harness, "fit_and_evaluate", _fake_run(calls))
+    argv = ["--quick", "--datasets", "s2", "--methods", efficacy.TWIN, efficacy.NEW,
+            "--optuna-trials", "0", "--results", str(tmp_path), "--tag", "t"]
+    efficacy.main([*argv, "--seeds", "0", "1"])
+    assert len(calls) == 4
+    result = efficacy.main([*argv, "--seeds", "0", "1", "2", "--resume"])
+    assert len(calls) == 6 and {c["seed_everything"] for c in calls[4:]} == {2}
+    part = json.loads((tmp_path / "efficacy-t.json").read_text())["datasets"]["s2"]
+    assert result["seeds"] == [0, 1, 2]
+    assert [r["seed"] for r in part["runs"][efficacy.NEW]] == [0, 1, 2]
+    stat = part["paired"]["metapeft_minus_twin_few"]
+    assert stat["n_seeds"] == 3 and stat["mean"] == pytest.approx(0.1 + 0.01 / 3)
+    assert stat["ci95_low"] > 0.03
+    assert part["paired"]["metapeft_minus_optuna_few"]["mean"] is None  # no Optuna row
+    assert part["compute_ratio_vs_twin"][efficacy.NEW] == pytest.approx(1.1)
+    assert [t["status"] for t in part["targets"]] == ["PASS", "n/a", "PASS"]
+    efficacy.main([*argv, "--seeds", "0", "1", "2", "--resume"])
+    assert len(calls) == 6  # everything was there
+    changed = {**harness.product_defaults(), "model.meta.lr": 123.0}
+    monkeypatch.setattr(harness, "product_defaults", lambda: changed)
+    with pytest.raises(SystemExit, match="defaults changed"):  # "new defaults" must mean one thing
+        efficacy.main([*argv, "--seeds", "3", "--resume"])
+    efficacy.main([*argv, "--seeds", "0"])  # no --resume: a fresh file, the old one kept aside
+    assert len(calls) == 8 and (tmp_path / "efficacy-t.json.bak").is_file()
+
+
+def test_efficacy_quick_smoke_writes_paired_json_and_page(tmp_path, monkeypatch):
+    monkeypatch.setattr(harness, "DATA_DIR", tmp_path / "data")
+    result = efficacy.main(["--quick", "--steps", "2", "--seeds", "0", "1", "--datasets", "s2",
+                            "--methods", efficacy.TWIN, efficacy.NEW, "--optuna-trials", "1",
+                            "--optuna-seeds", "0", "--results", str(tmp_path / "results")])
+    (path,) = (tmp_path / "results").glob("efficacy-*.json")
+    data = json.loads(path.read_text())
+    part = data["datasets"]["s2"]
+    assert data["seeds"] == [0, 1] and data == json.loads(json.dumps(result, default=float))
+    assert (part["steps"], part["batch_size"], part["test_per_class"]) == (2, 8, 3)
+    assert part["paired"]["metapeft_minus_twin_few"]["n_seeds"] == 2
+    assert set(part["paired"]) >= {"metapeft_minus_twin_few", "metapeft_minus_twin_overall",
+                                   "metapeft_minus_optuna_few"}
+    assert part["compute_ratio_vs_twin"][efficacy.NEW] > 0
+    run = part["runs"][efficacy.NEW][1]
+    assert run["seed"] == 1 and run["method"] == efficacy.NEW and run["train_s"] > 0
+    assert run["overrides"]["model.meta.enabled"] is True
+    assert 0 <= run["val"]["class_mean"] <= 1 and 0 <= run["test"]["overall"] <= 1
+    assert [r["seed"] for r in part["runs"][efficacy.OPTUNA]] == [0]
+    assert [r["method"] for r in data["rows"]][:2] == [efficacy.TWIN, efficacy.NEW]
+    assert " ± " in data["rows"][0]["few"]
     page = tmp_path / "benchmarks.md"
     page.write_text("# Benchmarks\n\nHand-written intro.\n")
     render.render_page(path.parent, page)
     text = render.render_page(path.parent, page)  # twice: the block is replaced, not repeated
-    assert text.count("## Efficacy (test)") == 1 and "Hand-written intro." in text
-    assert "MetaPEFT-LoRA" in text and "- Seeds: 0" in text and "- Command: `pytest`" in text
+    assert text.count("## Efficacy") == 1 and "Hand-written intro." in text
+    assert "### Paired differences" in text and "- Seeds: 0, 1" in text
     site = tmp_path / "site.md"
     site.write_text(f"# Benchmarks\n\n{render.SITE_MARKER}\n")
     assert render.render_page(path.parent, site) == site.read_text()  # the site build renders it
