@@ -16,7 +16,7 @@ from .figures import (
     gamma_history_figure,
     training_curves_figure,
 )
-from .selection import module_selection, threshold_text
+from .selection import module_selection, scale_text, threshold_text
 
 __all__ = ["render_html"]
 
@@ -43,9 +43,6 @@ def _img(fig, alt: str) -> str:
     return f'<img alt="{escape(alt)}" src="data:image/png;base64,{data}">'
 
 
-def _scale(value: float) -> str:
-    return f"{value:.3g}"
-
 
 def _module_selection_html(report: dict) -> str:
     """The "Module selection" section: switched-off modules, effective scales, gamma history."""
@@ -65,33 +62,24 @@ def _module_selection_html(report: dict) -> str:
         parts.append("<table class='switched-off'><tr><th>layer</th><th>position</th>"
                      "<th>effective scale</th><th>initial scale</th></tr>"
                      + "".join(f"<tr><td>{m['layer']}</td><td class='name'>"
-                               f"{escape(m['position'])}</td><td>{_scale(m['scale'])}</td>"
-                               f"<td>{_scale(m['initial'])}</td></tr>" for m in selection.off)
+                               f"{escape(m['position'])}</td><td>{scale_text(m['scale'])}</td>"
+                               f"<td>{scale_text(m['initial'])}</td></tr>" for m in selection.off)
                      + "</table>")
     else:
         parts.append(f"<p>Switched off: none below {limit} of their initial scale.</p>")
     if selection.scales:
-        positions, off = selection.positions, selection.off_keys()
+        positions = selection.positions
         start = selection.uniform_initial()
         parts.append("<p class='note'>Effective scale alpha &middot; gamma by layer and position; "
-                     + (f"initial scale {_scale(start)} for every module."
+                     + (f"initial scale {scale_text(start)} for every module."
                         if start is not None else "initial scale in brackets.")
                      + " Shaded cells marked off are switched off.</p>")
         rows = ["<table class='effective-scale'><tr><th>layer</th>"
                 + "".join(f"<th>{escape(p)}</th>" for p in positions) + "</tr>"]
-        for layer, row in sorted(selection.scales.items()):
-            cells = []
-            for p in positions:
-                if p not in row:
-                    cells.append("<td></td>")
-                    continue
-                text = _scale(row[p])
-                if start is None:
-                    text += f" ({_scale(selection.initial_of(layer, p))})"
-                if (layer, p) in off:
-                    cells.append(f"<td class='off'>{text} off</td>")
-                else:
-                    cells.append(f"<td>{text}</td>")
+        for layer, grid_cells in selection.grid():
+            cells = ["<td></td>" if c is None else
+                     f"<td class='off'>{c[0]} off</td>" if c[1] else f"<td>{c[0]}</td>"
+                     for c in grid_cells]
             rows.append(f"<tr><td>{layer}</td>" + "".join(cells) + "</tr>")
         parts.append("".join(rows) + "</table>")
         parts.append(_img(effective_scale_figure(report), "effective scale heatmap"))

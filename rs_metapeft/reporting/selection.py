@@ -61,6 +61,11 @@ def is_switched_off(scale: float, initial: float, threshold: float) -> bool:
     return abs(scale) < threshold * abs(initial)
 
 
+def scale_text(value: float) -> str:
+    """An effective scale as a table cell (three significant digits)."""
+    return f"{value:.3g}"
+
+
 def threshold_text(threshold: float) -> str:
     """``0.05`` -> ``"5 %"``."""
     return f"{100 * threshold:g} %"
@@ -101,6 +106,26 @@ class ModuleSelection:
     def off_keys(self) -> set[tuple[int, str]]:
         """``(layer, position)`` of every switched-off module."""
         return {(int(m["layer"]), str(m["position"])) for m in self.off}
+
+    def grid(self) -> list[tuple[int, list[tuple[str, bool] | None]]]:
+        """Table rows ``(layer, cells)`` in :attr:`positions` order, for the md and html tables.
+
+        A cell is ``None`` where no module sits, else ``(text, switched_off)``: the effective
+        scale, with the module's initial scale in brackets when modules start differently.
+        """
+        start, off, rows = self.uniform_initial(), self.off_keys(), []
+        for layer, row in sorted(self.scales.items()):
+            cells: list[tuple[str, bool] | None] = []
+            for p in self.positions:
+                if p not in row:
+                    cells.append(None)
+                    continue
+                text = scale_text(row[p])
+                if start is None:
+                    text += f" ({scale_text(self.initial_of(layer, p))})"
+                cells.append((text, (layer, p) in off))
+            rows.append((layer, cells))
+        return rows
 
     def uniform_initial(self) -> float | None:
         """The initial scale shared by every module, or ``None`` when they differ."""

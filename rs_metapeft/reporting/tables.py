@@ -8,7 +8,7 @@ from pathlib import Path
 
 from ..data.longtail import GROUPS
 from ..peft.config import POSITIONS
-from .selection import ModuleSelection, module_selection, threshold_text
+from .selection import ModuleSelection, module_selection, scale_text, threshold_text
 
 __all__ = ["atomic_write", "format_module_selection", "format_report", "write_report"]
 
@@ -56,9 +56,6 @@ def format_report(report: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _scale(value: float) -> str:
-    return f"{value:.3g}"
-
 
 def format_module_selection(selection: ModuleSelection) -> list[str]:
     """Markdown lines of the "Module selection" section (switched-off modules, effective scales).
@@ -79,34 +76,24 @@ def format_module_selection(selection: ModuleSelection) -> list[str]:
                      f"modules below {limit} of their initial scale):")
         lines += ["", "| layer | position | effective scale | initial scale |",
                   "|--:|:--|--:|--:|"]
-        lines += [f"| {m['layer']} | {m['position']} | {_scale(m['scale'])} | "
-                  f"{_scale(m['initial'])} |" for m in selection.off]
+        lines += [f"| {m['layer']} | {m['position']} | {scale_text(m['scale'])} | "
+                  f"{scale_text(m['initial'])} |" for m in selection.off]
     else:
         lines.append(f"Switched off: none below {limit} of their initial scale.")
     if selection.scales:
-        positions, off = selection.positions, selection.off_keys()
+        positions = selection.positions
         start = selection.uniform_initial()
         lines.append("")
         if start is not None:
             lines.append(f"Effective scale alpha * gamma (layer x position); initial scale "
-                         f"{_scale(start)} for every module. \"off\": switched off.")
+                         f"{scale_text(start)} for every module. \"off\": switched off.")
         else:
             lines.append("Effective scale alpha * gamma (layer x position), initial scale in "
                          "brackets. \"off\": switched off.")
         lines += ["", "| layer | " + " | ".join(positions) + " |",
                   "|--:|" + "--:|" * len(positions)]
-        for layer, row in sorted(selection.scales.items()):
-            cells = []
-            for p in positions:
-                if p not in row:
-                    cells.append("")
-                    continue
-                cell = _scale(row[p])
-                if start is None:
-                    cell += f" ({_scale(selection.initial_of(layer, p))})"
-                if (layer, p) in off:
-                    cell += " off"
-                cells.append(cell)
+        for layer, grid_cells in selection.grid():
+            cells = ["" if c is None else c[0] + (" off" if c[1] else "") for c in grid_cells]
             lines.append(f"| {layer} | " + " | ".join(cells) + " |")
     if selection.history:
         first, last = selection.history[0][0], selection.history[-1][0]
