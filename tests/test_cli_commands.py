@@ -94,7 +94,8 @@ def test_report_regenerates_md_and_html(trained_run, tmp_path, capsys):
     (run / "report.md").unlink()
     assert main(["report", str(run)]) == 0
     html = (run / "report.html").read_text()
-    assert html.count("data:image/png;base64,") == 4  # curves, accuracy, confusion, gamma
+    # curves, accuracy, confusion, gamma, effective scale, gamma history
+    assert html.count("data:image/png;base64,") == 6
     assert (run / "report.md").read_text().startswith("# Tail-class report")
     assert main(["report", str(tmp_path / "nothing")]) == 2
     assert "no report.json" in capsys.readouterr().err
