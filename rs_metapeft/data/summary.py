@@ -18,7 +18,7 @@ import yaml
 from jsonargparse import ArgumentParser
 
 from ..recipes import recipe_path
-from .datamodule import LongTailDataModule, _targets
+from .datamodules.base import LongTailDataModule, _targets
 from .longtail import assign_groups, class_counts, imbalance_ratio
 
 __all__ = ["dataset_summary", "datamodule_from_recipe", "format_summary", "stats_main"]

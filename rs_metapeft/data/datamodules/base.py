@@ -10,7 +10,6 @@ and kornia augmentation on device. Subclasses only say how to build a split's da
 from __future__ import annotations
 
 import hashlib
-import logging
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -19,37 +18,22 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset, Sampler, Subset
 from torchgeo.datamodules import NonGeoDataModule
-from torchgeo.datasets import EuroSAT
 
-from ..bands import resolve_bands
-from .folder import ChipFolder, GeoTiffFolder
-from .longtail import class_counts, log_class_counts, longtail_indices
-from .meta_split import MetaSampler
-from .resumable import ResumableDataLoader
-from .samplers import SAMPLERS, build_sampler
-from .sar import SARPreprocessing, SARShipChips
-from .statistics import (
+from ...bands import resolve_bands
+from ..longtail import class_counts, log_class_counts, longtail_indices
+from ..meta_split import MetaSampler
+from ..resumable import ResumableDataLoader
+from ..samplers import SAMPLERS, build_sampler
+from ..statistics import (
     BandMismatchError,
     BandStatistics,
     cached_band_statistics,
     check_bands,
     compute_band_statistics,
 )
-from .synthetic import SyntheticSpec, generate_eurosat_like, generate_sar_twin
-from .transforms import AugmentConfig, FillNodata, build_eval_transform, build_train_augmentation
+from ..transforms import AugmentConfig, FillNodata, build_eval_transform, build_train_augmentation
 
-__all__ = [
-    "ChipFolderDataModule",
-    "EuroSATLongTailDataModule",
-    "GeoTiffFolderDataModule",
-    "LongTailDataModule",
-    "SARShipChipsDataModule",
-    "SyntheticEuroSATDataModule",
-    "SyntheticSARDataModule",
-]
-
-
-log = logging.getLogger(__name__)
+__all__ = ["LongTailDataModule"]
 
 
 class _Chain:
@@ -420,243 +404,3 @@ def _base(dataset: Dataset) -> Dataset:
     while isinstance(dataset, Subset):
         dataset = dataset.dataset
     return dataset
-
-
-class EuroSATLongTailDataModule(LongTailDataModule):
-    """TorchGeo's EuroSAT (Sentinel-2, 10 classes), long-tailed on demand.
-
-    Args:
-        root: where the EuroSAT files are (or go, with ``download=True``).
-        bands: any subset of EuroSAT's 13 bands, e.g. ``[B04, B03, B02]``.
-        download: download the data if missing (needs the internet).
-        **kwargs: :class:`LongTailDataModule` options.
-    """
-
-    def __init__(
-        self,
-        root: str = "data/eurosat",
-        bands: list[str] | None = None,
-        num_classes: int = 10,
-        download: bool = False,
-        **kwargs: Any,
-    ) -> None:
-        bands = list(bands or EuroSAT.all_band_names)
-        unknown = [b for b in bands if b not in EuroSAT.all_band_names]
-        if unknown:
-            raise ValueError(
-                f"data.bands: {unknown} are not EuroSAT bands; choose from "
-                f"{', '.join(EuroSAT.all_band_names)}"
-            )
-        super().__init__(bands=bands, num_classes=num_classes, **kwargs)
-        self.root = root
-        self.download = download
-
-    def prepare_data(self) -> None:
-        """Download EuroSAT when asked to (only on one process)."""
-        if self.download:
-            EuroSAT(self.root, split="train", bands=self.bands, download=True)
-
-    def make_dataset(self, split: str) -> Dataset:
-        """EuroSAT split with the requested bands."""
-        return EuroSAT(self.root, split=split, bands=self.bands, download=self.download)
-
-
-class SyntheticEuroSATDataModule(EuroSATLongTailDataModule):
-    """The built-in synthetic long-tailed Sentinel-2 set, generated on first use, read by EuroSAT.
-
-    Args:
-        root: where the generated files go.
-        bands: band subset to load.
-        num_classes: number of synthetic classes.
-        synthetic_imbalance_ratio: head/tail ratio of the generated training split.
-        max_per_class: training images of the head class.
-        val_per_class: validation images per class.
-        test_per_class: test images per class.
-        image_size: chip size in pixels.
-        data_seed: generator seed.
-        **kwargs: :class:`LongTailDataModule` options.
-    """
-
-    def __init__(
-        self,
-        root: str = "data/demo_s2",
-        bands: list[str] | None = None,
-        num_classes: int = 10,
-        synthetic_imbalance_ratio: float = 100.0,
-        max_per_class: int = 300,
-        val_per_class: int = 10,
-        test_per_class: int = 30,
-        image_size: int = 64,
-        data_seed: int = 0,
-        **kwargs: Any,
-    ) -> None:
-        super().__init__(root=root, bands=bands, num_classes=num_classes, **kwargs)
-        self.spec = SyntheticSpec(
-            num_classes, synthetic_imbalance_ratio, max_per_class, val_per_class,
-            test_per_class, image_size, data_seed,
-        )
-
-    def prepare_data(self) -> None:
-        """Generate the GeoTIFFs unless the same spec already lies in ``root``."""
-        generate_eurosat_like(self.root, self.spec)
-
-
-class ChipFolderDataModule(LongTailDataModule):
-    """A folder of GeoTIFF chips, ``root/<Class>/*.tif`` (see :class:`ChipFolder`).
-
-    Args:
-        root: dataset folder.
-        bands: band names in file order.
-        num_classes: number of class folders.
-        **kwargs: :class:`LongTailDataModule` options.
-    """
-
-    def __init__(self, root: str, bands: list[str], num_classes: int, **kwargs: Any) -> None:
-        super().__init__(bands=bands, num_classes=num_classes, **kwargs)
-        self.root = root
-
-    def make_dataset(self, split: str) -> Dataset:
-        """Chips of one split."""
-        return ChipFolder(Path(self.root), split=split, bands=self.bands)
-
-
-class GeoTiffFolderDataModule(LongTailDataModule):
-    """Your own GeoTIFF chips (see :class:`~rs_metapeft.data.folder.GeoTiffFolder`).
-
-    Every split is scanned when it is built (before training starts), so a corrupt, truncated,
-    wrong-band-count or nodata-only chip stops the run at once with the file's name, or with
-    ``on_bad_file: skip`` is dropped with a warning and a count.
-
-    Args:
-        root: dataset folder (``root/<class>/*.tif``).
-        bands: band names in file order; ``None`` takes the first file's band descriptions.
-        num_classes: number of classes; ``None`` counts them (folders, or ``classes``, or the CSV).
-        csv_file: optional ``path,label[,split]`` CSV.
-        classes: class list (label order).
-        split_files: per split, a list file (``<path> [label]`` lines).
-        nodata: nodata value overriding the files' own.
-        on_bad_file: ``error`` or ``skip``.
-        check_test_split: on ``setup("fit")``, index the test split too, so that a missing test
-            list fails before training rather than after it (``rs-metapeft fit`` tests at the end).
-        **kwargs: :class:`LongTailDataModule` options.
-    """
-
-    dataset_type: type[GeoTiffFolder] = GeoTiffFolder
-
-    def __init__(
-        self,
-        root: str,
-        bands: list[str] | None = None,
-        num_classes: int | None = None,
-        csv_file: str | None = None,
-        classes: list[str] | None = None,
-        split_files: dict[str, str] | None = None,
-        nodata: float | None = None,
-        on_bad_file: str = "error",
-        check_test_split: bool = True,
-        **kwargs: Any,
-    ) -> None:
-        self.root = root
-        self.check_test_split = check_test_split
-        self.folder_kwargs: dict[str, Any] = dict(
-            csv_file=csv_file, classes=classes, split_files=split_files, nodata=nodata,
-            on_bad_file=on_bad_file,
-        )
-        if bands is None or num_classes is None:
-            # Index one split without reading pixels, for the band names and the class count.
-            probe = self.dataset_type(root, split="train", bands=bands, scan=False,
-                                      **self._extra_kwargs(), **self.folder_kwargs)
-            bands = list(bands or probe.bands)
-            num_classes = num_classes or len(probe.classes)
-        super().__init__(bands=bands, num_classes=num_classes, **kwargs)
-
-    def _extra_kwargs(self) -> dict[str, Any]:
-        return {}
-
-    def dataset_key(self) -> str:
-        """Dataset, root and reading options."""
-        options = sorted(self.folder_kwargs.items())
-        return f"{super().dataset_key()}:{options}:{self._extra_kwargs()}"
-
-    def setup(self, stage: str) -> None:
-        """Build the splits; on ``fit``, first check that the test split can be indexed."""
-        if stage == "fit" and self.check_test_split:
-            self.dataset_type(self.root, split="test", bands=self.bands, scan=False,
-                              **self._extra_kwargs(), **self.folder_kwargs)
-        super().setup(stage)
-
-    def make_dataset(self, split: str) -> Dataset:
-        """The chips of one split, scanned."""
-        return self.dataset_type(self.root, split=split, bands=self.bands,
-                                 **self._extra_kwargs(), **self.folder_kwargs)
-
-
-class SARShipChipsDataModule(GeoTiffFolderDataModule):
-    """SAR ship chips, FUSAR-Ship / OpenSARShip / FUSRS style (see :class:`.SARShipChips`).
-
-    Args:
-        root: dataset folder (``root/<class>/*.png|tif``).
-        bands: the polarisation, e.g. ``[VV]`` (default) or ``[HH]``.
-        preprocessing: ``{input: amplitude|intensity|db, to_db: bool, clip_db: [lo, hi]}``;
-            recorded in :attr:`preprocessing_record` and the statistics cache key.
-        **kwargs: :class:`GeoTiffFolderDataModule` options (``split_files``, ``classes`` ...).
-    """
-
-    def __init__(
-        self,
-        root: str,
-        bands: list[str] | None = None,
-        preprocessing: SARPreprocessing | None = None,
-        **kwargs: Any,
-    ) -> None:
-        if isinstance(preprocessing, dict):
-            preprocessing = SARPreprocessing(**preprocessing)
-        self.preprocessing = preprocessing or SARPreprocessing()
-        kwargs.setdefault("num_classes", None)
-        super().__init__(root=root, bands=list(bands or ["VV"]), **kwargs)
-        self.preprocessing_record = self.preprocessing.to_dict()
-        log.info("SAR preprocessing: %s", self.preprocessing_record)
-
-    dataset_type = SARShipChips
-
-    def _extra_kwargs(self) -> dict[str, Any]:
-        return {"preprocessing": self.preprocessing}
-
-
-class SyntheticSARDataModule(ChipFolderDataModule):
-    """The built-in synthetic Sentinel-1 (VV, VH) twin, generated on first use.
-
-    Args:
-        root: where the generated files go.
-        num_classes: number of synthetic classes.
-        synthetic_imbalance_ratio: head/tail ratio of the generated training split.
-        max_per_class: training images of the head class.
-        val_per_class: validation images per class.
-        test_per_class: test images per class.
-        image_size: chip size in pixels.
-        data_seed: generator seed.
-        **kwargs: :class:`LongTailDataModule` options.
-    """
-
-    def __init__(
-        self,
-        root: str = "data/demo_s1",
-        num_classes: int = 10,
-        synthetic_imbalance_ratio: float = 100.0,
-        max_per_class: int = 300,
-        val_per_class: int = 10,
-        test_per_class: int = 30,
-        image_size: int = 64,
-        data_seed: int = 0,
-        **kwargs: Any,
-    ) -> None:
-        kwargs.setdefault("bands", ["VV", "VH"])
-        super().__init__(root=root, num_classes=num_classes, **kwargs)
-        self.spec = SyntheticSpec(
-            num_classes, synthetic_imbalance_ratio, max_per_class, val_per_class,
-            test_per_class, image_size, data_seed,
-        )
-
-    def prepare_data(self) -> None:
-        """Generate the GeoTIFFs unless the same spec already lies in ``root``."""
-        generate_sar_twin(self.root, self.spec)
