@@ -13,6 +13,7 @@ import numpy as np
 from torch.utils.data import Dataset, Subset
 from torchgeo.datasets import So2Sat
 
+from ..splits import stratified_split
 from .base import LongTailDataModule
 
 __all__ = ["SO2SAT_BAND_NAMES", "So2SatLongTailDataModule"]
@@ -40,24 +41,6 @@ class _So2SatWithTargets(So2Sat):
             with h5py.File(self.fn, "r") as f:
                 self._targets = np.asarray(f["label"][:]).argmax(1).tolist()
         return self._targets
-
-
-def _stratified_holdout(
-    targets: list[int], fraction: float, seed: int
-) -> tuple[list[int], list[int]]:
-    """Split indices into (train, holdout).
-
-    ``fraction`` of each class is held out, at least one sample when the class has two or more.
-    """
-    rng = np.random.default_rng(seed)
-    t = np.asarray(targets)
-    train, hold = [], []
-    for c in np.unique(t):
-        ix = rng.permutation(np.flatnonzero(t == c))
-        k = min(len(ix) - 1, max(1, int(round(fraction * len(ix))))) if len(ix) > 1 else 0
-        hold += ix[:k].tolist()
-        train += ix[k:].tolist()
-    return sorted(train), sorted(hold)
 
 
 class So2SatLongTailDataModule(LongTailDataModule):
@@ -107,6 +90,8 @@ class So2SatLongTailDataModule(LongTailDataModule):
                 f"data.bands {names}: So2Sat stacks Sentinel-1 channels before Sentinel-2; list "
                 "VV/VH first"
             )
+        if not 0 < val_fraction < 1:
+            raise ValueError(f"data.val_fraction must be in (0, 1), got {val_fraction}")
         if version not in So2Sat.versions:
             raise ValueError(f"data.version must be one of {So2Sat.versions}, got {version!r}")
         super().__init__(
@@ -133,6 +118,6 @@ class So2SatLongTailDataModule(LongTailDataModule):
             return self._open("validation")
         if split in ("train", "val") and "validation" not in files:
             full = self._open("train")
-            train, hold = _stratified_holdout(full.targets, self.val_fraction, self.seed)
-            return Subset(full, train if split == "train" else hold)
+            parts = stratified_split(full.targets, [self.val_fraction], self.seed)
+            return Subset(full, (parts.keep if split == "train" else parts.held[0]).tolist())
         return self._open(split)
