@@ -77,7 +77,7 @@ def dataset_summary(
     }
     for split in splits:
         try:
-            dataset = dm.make_dataset(split)
+            dataset = dm.split_dataset(split)
         except Exception as err:  # a split may legitimately not exist (e.g. no test list)
             summary["notes"].append(f"{split}: not available ({err})")
             continue

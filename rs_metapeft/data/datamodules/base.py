@@ -10,6 +10,8 @@ and kornia augmentation on device. Subclasses only say how to build a split's da
 from __future__ import annotations
 
 import hashlib
+import json
+import logging
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -34,6 +36,8 @@ from ..statistics import (
 from ..transforms import AugmentConfig, FillNodata, build_eval_transform, build_train_augmentation
 
 __all__ = ["LongTailDataModule"]
+
+log = logging.getLogger(__name__)
 
 
 class _Chain:
@@ -98,6 +102,9 @@ class LongTailDataModule(NonGeoDataModule):
             ``augment_options.resized_crop_scale`` is set); ``None`` keeps their size.
         stats_cache: folder where band statistics are cached as JSON, keyed by dataset and
             bands; ``None`` computes them every run.
+        classes: use only these classes, in this label order (names as the dataset spells them,
+            e.g. ``[Forest, River]``); images of the others are left out of every split, and
+            ``num_classes`` follows the list's length. ``None`` (default) uses every class.
     """
 
     def __init__(
@@ -120,6 +127,7 @@ class LongTailDataModule(NonGeoDataModule):
         augment_options: AugmentConfig | None = None,
         image_size: int | None = None,
         stats_cache: str | None = None,
+        classes: list[str] | None = None,
         **dataset_kwargs: Any,
     ) -> None:
         if "meta_disjoint" in dataset_kwargs:
@@ -152,6 +160,11 @@ class LongTailDataModule(NonGeoDataModule):
         self.sampler_epochs = sampler_epochs
         self.image_size = image_size
         self.stats_cache = stats_cache
+        self.class_subset = [str(c) for c in classes] if classes is not None else None
+        if self.class_subset is not None and len(self.class_subset) != num_classes:
+            log.info("data.classes names %d classes; data.num_classes follows it (was %d)",
+                     len(self.class_subset), num_classes)
+            self.num_classes = len(self.class_subset)
         if isinstance(augment_options, dict):
             augment_options = AugmentConfig(**augment_options)
         self._augment = (
@@ -175,6 +188,14 @@ class LongTailDataModule(NonGeoDataModule):
         """Build the dataset of one split (``train``, ``val`` or ``test``)."""
         raise NotImplementedError
 
+    def split_dataset(self, split: str) -> Dataset:
+        """The dataset of one split, limited to ``data.classes`` when that is set."""
+        dataset = self.make_dataset(split)
+        names = [str(n) for n in getattr(_base(dataset), "classes", [])]
+        if self.class_subset is None or names == self.class_subset:
+            return dataset
+        return _ClassSubset(dataset, self.class_subset, split)
+
     def dataset_key(self) -> str:
         """Identifies the training data for the statistics cache (override to add settings)."""
         return f"{type(self).__name__}:{Path(str(getattr(self, 'root', ''))).resolve()}"
@@ -184,14 +205,14 @@ class LongTailDataModule(NonGeoDataModule):
         """Build the splits; on ``fit``, also counts, statistics and the meta split."""
         if stage == "fit":
             self.train_dataset = self._build_train()
-            self.val_dataset = self.make_dataset("val")
+            self.val_dataset = self.split_dataset("val")
             self._build_meta_sampler()  # before anything indexes an empty validation split
             self._check_classes(self.val_dataset, "val")
         elif stage == "validate":
-            self.val_dataset = self.make_dataset("val")
+            self.val_dataset = self.split_dataset("val")
             self._check_classes(self.val_dataset, "val")
         elif stage == "test":
-            self.test_dataset = self.make_dataset("test")
+            self.test_dataset = self.split_dataset("test")
             self._check_classes(self.test_dataset, "test")
 
     def _check_classes(self, dataset: Dataset, split: str) -> None:
@@ -213,7 +234,7 @@ class LongTailDataModule(NonGeoDataModule):
             )
 
     def _build_train(self) -> Dataset:
-        dataset = self.make_dataset("train")
+        dataset = self.split_dataset("train")
         self._check_classes(dataset, "train")
         if self.imbalance_ratio is not None:
             keep = longtail_indices(
@@ -231,9 +252,11 @@ class LongTailDataModule(NonGeoDataModule):
         self.train_counts = class_counts(targets, self.num_classes)
         empty = [n for n, c in zip(self.class_names, self.train_counts, strict=True) if c == 0]
         if empty:
+            kept = [n for n in self.class_names if n not in empty]
             raise ValueError(
-                f"the training split has no images of classes {empty}; add images of these "
-                "classes or remove them from the class list"
+                f"the training split has no images of classes {empty}; add training images of "
+                f"these classes, or leave them out with data.classes: {json.dumps(kept)} (the "
+                "classes to use, in label order)"
             )
         log_class_counts(self.class_names, self.train_counts, "train")
         fingerprint = hashlib.sha256(np.asarray(targets, dtype=np.int64).tobytes()).hexdigest()[:16]
@@ -398,6 +421,33 @@ def _labels(dataset: Dataset) -> list[int]:
         return _targets(dataset)
     except AttributeError:
         return [int(dataset[i]["label"]) for i in range(len(dataset))]  # type: ignore[arg-type]
+
+
+class _ClassSubset(Dataset):
+    """The images of some classes of a dataset, relabelled ``0 .. k-1`` in the order given."""
+
+    def __init__(self, dataset: Dataset, classes: list[str], split: str) -> None:
+        names = [str(n) for n in getattr(_base(dataset), "classes", [])]
+        unknown = [c for c in classes if c not in names]
+        if unknown:
+            raise ValueError(
+                f"data.classes: {unknown} are not classes of the {split} split; choose among "
+                f"{', '.join(names)}"
+            )
+        relabel = {names.index(c): i for i, c in enumerate(classes)}
+        labels = _labels(dataset)
+        self.dataset = dataset
+        self.indices = [i for i, y in enumerate(labels) if y in relabel]
+        self.targets = [relabel[labels[i]] for i in self.indices]
+        self.classes = list(classes)
+
+    def __len__(self) -> int:
+        return len(self.indices)
+
+    def __getitem__(self, index: int) -> dict[str, Any]:
+        sample = dict(self.dataset[self.indices[index]])
+        sample["label"] = torch.tensor(self.targets[index])
+        return sample
 
 
 def _base(dataset: Dataset) -> Dataset:
