@@ -203,7 +203,7 @@ def _instantiate_data(data: dict):
     # valid choices, exactly as the command line does.
     from jsonargparse import ArgumentParser
 
-    from .data.datamodule import LongTailDataModule
+    from .data.datamodules import LongTailDataModule
 
     parser = ArgumentParser(exit_on_error=False)
     parser.add_subclass_arguments(LongTailDataModule, "data", required=True)

@@ -18,7 +18,7 @@ from jsonargparse import ArgumentParser
 from lightning.pytorch.cli import LightningCLI
 from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
 
-from .data.datamodule import LongTailDataModule
+from .data.datamodules import LongTailDataModule
 from .recipes import copy_recipe, list_recipes, recipe_path, recipe_summary
 from .tasks import MetaPEFTTask
 
