@@ -280,8 +280,7 @@ def _predict_chips(argv: list[str]) -> int:
                                 "folder of GeoTIFF chips (searched recursively)")
     parser.add_argument("--output", "-o", default="predictions.csv", help="CSV to write")
     cfg = parser.parse_args(argv)
-    from .api import load_model
-    from .inference import predict_chips
+    from .inference import load_model, predict_chips
 
     try:
         out = predict_chips(load_model(cfg.checkpoint), cfg.folder, cfg.output, cfg.batch_size)
@@ -301,8 +300,7 @@ def _predict_scene(argv: list[str]) -> int:
                         help="pixels between chips (default: the chip size, no overlap)")
     parser.add_argument("--crs", default=None, help="refuse a scene not in this CRS (EPSG:32632)")
     cfg = parser.parse_args(argv)
-    from .api import load_model
-    from .inference import predict_scene
+    from .inference import load_model, predict_scene
 
     try:
         classes, confidence = predict_scene(load_model(cfg.checkpoint), cfg.scene, cfg.output,
