@@ -342,12 +342,13 @@ class MetaPEFTTask(L.LightningModule):
         mc = self.meta_config
         self._step = self.trainer.global_step  # main.step() below advances global_step
         outer = self._meta_active() and mc.is_outer_step(self._step)
+        in_step = outer and mc.plan.train_step
         optimizers = self.optimizers()
         main = optimizers[0] if isinstance(optimizers, list) else optimizers
         if outer:
             self.trainer.datamodule.new_meta_round()
         rng = None
-        if outer and mc.uses_train_step:  # replayed for the Hessian-vector product's forward
+        if in_step:  # replayed for the Hessian-vector product's forward
             rng = torch.get_rng_state()
             if self.device.type == "cuda":
                 rng = (rng, torch.cuda.get_rng_state())
@@ -356,7 +357,7 @@ class MetaPEFTTask(L.LightningModule):
         main.zero_grad(set_to_none=True)
         self.manual_backward(loss)
         result = None
-        if outer and mc.uses_train_step:
+        if in_step:
             result = self._train_step_hypergradient(batch, loss, rng)
         main.step()
         self.lr_schedulers().step()
@@ -398,10 +399,9 @@ class MetaPEFTTask(L.LightningModule):
         mc = self.meta_config
         steps = mc.lookahead_steps
         train_batches = [self._next_meta_batch("train") for _ in range(steps)]
-        mode = "first_order" if mc.hypergradient == "first_order" else "unrolled"
         result = lookahead_hypergradient(
             self.model, self.training_loss, train_batches, self._next_meta_batch("val"),
-            self._lookahead_rule(split_parameters(self.model)[0]), mode,
+            self._lookahead_rule(split_parameters(self.model)[0]), mc.hypergradient,
         )
         self._apply_hypergradient(result)
 
