@@ -15,9 +15,11 @@ from collections.abc import Callable
 from pathlib import Path
 
 from jsonargparse import ArgumentParser
+from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.cli import LightningCLI
 from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
 
+from .checkpointing import LastCheckpoint, find_last_checkpoint
 from .data.datamodule import LongTailDataModule
 from .recipes import copy_recipe, list_recipes, recipe_path, recipe_summary
 from .tasks import MetaPEFTTask
@@ -26,12 +28,15 @@ __all__ = ["RSMetaPEFTCLI", "build_cli", "main"]
 
 #: Help of LightningCLI's own subcommands: what each does and an example.
 _LIGHTNING_HELP = {
-    "fit": ("Train with a recipe, then test and write report.json/.md/.html into the run folder.",
-            "rs-metapeft fit --config eurosat_ms_lt --trainer.max_epochs=10"),
+    "fit": ("Train with a recipe (checkpoints/last.ckpt every --checkpoint.every_n_train_steps "
+            "steps and at the end; --ckpt_path last resumes the newest exactly), then test and "
+            "write report.json/.md/.html into the run folder.",
+            "rs-metapeft fit --config eurosat_ms_lt --trainer.max_epochs=10\n"
+            "  rs-metapeft fit --config eurosat_ms_lt --trainer.max_epochs=10 --ckpt_path last"),
     "validate": ("Validate a checkpoint on a recipe's validation split.",
                  "rs-metapeft validate --config demo --ckpt_path runs/demo/.../last.ckpt"),
     "test": ("Test a checkpoint on a recipe's test split and write the report.",
-             "rs-metapeft test --config demo --ckpt_path runs/demo/.../epoch=5.ckpt"),
+             "rs-metapeft test --config demo --ckpt_path last"),
     "predict": ("Class probabilities on a recipe's predict split (Lightning's predict loop).",
                 "rs-metapeft predict --config demo --ckpt_path CKPT"),
 }
@@ -48,11 +53,37 @@ class RSMetaPEFTCLI(LightningCLI):
     def add_arguments_to_parser(self, parser) -> None:  # noqa: D102 - LightningCLI hook
         parser.link_arguments("data.bands", "model.bands", apply_on="instantiate")
         parser.link_arguments("data.num_classes", "model.num_classes", apply_on="instantiate")
+        # Always there, so every run can be resumed: --checkpoint.every_n_train_steps=N.
+        parser.add_lightning_class_args(LastCheckpoint, "checkpoint")
 
     def _instantiate_trainer(self, config, callbacks):
         if config.get("logger") in (None, True):
             config = {**config, "logger": default_loggers(config.get("default_root_dir"))}
+        own = config.get("callbacks") or []
+        own = own if isinstance(own, list) else [own]
+        if config.get("enable_checkpointing") is False or any(
+                isinstance(c, ModelCheckpoint) for c in own):
+            # The recipe checkpoints its own way, or not at all (Lightning then refuses any
+            # ModelCheckpoint), so leave ours out.
+            callbacks = [c for c in callbacks if not isinstance(c, LastCheckpoint)]
         return super()._instantiate_trainer(config, callbacks)
+
+    def _resolve_checkpoint(self) -> None:
+        """Resolve ``--ckpt_path last``.
+
+        ``last`` is the newest last.ckpt of the run folder, in any version folder: Lightning's
+        own "last" looks only in this run's new version folder, finds nothing there and
+        silently starts from scratch.
+        """
+        config = self.config_init[self.subcommand]
+        path = config.get("ckpt_path")
+        if path == "last":
+            folders = [c.dirpath for c in self.trainer.callbacks
+                       if isinstance(c, LastCheckpoint) and c.dirpath]
+            path = find_last_checkpoint(folders[0] if folders else self.trainer.default_root_dir)
+            config["ckpt_path"] = str(path)
+            verb = "resuming from" if self.subcommand == "fit" else "loading"
+            print(f"rs-metapeft {self.subcommand}: {verb} {path}", file=sys.stderr)
 
     def before_validate(self) -> None:
         """Refuse a checkpoint made for other bands or classes, before any work."""
@@ -62,10 +93,15 @@ class RSMetaPEFTCLI(LightningCLI):
         """Refuse a checkpoint made for other bands or classes, before any work."""
         self._check_checkpoint("test")
 
+    def before_predict(self) -> None:
+        """Resolve ``--ckpt_path last``."""
+        self._resolve_checkpoint()
+
     def _check_checkpoint(self, stage: str) -> None:
+        self._resolve_checkpoint()
         path = self.config_init[self.subcommand].get("ckpt_path")
         if not path or not Path(path).is_file():
-            return  # Lightning's own message covers missing files and "best"/"last"
+            return  # Lightning's own message covers "best"
         import torch
 
         from .inference import check_names
@@ -77,7 +113,8 @@ class RSMetaPEFTCLI(LightningCLI):
                     self.datamodule.class_names)
 
     def before_fit(self) -> None:
-        """Start the fit clock."""
+        """Resolve ``--ckpt_path last``; start the fit clock."""
+        self._resolve_checkpoint()
         self._fit_started = time.perf_counter()
 
     def after_fit(self) -> None:
