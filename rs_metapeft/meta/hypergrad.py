@@ -80,8 +80,8 @@ def outer_step_plan(hypergradient: str, lookahead: str = "train_step") -> OuterS
     """
     if hypergradient not in HYPERGRADIENT_MODES:
         raise ValueError(
-            f"model.meta.hypergradient must be one of {', '.join(HYPERGRADIENT_MODES)}, "
-            f"got {hypergradient!r}"
+            f"hypergradient mode (model.meta.hypergradient) must be one of "
+            f"{', '.join(HYPERGRADIENT_MODES)}, got {hypergradient!r}"
         )
     return OuterStepPlan(train_step=lookahead == "train_step" and hypergradient != "unrolled_k",
                          unrolled=hypergradient != "first_order")
