@@ -19,8 +19,10 @@ This module adds the rest, in one place:
 from __future__ import annotations
 
 import os
+import pickle
 import random
 import re
+import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -33,9 +35,12 @@ from lightning.pytorch.utilities.exceptions import SIGTERMException
 __all__ = [
     "METADATA_KEY",
     "AtomicCheckpointIO",
+    "CheckpointReadError",
     "ExactResume",
     "LastCheckpoint",
+    "check_checkpoint_file",
     "find_last_checkpoint",
+    "read_checkpoint",
     "restore_rng_states",
     "restore_task_metadata",
     "rng_states",
@@ -54,6 +59,55 @@ def _str_keys(gmap: dict[int, dict[str, float]]) -> dict[str, dict[str, float]]:
 
 def _int_keys(gmap: dict[str, dict[str, float]]) -> dict[int, dict[str, float]]:
     return {int(k): dict(v) for k, v in gmap.items()}
+
+
+class CheckpointReadError(ValueError):
+    """A checkpoint file that cannot be read (truncated, corrupt, or not a checkpoint)."""
+
+
+def _unreadable(path: Path, err: BaseException) -> CheckpointReadError:
+    reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+    return CheckpointReadError(
+        f"cannot read checkpoint {path}: it is truncated, corrupt or not a checkpoint ({reason}); "
+        "use another one (an earlier last.ckpt, or the run's other checkpoints) or train again"
+    )
+
+
+def check_checkpoint_file(path: str | os.PathLike) -> Path:
+    """Refuse a checkpoint file that cannot be read, before Lightning or torch try to.
+
+    Cheap: opens the file's zip directory (``torch.save``'s format), which a truncated file lacks.
+
+    Raises:
+        FileNotFoundError: no such file.
+        CheckpointReadError: the file is not a readable checkpoint; the message names it.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"checkpoint {path} does not exist")
+    try:
+        with zipfile.ZipFile(path):
+            pass
+    except (zipfile.BadZipFile, OSError, EOFError) as err:
+        raise _unreadable(path, err) from err
+    return path
+
+
+def read_checkpoint(path: str | os.PathLike, map_location: str = "cpu") -> dict[str, Any]:
+    """Load a checkpoint with ``weights_only=True``; one clear error if it cannot be read.
+
+    Raises:
+        FileNotFoundError: no such file.
+        CheckpointReadError: truncated, corrupt or not a checkpoint; the message names the file.
+    """
+    path = check_checkpoint_file(path)
+    try:
+        checkpoint = torch.load(path, map_location=map_location, weights_only=True)
+    except (RuntimeError, EOFError, OSError, pickle.UnpicklingError) as err:
+        raise _unreadable(path, err) from err
+    if not isinstance(checkpoint, dict):
+        raise CheckpointReadError(f"{path} holds a {type(checkpoint).__name__}, not a checkpoint")
+    return checkpoint
 
 
 def task_metadata(task: Any) -> dict[str, Any]:

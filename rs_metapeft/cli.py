@@ -9,6 +9,7 @@ recipes: ``demo``, ``stats``, ``report``, ``compare``, ``export``, ``recipes`` a
 
 from __future__ import annotations
 
+import os
 import sys
 import time
 from collections.abc import Callable
@@ -19,7 +20,13 @@ from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.cli import LightningCLI
 from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
 
-from .checkpointing import LastCheckpoint, find_last_checkpoint
+from .checkpointing import (
+    METADATA_KEY,
+    LastCheckpoint,
+    check_checkpoint_file,
+    find_last_checkpoint,
+    read_checkpoint,
+)
 from .data.datamodule import LongTailDataModule
 from .recipes import copy_recipe, list_recipes, recipe_path, recipe_summary
 from .tasks import MetaPEFTTask
@@ -68,22 +75,27 @@ class RSMetaPEFTCLI(LightningCLI):
             callbacks = [c for c in callbacks if not isinstance(c, LastCheckpoint)]
         return super()._instantiate_trainer(config, callbacks)
 
-    def _resolve_checkpoint(self) -> None:
-        """Resolve ``--ckpt_path last``.
+    def _parse_ckpt_path(self) -> None:
+        """Resolve ``--ckpt_path last``; refuse an unreadable checkpoint file, naming it.
 
-        ``last`` is the newest last.ckpt of the run folder, in any version folder: Lightning's
-        own "last" looks only in this run's new version folder, finds nothing there and
-        silently starts from scratch.
+        Runs before LightningCLI reads the checkpoint's hyperparameters. ``last`` is the newest
+        last.ckpt of the run folder, in any version folder: Lightning's own "last" looks only in
+        this run's new version folder, finds nothing there and silently starts from scratch.
         """
-        config = self.config_init[self.subcommand]
-        path = config.get("ckpt_path")
+        subcommand = self.config.get("subcommand")
+        config = self.config[subcommand] if subcommand else None
+        path = config.get("ckpt_path") if config is not None else None
         if path == "last":
-            folders = [c.dirpath for c in self.trainer.callbacks
-                       if isinstance(c, LastCheckpoint) and c.dirpath]
-            path = find_last_checkpoint(folders[0] if folders else self.trainer.default_root_dir)
+            folder = (config.get("checkpoint.dirpath") or config.get("trainer.default_root_dir")
+                      or os.getcwd())
+            path = find_last_checkpoint(folder)
             config["ckpt_path"] = str(path)
-            verb = "resuming from" if self.subcommand == "fit" else "loading"
-            print(f"rs-metapeft {self.subcommand}: {verb} {path}", file=sys.stderr)
+            verb = "resuming from" if subcommand == "fit" else "loading"
+            print(f"rs-metapeft {subcommand}: {verb} {path}", file=sys.stderr)
+        special = path in ("best", "hpc") or str(path).startswith("registry") or "://" in str(path)
+        if path and not special:
+            check_checkpoint_file(path)
+        super()._parse_ckpt_path()
 
     def before_validate(self) -> None:
         """Refuse a checkpoint made for other bands or classes, before any work."""
@@ -93,28 +105,20 @@ class RSMetaPEFTCLI(LightningCLI):
         """Refuse a checkpoint made for other bands or classes, before any work."""
         self._check_checkpoint("test")
 
-    def before_predict(self) -> None:
-        """Resolve ``--ckpt_path last``."""
-        self._resolve_checkpoint()
-
     def _check_checkpoint(self, stage: str) -> None:
-        self._resolve_checkpoint()
         path = self.config_init[self.subcommand].get("ckpt_path")
         if not path or not Path(path).is_file():
             return  # Lightning's own message covers "best"
-        import torch
-
         from .inference import check_names
 
-        info = torch.load(path, map_location="cpu", weights_only=True).get("rs_metapeft", {})
+        info = read_checkpoint(path).get(METADATA_KEY, {})
         self.datamodule.prepare_data()
         self.datamodule.setup(stage)
         check_names(info.get("bands"), info.get("classes"), self.datamodule.bands,
                     self.datamodule.class_names)
 
     def before_fit(self) -> None:
-        """Resolve ``--ckpt_path last``; start the fit clock."""
-        self._resolve_checkpoint()
+        """Start the fit clock."""
         self._fit_started = time.perf_counter()
 
     def after_fit(self) -> None:
@@ -410,9 +414,43 @@ def _overview() -> str:
     return "\n".join(lines)
 
 
+#: Set to 1 (or pass ``--debug``) for the full traceback of an error instead of its one line.
+DEBUG_ENV = "RS_METAPEFT_DEBUG"
+
+
+def _expected_errors() -> tuple[type[BaseException], ...]:
+    """Errors that are the user's to fix (input, files, settings): shown as one line."""
+    from lightning.fabric.utilities.exceptions import MisconfigurationException
+
+    from .models.backbone import BackboneWeightsError
+
+    # ValueError covers the project's own (data files, bands, checkpoints, exports, settings).
+    return (ValueError, FileNotFoundError, FileExistsError, NotADirectoryError,
+            IsADirectoryError, PermissionError, BackboneWeightsError, MisconfigurationException)
+
+
 def main(argv: list[str] | None = None) -> int:
-    """Entry point of ``rs-metapeft``; returns the process exit code."""
+    """Entry point of ``rs-metapeft``; returns the process exit code.
+
+    An expected error (missing or unreadable file, band or class mismatch, bad setting, weights
+    not found) prints ``error: <message>`` on stderr and returns 2; ``--debug`` anywhere on the
+    command line, or ``RS_METAPEFT_DEBUG=1``, shows the traceback instead.
+    """
     argv = list(sys.argv[1:] if argv is None else argv)
+    debug = "--debug" in argv or os.environ.get(DEBUG_ENV, "") not in ("", "0")
+    argv = [a for a in argv if a != "--debug"]
+    try:
+        return _run(argv)
+    except _expected_errors() as err:
+        if debug:
+            raise
+        message = " ".join(str(err).split()) or type(err).__name__
+        print(f"error: {message}  (--debug for the traceback)",
+              file=sys.stderr)
+        return 2
+
+
+def _run(argv: list[str]) -> int:
     if not argv or argv[0] in ("-h", "--help"):
         print(_overview())
         return 0
