@@ -221,3 +221,20 @@ def test_ddp_ranks_keep_their_share_of_one_balanced_global_batch(tiny_s2_root):
         assert batch["image"].shape[0] == dm.meta_batch_size
         labels += batch["label"].tolist()
     assert np.bincount(labels, minlength=4).tolist() == [2, 2, 2, 2]
+
+
+def test_the_datamodule_state_carries_the_meta_sampler(tiny_s2_root):
+    from tests.tasks.factory import make_dm
+
+    a = make_dm(tiny_s2_root, meta_protocol="resample", meta_fraction=0.3, augment=False)
+    a.setup("fit")
+    a.new_meta_round()
+    a.meta_batch("val")
+    state = a.state_dict()
+    expected = [a.meta_batch(part)["image"] for part in ("val", "train", "val")]
+    b = make_dm(tiny_s2_root, meta_protocol="resample", meta_fraction=0.3, augment=False)
+    assert b.state_dict() == {}
+    b.load_state_dict(state)  # before setup, as a checkpoint may come: it waits for the sampler
+    b.setup("fit")
+    for part, image in zip(("val", "train", "val"), expected, strict=True):
+        assert torch.equal(b.meta_batch(part)["image"], image)

@@ -285,6 +285,35 @@ class LongTailDataModule(NonGeoDataModule):
     def _set_meta_sampler(self, sampler: MetaSampler, datasets: dict[str, Dataset]) -> None:
         self.meta_sampler, self.meta_datasets = sampler, datasets
         self.meta_indices = (sampler.parts["train"], sampler.parts["val"])
+        pending, self._meta_sampler_state = getattr(self, "_meta_sampler_state", None), None
+        if pending is not None:
+            sampler.load_state_dict(pending)
+
+    def state_dict(self) -> dict[str, Any]:
+        """The meta sampler's position; Lightning stores it in every checkpoint.
+
+        Returns:
+            ``{"meta_sampler": ...}`` once ``setup("fit")`` has built the sampler, else ``{}``.
+        """
+        if self.meta_sampler is None:
+            return {}
+        return {"meta_sampler": self.meta_sampler.state_dict()}
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        """Continue the meta sampler's draws where a checkpoint left them.
+
+        Lightning calls this after ``setup("fit")``; before it, the state waits for the sampler.
+
+        Raises:
+            ValueError: the checkpoint's meta protocol or split differs from this run's.
+        """
+        state = state_dict.get("meta_sampler")
+        if state is None:
+            return
+        if self.meta_sampler is None:
+            self._meta_sampler_state = state
+        else:
+            self.meta_sampler.load_state_dict(state)
 
     def _build_meta_sampler(self) -> None:
         """The ``val_split`` and ``resample`` samplers (``holdout``'s shapes the training set)."""
@@ -360,10 +389,13 @@ class LongTailDataModule(NonGeoDataModule):
             # Keep a full last batch only when the split is big enough to drop it.
             return self._plain_loader(dataset, True, drop_last=len(dataset) > self.batch_size,
                                       loader_cls=ResumableDataLoader)
+        # A generator of its own: without one, every epoch's start draws the loader's base seed
+        # from the global generator, which a mid-epoch resume would then draw at another time.
         return ResumableDataLoader(
             dataset, batch_size=self.batch_size, sampler=sampler, num_workers=self.num_workers,
             collate_fn=self.collate_fn, drop_last=len(dataset) > self.batch_size,
             persistent_workers=self.num_workers > 0,
+            generator=torch.Generator().manual_seed(self.seed),
         )
 
     def meta_batch(self, part: str, device: torch.device | str = "cpu") -> dict[str, Any]:
