@@ -90,16 +90,14 @@ def fit(recipe: Recipe, overrides: dict[str, Any] | None = None, verbose: bool =
 
 
 def load_model(source: str | os.PathLike, device: str = "cpu"):
-    """Load a trained model from a run folder, a checkpoint or an exported adapter.
+    """Load a trained model; :func:`rs_metapeft.inference.load_model` under its public name.
 
     Args:
-        source: a run folder (its ``last.ckpt`` or newest checkpoint), a ``.ckpt`` file, or an
-            adapter written by ``rs-metapeft export``.
+        source: a run folder, a ``.ckpt`` file or an ``rs-metapeft export`` folder.
         device: where the model goes.
 
     Returns:
-        The task in eval mode; ``model.class_names`` and ``model.model.bands`` say what it was
-        trained on.
+        The task in eval mode, with ``class_names`` and ``model.bands``.
 
     Example (``run`` is the folder from the :func:`fit` example):
         >>> model = load_model(run)
@@ -109,31 +107,9 @@ def load_model(source: str | os.PathLike, device: str = "cpu"):
         13
 
     """
-    from .inference import find_checkpoint, load_task
+    from .inference import load_model as load
 
-    path = Path(source)
-    if path.is_dir() and (path / "manifest.json").is_file():
-        return _task_from_export(path, device)
-    return load_task(find_checkpoint(path), device)
-
-
-def _task_from_export(folder: Path, device: str):
-    """Wrap a model rebuilt from an ``rs-metapeft export`` folder in a task (evaluate, predict)."""
-    from .export import load_export, read_manifest
-    from .tasks import MetaPEFTTask
-
-    manifest = read_manifest(folder)
-    config = manifest["model"]
-    task = MetaPEFTTask(
-        bands=config["bands"], num_classes=config["num_classes"], backbone=config["backbone"],
-        weights=None, img_size=config["img_size"], patch_size=config["patch_size"],
-        head=config["head"], backbone_kwargs=config.get("backbone_kwargs"),
-        peft={"positions": []}, stem=config["stem"], head_scale=config.get("head_scale", 25.0),
-    )
-    task.model = load_export(folder)
-    task.class_names = list(manifest["classes"])
-    task.train_counts = list(manifest.get("train_counts") or [0] * config["num_classes"])
-    return task.to(device).eval()
+    return load(source, device)
 
 
 def evaluate(model: Any, recipe: Recipe, overrides: dict[str, Any] | None = None,
@@ -203,7 +179,7 @@ def _instantiate_data(data: dict):
     # valid choices, exactly as the command line does.
     from jsonargparse import ArgumentParser
 
-    from .data.datamodule import LongTailDataModule
+    from .data.datamodules import LongTailDataModule
 
     parser = ArgumentParser(exit_on_error=False)
     parser.add_subclass_arguments(LongTailDataModule, "data", required=True)

@@ -9,16 +9,25 @@ recipes: ``demo``, ``stats``, ``report``, ``compare``, ``export``, ``recipes`` a
 
 from __future__ import annotations
 
+import os
 import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
 
 from jsonargparse import ArgumentParser
+from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.cli import LightningCLI
 from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
 
-from .data.datamodule import LongTailDataModule
+from .checkpointing import (
+    METADATA_KEY,
+    LastCheckpoint,
+    check_checkpoint_file,
+    find_last_checkpoint,
+    read_checkpoint,
+)
+from .data.datamodules import LongTailDataModule
 from .recipes import copy_recipe, list_recipes, recipe_path, recipe_summary
 from .tasks import MetaPEFTTask
 
@@ -26,12 +35,15 @@ __all__ = ["RSMetaPEFTCLI", "build_cli", "main"]
 
 #: Help of LightningCLI's own subcommands: what each does and an example.
 _LIGHTNING_HELP = {
-    "fit": ("Train with a recipe, then test and write report.json/.md/.html into the run folder.",
-            "rs-metapeft fit --config eurosat_ms_lt --trainer.max_epochs=10"),
+    "fit": ("Train with a recipe (checkpoints/last.ckpt every --checkpoint.every_n_train_steps "
+            "steps and at the end; --ckpt_path last resumes the newest exactly), then test and "
+            "write report.json/.md/.html into the run folder.",
+            "rs-metapeft fit --config eurosat_ms_lt --trainer.max_epochs=10\n"
+            "  rs-metapeft fit --config eurosat_ms_lt --trainer.max_epochs=10 --ckpt_path last"),
     "validate": ("Validate a checkpoint on a recipe's validation split.",
                  "rs-metapeft validate --config demo --ckpt_path runs/demo/.../last.ckpt"),
     "test": ("Test a checkpoint on a recipe's test split and write the report.",
-             "rs-metapeft test --config demo --ckpt_path runs/demo/.../epoch=5.ckpt"),
+             "rs-metapeft test --config demo --ckpt_path last"),
     "predict": ("Class probabilities on a recipe's predict split (Lightning's predict loop).",
                 "rs-metapeft predict --config demo --ckpt_path CKPT"),
 }
@@ -48,11 +60,42 @@ class RSMetaPEFTCLI(LightningCLI):
     def add_arguments_to_parser(self, parser) -> None:  # noqa: D102 - LightningCLI hook
         parser.link_arguments("data.bands", "model.bands", apply_on="instantiate")
         parser.link_arguments("data.num_classes", "model.num_classes", apply_on="instantiate")
+        # Always there, so every run can be resumed: --checkpoint.every_n_train_steps=N.
+        parser.add_lightning_class_args(LastCheckpoint, "checkpoint")
 
     def _instantiate_trainer(self, config, callbacks):
         if config.get("logger") in (None, True):
             config = {**config, "logger": default_loggers(config.get("default_root_dir"))}
+        own = config.get("callbacks") or []
+        own = own if isinstance(own, list) else [own]
+        if config.get("enable_checkpointing") is False or any(
+                isinstance(c, ModelCheckpoint) for c in own):
+            # The recipe checkpoints its own way, or not at all (Lightning then refuses any
+            # ModelCheckpoint), so leave ours out.
+            callbacks = [c for c in callbacks if not isinstance(c, LastCheckpoint)]
         return super()._instantiate_trainer(config, callbacks)
+
+    def _parse_ckpt_path(self) -> None:
+        """Resolve ``--ckpt_path last``; refuse an unreadable checkpoint file, naming it.
+
+        Runs before LightningCLI reads the checkpoint's hyperparameters. ``last`` is the newest
+        last.ckpt of the run folder, in any version folder: Lightning's own "last" looks only in
+        this run's new version folder, finds nothing there and silently starts from scratch.
+        """
+        subcommand = self.config.get("subcommand")
+        config = self.config[subcommand] if subcommand else None
+        path = config.get("ckpt_path") if config is not None else None
+        if path == "last":
+            folder = (config.get("checkpoint.dirpath") or config.get("trainer.default_root_dir")
+                      or os.getcwd())
+            path = find_last_checkpoint(folder)
+            config["ckpt_path"] = str(path)
+            verb = "resuming from" if subcommand == "fit" else "loading"
+            print(f"rs-metapeft {subcommand}: {verb} {path}", file=sys.stderr)
+        special = path in ("best", "hpc") or str(path).startswith("registry") or "://" in str(path)
+        if path and not special:
+            check_checkpoint_file(path)
+        super()._parse_ckpt_path()
 
     def before_validate(self) -> None:
         """Refuse a checkpoint made for other bands or classes, before any work."""
@@ -65,12 +108,10 @@ class RSMetaPEFTCLI(LightningCLI):
     def _check_checkpoint(self, stage: str) -> None:
         path = self.config_init[self.subcommand].get("ckpt_path")
         if not path or not Path(path).is_file():
-            return  # Lightning's own message covers missing files and "best"/"last"
-        import torch
-
+            return  # Lightning's own message covers "best"
         from .inference import check_names
 
-        info = torch.load(path, map_location="cpu", weights_only=True).get("rs_metapeft", {})
+        info = read_checkpoint(path).get(METADATA_KEY, {})
         self.datamodule.prepare_data()
         self.datamodule.setup(stage)
         check_names(info.get("bands"), info.get("classes"), self.datamodule.bands,
@@ -280,8 +321,7 @@ def _predict_chips(argv: list[str]) -> int:
                                 "folder of GeoTIFF chips (searched recursively)")
     parser.add_argument("--output", "-o", default="predictions.csv", help="CSV to write")
     cfg = parser.parse_args(argv)
-    from .api import load_model
-    from .inference import predict_chips
+    from .inference import load_model, predict_chips
 
     try:
         out = predict_chips(load_model(cfg.checkpoint), cfg.folder, cfg.output, cfg.batch_size)
@@ -301,8 +341,7 @@ def _predict_scene(argv: list[str]) -> int:
                         help="pixels between chips (default: the chip size, no overlap)")
     parser.add_argument("--crs", default=None, help="refuse a scene not in this CRS (EPSG:32632)")
     cfg = parser.parse_args(argv)
-    from .api import load_model
-    from .inference import predict_scene
+    from .inference import load_model, predict_scene
 
     try:
         classes, confidence = predict_scene(load_model(cfg.checkpoint), cfg.scene, cfg.output,
@@ -375,9 +414,43 @@ def _overview() -> str:
     return "\n".join(lines)
 
 
+#: Set to 1 (or pass ``--debug``) for the full traceback of an error instead of its one line.
+DEBUG_ENV = "RS_METAPEFT_DEBUG"
+
+
+def _expected_errors() -> tuple[type[BaseException], ...]:
+    """Errors that are the user's to fix (input, files, settings): shown as one line."""
+    from lightning.fabric.utilities.exceptions import MisconfigurationException
+
+    from .models.backbone import BackboneWeightsError
+
+    # ValueError covers the project's own (data files, bands, checkpoints, exports, settings).
+    return (ValueError, FileNotFoundError, FileExistsError, NotADirectoryError,
+            IsADirectoryError, PermissionError, BackboneWeightsError, MisconfigurationException)
+
+
 def main(argv: list[str] | None = None) -> int:
-    """Entry point of ``rs-metapeft``; returns the process exit code."""
+    """Entry point of ``rs-metapeft``; returns the process exit code.
+
+    An expected error (missing or unreadable file, band or class mismatch, bad setting, weights
+    not found) prints ``error: <message>`` on stderr and returns 2; ``--debug`` anywhere on the
+    command line, or ``RS_METAPEFT_DEBUG=1``, shows the traceback instead.
+    """
     argv = list(sys.argv[1:] if argv is None else argv)
+    debug = "--debug" in argv or os.environ.get(DEBUG_ENV, "") not in ("", "0")
+    argv = [a for a in argv if a != "--debug"]
+    try:
+        return _run(argv)
+    except _expected_errors() as err:
+        if debug:
+            raise
+        message = " ".join(str(err).split()) or type(err).__name__
+        print(f"error: {message}  (--debug for the traceback)",
+              file=sys.stderr)
+        return 2
+
+
+def _run(argv: list[str]) -> int:
     if not argv or argv[0] in ("-h", "--help"):
         print(_overview())
         return 0

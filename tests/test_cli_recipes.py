@@ -156,7 +156,10 @@ def test_recipe_twin_trains_two_steps(name, tmp_path, tiny_s2_root):
         data = generator(tmp_path / "data")
     twin = tiny_twin(recipe, tmp_path / "run", Path(data.pop("root")), **data)
     init = twin["data"]["init_args"]
-    accepted = _data_class(recipe).__init__.__code__.co_varnames
+    # The synthetic generator's options are declared once, on a mixin the datamodule inherits.
+    inits = [vars(cls).get("__init__") for cls in _data_class(recipe).__mro__]
+    accepted = {name for init in inits if hasattr(init, "__code__")
+                for name in init.__code__.co_varnames}
     if "synthetic_imbalance_ratio" not in accepted:  # sizes of the synthetic generator only
         for key in ("max_per_class", "val_per_class", "test_per_class",
                     "synthetic_imbalance_ratio"):

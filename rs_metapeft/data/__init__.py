@@ -1,26 +1,25 @@
 """Data: TorchGeo-backed long-tailed datasets, synthetic scenes, statistics and datamodules."""
 
-from .datamodule import (
+from .datamodules import (
     ChipFolderDataModule,
     EuroSATLongTailDataModule,
+    EuroSATS1LongTailDataModule,
     GeoTiffFolderDataModule,
     LongTailDataModule,
+    RESISC45LongTailDataModule,
     SARShipChipsDataModule,
+    SceneChipsDataModule,
+    So2SatLongTailDataModule,
     SyntheticEuroSATDataModule,
     SyntheticSARDataModule,
+    UCMercedLongTailDataModule,
 )
 from .folder import ChipFolder, DataFileError, GeoTiffFolder
 from .longtail import assign_groups, class_counts, longtail_indices, stratified_meta_split
 from .sar import SARPreprocessing, SARShipChips
-from .scene import SceneChips, SceneChipsDataModule, chip_label
+from .scene import SceneChips, chip_label
 from .statistics import BandStatistics, compute_band_statistics
 from .synthetic import SyntheticSpec, generate_eurosat_like, generate_sar_twin
-from .torchgeo_sets import (
-    EuroSATS1LongTailDataModule,
-    RESISC45LongTailDataModule,
-    So2SatLongTailDataModule,
-    UCMercedLongTailDataModule,
-)
 
 __all__ = [
     "BandStatistics",

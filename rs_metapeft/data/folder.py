@@ -5,6 +5,8 @@ for users' own data: class folders or a ``path,label[,split]`` CSV, any band cou
 band names from the recipe or the files' band descriptions, nodata masked to NaN, and a scan of
 every file before training so that a bad file stops the run at once with its name (or, with
 ``on_bad_file="skip"``, is dropped with a warning and a count) instead of halfway through an epoch.
+Split membership comes from split lists or a CSV column, or else a seeded stratified split; every
+listed path must lie inside the dataset root.
 """
 
 from __future__ import annotations
@@ -12,8 +14,10 @@ from __future__ import annotations
 import csv
 import os
 import warnings
+import zlib
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 import rasterio
@@ -21,7 +25,11 @@ import torch
 from rasterio.errors import NotGeoreferencedWarning, RasterioIOError
 from torchgeo.datasets import NonGeoDataset
 
+from .splits import stratified_split
+
 __all__ = ["ChipFolder", "DataFileError", "GeoTiffFolder", "read_band_descriptions"]
+
+SPLITS = ("train", "val", "test")
 
 
 class DataFileError(ValueError):
@@ -31,9 +39,10 @@ class DataFileError(ValueError):
 class ChipFolder(NonGeoDataset):
     """Classification chips stored as ``root/<Class>/<name>.tif``, one class per folder.
 
-    Split membership comes from ``root/split-<split>.txt`` (one ``<Class>/<name>.tif`` per line);
-    without that file every chip belongs to the split. Samples are TorchGeo-style dicts with
-    ``image`` (float32, C x H x W) and ``label``.
+    Split membership comes from ``root/split-<split>.txt`` (one ``<Class>/<name>.tif`` per line,
+    inside ``root``). Without that file the split cannot be built (every chip in every split would
+    test on training images); :class:`GeoTiffFolder` splits a folder without lists, seeded. Samples
+    are TorchGeo-style dicts with ``image`` (float32, C x H x W) and ``label``.
 
     Args:
         root: dataset folder.
@@ -60,22 +69,48 @@ class ChipFolder(NonGeoDataset):
             raise DataFileError(f"no class folders under {self.root}; expected root/<Class>/*.tif")
         class_to_idx = {c: i for i, c in enumerate(self.classes)}
         split_file = self.root / f"split-{split}.txt"
-        if split_file.exists():
-            rels = [ln.strip() for ln in split_file.read_text().splitlines() if ln.strip()]
-        else:
-            rels = sorted(str(p.relative_to(self.root)) for p in self.root.glob("*/*.tif"))
+        if not split_file.is_file():
+            raise DataFileError(
+                f"{split_file} does not exist: a chip folder needs split-train.txt, "
+                "split-val.txt and split-test.txt (lines like Forest/a.tif). Write them, or use "
+                "GeoTiffFolderDataModule, which splits a folder without lists by a seed"
+            )
         self.samples: list[tuple[Path, int]] = []
-        for rel in rels:
-            cls = Path(rel).parts[0]
+        for line, text in enumerate(split_file.read_text().splitlines(), start=1):
+            rel = text.strip()
+            if not rel:
+                continue
+            where = f"{split_file}, line {line}"
+            path = self._inside_root(rel, where)
+            cls = self.relative_path(path).parts[0]
             if cls not in class_to_idx:
                 raise DataFileError(
-                    f"{split_file}: {rel!r} names class {cls!r}, which has no folder in {self.root}"
+                    f"{where}: {rel!r} names class {cls!r}, which has no folder in {self.root}"
                 )
-            self.samples.append((self.root / rel, class_to_idx[cls]))
+            self.samples.append((path, class_to_idx[cls]))
         self.targets = [label for _, label in self.samples]
 
     def __len__(self) -> int:
         return len(self.samples)
+
+    def _inside_root(self, rel: str, where: str) -> Path:
+        """``root / rel``, normalised, or stop naming the row when it leaves the root.
+
+        The check is lexical (``..`` and absolute paths), so a symbolic link that the data's owner
+        placed inside the root is still followed.
+        """
+        root = Path(os.path.normpath(self.root.absolute()))
+        path = Path(os.path.normpath(root / rel))
+        if not path.is_relative_to(root):
+            raise DataFileError(
+                f"{where}: path {rel!r} points to {path}, outside the dataset root {root}; "
+                "list only files under data.root (paths relative to it), or move the file there"
+            )
+        return path
+
+    def relative_path(self, path: Path) -> Path:
+        """A chip's path relative to ``root``, as a split list names it."""
+        return Path(os.path.relpath(path, self.root.absolute()))
 
     def _read(self, path: Path) -> np.ndarray:
         """The chip as a float32 (C, H, W) array."""
@@ -118,16 +153,32 @@ def read_band_descriptions(path: str | os.PathLike) -> list[str]:
     return [str(n) for n in names]
 
 
+class _Row(NamedTuple):
+    """One chip of the index: its path, label as written, where it was listed, and its split."""
+
+    path: Path
+    label: str
+    where: str
+    split: str | None
+
+
 class GeoTiffFolder(ChipFolder):
     """A user's GeoTIFF chips: class folders or a CSV of ``path,label[,split]``.
 
     Layouts:
 
     - ``root/<class>/*.tif`` (classes are the sorted folder names); split membership from
-      ``split_files[split]`` or ``root/split-<split>.txt`` (one relative path per line), else
-      every chip is in every split.
+      ``split_files[split]`` or ``root/split-<split>.txt`` (one relative path per line, optionally
+      followed by a label).
     - ``csv_file`` with columns ``path,label`` and optionally ``split`` (header optional; paths
-      relative to ``root``); labels are class names or indices into ``classes``.
+      relative to ``root``); labels are class names or indices into ``classes``. Every row names
+      its split, or none does.
+
+    Without split lists (or a split column) the chips are split here: a seeded stratified split
+    (:func:`~rs_metapeft.data.splits.stratified_split`) gives ``val_fraction`` and
+    ``test_fraction`` of every class to validation and test. A class with fewer than three chips
+    cannot give each split one; all its chips stay in training and a warning names it. Every path
+    must lie inside ``root``.
 
     Pixels equal to the nodata value (``nodata`` or the file's own) become NaN; the statistics skip
     them and the datamodule fills them on device.
@@ -137,17 +188,23 @@ class GeoTiffFolder(ChipFolder):
         split: ``"train"``, ``"val"`` or ``"test"``.
         bands: band names in file order; ``None`` reads the first file's band descriptions.
         csv_file: CSV index (relative to ``root`` or absolute).
-        classes: the class list (order = label index); default: folder names or CSV labels.
+        classes: the classes to use, in label order (a subset of the folders or CSV labels:
+            chips of other classes are left out, with a warning naming them); default: folder
+            names or CSV labels.
         split_files: per split, a list file of relative paths (optionally followed by a label).
         nodata: nodata value overriding the files' own.
         on_bad_file: ``"error"`` (default) or ``"skip"`` for files the scan finds unusable.
         scan: read every file at construction and check it (recommended before training).
         extensions: file suffixes to collect in folder mode.
         transforms: optional callable applied to each sample dict.
+        val_fraction: without split lists, share of every class that goes to validation.
+        test_fraction: without split lists, share of every class that goes to test.
+        split_seed: without split lists, the seed of the split.
 
     Raises:
-        DataFileError: missing root, unknown label, empty class, or a bad file (with
-            ``on_bad_file="error"``); the message names the file and what to do.
+        DataFileError: missing root, unknown label, empty class, a path outside ``root``, a CSV
+            that gives some rows a split and others none, or a bad file (with
+            ``on_bad_file="error"``); the message names the file (and row) and what to do.
     """
 
     def __init__(
@@ -163,9 +220,22 @@ class GeoTiffFolder(ChipFolder):
         scan: bool = True,
         extensions: Sequence[str] = (".tif", ".tiff"),
         transforms: Callable[[dict], dict] | None = None,
+        val_fraction: float = 0.15,
+        test_fraction: float = 0.15,
+        split_seed: int = 0,
     ) -> None:
         if on_bad_file not in ("error", "skip"):
             raise ValueError(f"on_bad_file must be error or skip, got {on_bad_file!r}")
+        if split not in SPLITS:
+            raise ValueError(f"split must be one of {', '.join(SPLITS)}, got {split!r}")
+        for name, value in (("val_fraction", val_fraction), ("test_fraction", test_fraction)):
+            if not 0 < value < 1:
+                raise ValueError(f"data.{name} must be in (0, 1), got {value}")
+        if val_fraction + test_fraction >= 1:
+            raise ValueError(
+                f"data.val_fraction + data.test_fraction must be below 1 (training keeps the "
+                f"rest), got {val_fraction} + {test_fraction}"
+            )
         self.root = Path(root)
         if not self.root.is_dir():
             raise DataFileError(f"dataset root {self.root} does not exist; check data.root")
@@ -179,7 +249,16 @@ class GeoTiffFolder(ChipFolder):
         else:
             rows = self._folder_rows(split_files)
         self.classes = list(classes) if classes is not None else self._default_classes(rows)
-        self.samples = [(path, self._label(label, where)) for path, label, where in rows]
+        if classes is not None:
+            rows = self._in_classes(rows)
+        labelled = [(row, self._label(row.label, row.where)) for row in rows]
+        #: How split membership was decided: ``"listed"`` (lists or CSV column) or ``"seeded"``.
+        self.split_source = "seeded" if rows and rows[0].split is None else "listed"
+        if self.split_source == "seeded":
+            labelled = self._seeded_split(labelled, val_fraction, test_fraction, split_seed)
+        else:
+            labelled = [(row, y) for row, y in labelled if row.split == split]
+        self.samples = [(row.path, y) for row, y in labelled]
         if not self.samples:
             raise DataFileError(f"no chips for split {split!r} under {self.root}; check the layout")
         if bands is None:
@@ -191,13 +270,27 @@ class GeoTiffFolder(ChipFolder):
             self.scan(on_bad_file)
 
     # -- index -------------------------------------------------------------------------------
-    def _default_classes(self, rows: list[tuple[Path, str, str]]) -> list[str]:
+    def _default_classes(self, rows: list[_Row]) -> list[str]:
         folders = sorted(p.name for p in self.root.iterdir() if p.is_dir())
         all_labels = getattr(self, "_all_labels", None)
         if all_labels is None:  # folder layout: the folders are the classes
             return folders
         # A CSV's class list comes from all its rows, so every split gets the same label indices.
         return folders if all_labels <= set(folders) else sorted(all_labels)
+
+    def _in_classes(self, rows: list[_Row]) -> list[_Row]:
+        """The rows of the chosen classes; the others are left out with one warning."""
+        chosen = [r.label in self.classes or r.label.isdigit() for r in rows]
+        kept = [r for r, keep in zip(rows, chosen, strict=True) if keep]
+        if len(kept) < len(rows):
+            out = [r for r, keep in zip(rows, chosen, strict=True) if not keep]
+            warnings.warn(
+                f"left out {len(out)} chips of classes not in data.classes "
+                f"({', '.join(sorted({r.label for r in out}))}; first: {out[0].where}); add "
+                "those classes to data.classes to use them",
+                stacklevel=3,
+            )
+        return kept
 
     def _label(self, label: str, where: str) -> int:
         if label in self.classes:
@@ -209,7 +302,28 @@ class GeoTiffFolder(ChipFolder):
             "fix the label or add the class to data.classes"
         )
 
-    def _csv_rows(self, path: Path) -> list[tuple[Path, str, str]]:
+    def _seeded_split(self, labelled: list[tuple[_Row, int]], val_fraction: float,
+                      test_fraction: float, seed: int) -> list[tuple[_Row, int]]:
+        """This split's share of a layout without split lists (the same for every split).
+
+        Classes are keyed by a checksum of their name, not their index, so a class keeps its split
+        when ``classes`` changes or other classes are added.
+        """
+        keys = {row.label: zlib.crc32(row.label.encode()) for row, _ in labelled}
+        parts = stratified_split([keys[row.label] for row, _ in labelled],
+                                 [val_fraction, test_fraction], seed)
+        if parts.unsplit and self.split == "train":
+            names = sorted(label for label, key in keys.items() if key in parts.unsplit)
+            warnings.warn(
+                f"classes {names} of {self.root} have fewer than 3 chips, too few to give "
+                "validation and test one each; all their chips stay in training, so the test "
+                "metrics say nothing about them. Add chips, or write split lists",
+                stacklevel=3,
+            )
+        chosen = dict(zip(SPLITS, [parts.keep, *parts.held], strict=True))[self.split]
+        return [labelled[i] for i in chosen]
+
+    def _csv_rows(self, path: Path) -> list[_Row]:
         if not path.is_file():
             raise DataFileError(f"label CSV {path} does not exist; check data.csv_file")
         with open(path, newline="") as f:
@@ -221,15 +335,26 @@ class GeoTiffFolder(ChipFolder):
         rows = []
         self._all_labels = {r[1].strip() for _, r in table if len(r) >= 2}
         for line, row in table:
+            where = f"{path}, line {line}"
             if len(row) < 2:
-                raise DataFileError(f"{path}, line {line}: expected path,label[,split], got {row}")
-            rel, label = row[0].strip(), row[1].strip()
-            if len(row) > 2 and row[2].strip() and row[2].strip() != self.split:
-                continue
-            rows.append((self.root / rel, label, f"{path}, line {line}"))
+                raise DataFileError(f"{where}: expected path,label[,split], got {row}")
+            split = row[2].strip() if len(row) > 2 and row[2].strip() else None
+            if split is not None and split not in SPLITS:
+                raise DataFileError(
+                    f"{where}: split {split!r} is not one of {', '.join(SPLITS)}; fix the row"
+                )
+            rows.append(_Row(self._inside_root(row[0].strip(), where), row[1].strip(), where,
+                             split))
+        unassigned = [r for r in rows if r.split is None]
+        if unassigned and len(unassigned) < len(rows):
+            raise DataFileError(
+                f"{unassigned[0].where}: the row has no split while other rows have one; give "
+                "every row a split (train, val or test), or none to have the chips split by "
+                "data.split_seed"
+            )
         return rows
 
-    def _folder_rows(self, split_files: Mapping[str, str] | None) -> list[tuple[Path, str, str]]:
+    def _folder_rows(self, split_files: Mapping[str, str] | None) -> list[_Row]:
         folders = sorted(p for p in self.root.iterdir() if p.is_dir())
         if not folders:
             raise DataFileError(f"no class folders under {self.root}; expected root/<class>/*.tif")
@@ -249,9 +374,14 @@ class GeoTiffFolder(ChipFolder):
             list_file = self.root / split_files[self.split]
         elif (self.root / f"split-{self.split}.txt").exists():
             list_file = self.root / f"split-{self.split}.txt"
+        elif others := sorted(p.name for p in self.root.glob("split-*.txt")):
+            raise DataFileError(
+                f"{self.root} has {', '.join(others)} but no split-{self.split}.txt; write it "
+                "too, or remove the lists to have the chips split by data.split_seed"
+            )
         if list_file is None:
             return [
-                (p, p.parent.name, str(p)) for f in folders for p in sorted(f.iterdir())
+                _Row(p, p.parent.name, str(p), None) for f in folders for p in sorted(f.iterdir())
                 if p.suffix.lower() in self.extensions
             ]
         if not list_file.is_file():
@@ -261,8 +391,10 @@ class GeoTiffFolder(ChipFolder):
             parts = text.split()
             if not parts:
                 continue
-            label = parts[1] if len(parts) > 1 else Path(parts[0]).parts[0]
-            rows.append((self.root / parts[0], label, f"{list_file}, line {line}"))
+            where = f"{list_file}, line {line}"
+            path = self._inside_root(parts[0], where)
+            label = parts[1] if len(parts) > 1 else self.relative_path(path).parts[0]
+            rows.append(_Row(path, label, where, self.split))
         return rows
 
     # -- reading -----------------------------------------------------------------------------

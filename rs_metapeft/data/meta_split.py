@@ -40,42 +40,12 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["META_PROTOCOLS", "MetaSampler", "stratified_holdout"]
+from .splits import stratified_split
+
+__all__ = ["META_PROTOCOLS", "MetaSampler"]
 
 #: The meta-data protocols.
 META_PROTOCOLS = ("holdout", "val_split", "resample")
-
-
-def stratified_holdout(
-    targets: Sequence[int], fraction: float, min_train_per_class: int = 5, seed: int = 0
-) -> tuple[np.ndarray, np.ndarray]:
-    """Split a training set into what the inner step trains on and a stratified holdout.
-
-    A class with ``n`` images gives ``round(fraction * n)`` of them (at least one) to the holdout,
-    but never its last ``min_train_per_class``: a class with ``n <= min_train_per_class`` images
-    gives none.
-
-    Args:
-        targets: training labels.
-        fraction: share of each class held out.
-        min_train_per_class: images of every class that always stay in training.
-        seed: which images are held out.
-
-    Returns:
-        ``(train_indices, holdout_indices)``, sorted and disjoint, covering every index.
-    """
-    targets = np.asarray(targets, dtype=np.int64)
-    rng = np.random.default_rng(seed)
-    held = []
-    for c in np.unique(targets):
-        members = rng.permutation(np.flatnonzero(targets == c))
-        spare = len(members) - min_train_per_class
-        if spare <= 0:
-            continue
-        held.append(members[:min(spare, max(1, int(round(fraction * len(members)))))])
-    holdout = np.sort(np.concatenate(held)) if held else np.empty(0, np.int64)
-    keep = np.setdiff1d(np.arange(len(targets)), holdout)
-    return keep.astype(np.int64), holdout.astype(np.int64)
 
 
 class MetaSampler:
@@ -127,7 +97,8 @@ class MetaSampler:
         self._order: dict[str, np.ndarray] = {}
         self._pos: dict[str, int] = {}
         if protocol == "holdout":
-            keep, held = stratified_holdout(self.targets, fraction, min_train_per_class, seed)
+            split = stratified_split(self.targets, [fraction], seed, min_keep=min_train_per_class)
+            keep, (held,) = split.keep, split.held
             if len(held) == 0:
                 raise ValueError(
                     "data.meta_protocol holdout: the holdout is empty; every class has at most "

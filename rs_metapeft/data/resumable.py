@@ -57,8 +57,14 @@ class ResumableDataLoader(DataLoader):
                                               else self.sampler)
         self._epoch_state: torch.Tensor | None = None
         self._restore_state: torch.Tensor | None = None
+        self._restore_new_iterator = True
+        self._new_iterator = True
         self._served = 0
         self._finished = False
+
+    def _reuses_iterator(self) -> bool:
+        """Whether the next pass reuses live persistent workers (no new iterator)."""
+        return self.persistent_workers and self.num_workers > 0 and self._iterator is not None
 
     @property
     def _index_sampler(self):  # noqa: D401 - DataLoader's hook for the iterator's index source
@@ -66,6 +72,15 @@ class ResumableDataLoader(DataLoader):
 
     def __iter__(self):
         generator = _sampler_generator(self)
+        if self._restore_state is not None and not self._restore_new_iterator:
+            # The interrupted pass reused persistent workers, whose start had drawn their base
+            # seed from this generator epochs before; start them now, before the replay, so the
+            # replayed order is drawn from the saved state alone.
+            skip, self._skipper.skip = self._skipper.skip, 0
+            if not self._reuses_iterator():
+                self._iterator = self._get_iterator()
+            self._skipper.skip = skip
+        self._new_iterator = not self._reuses_iterator()
         if generator is not None:
             if self._restore_state is not None:
                 generator.set_state(self._restore_state)
@@ -79,16 +94,22 @@ class ResumableDataLoader(DataLoader):
         self._finished = True
 
     def state_dict(self) -> dict[str, Any]:
-        """Sampler generator state at the epoch start and the batches already trained on."""
+        """Sampler generator state at the epoch start and the batches already trained on.
+
+        Also whether the pass started its workers: persistent ones draw a seed from the
+        generator only when they start.
+        """
         generator = _sampler_generator(self)
         # Lightning does not prefetch from sized loaders, so what was served was trained on.
         if self._finished or self._epoch_state is None or self._served >= len(self):
             # Between epochs: the next pass starts from the generator as it is now.
             now = generator.get_state() if generator is not None else None
-            return {"epoch_start": now, "consumed": 0}
-        return {"epoch_start": self._epoch_state, "consumed": self._served}
+            return {"epoch_start": now, "consumed": 0, "new_iterator": not self._reuses_iterator()}
+        return {"epoch_start": self._epoch_state, "consumed": self._served,
+                "new_iterator": self._new_iterator}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         """Make the next pass replay the saved epoch, skipping the consumed batches."""
         self._restore_state = state.get("epoch_start")
         self._skipper.skip = int(state.get("consumed", 0))
+        self._restore_new_iterator = bool(state.get("new_iterator", True))

@@ -18,7 +18,7 @@ import yaml
 from jsonargparse import ArgumentParser
 
 from ..recipes import recipe_path
-from .datamodule import LongTailDataModule, _targets
+from .datamodules.base import LongTailDataModule, _targets
 from .longtail import assign_groups, class_counts, imbalance_ratio
 
 __all__ = ["dataset_summary", "datamodule_from_recipe", "format_summary", "stats_main"]
@@ -77,7 +77,7 @@ def dataset_summary(
     }
     for split in splits:
         try:
-            dataset = dm.make_dataset(split)
+            dataset = dm.split_dataset(split)
         except Exception as err:  # a split may legitimately not exist (e.g. no test list)
             summary["notes"].append(f"{split}: not available ({err})")
             continue

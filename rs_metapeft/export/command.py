@@ -87,7 +87,7 @@ def datamodule_from_config(config_path: str | Path):
     """The datamodule of a run's LightningCLI ``config.yaml`` (its ``data`` section)."""
     from jsonargparse import ArgumentParser
 
-    from ..data.datamodule import LongTailDataModule
+    from ..data.datamodules import LongTailDataModule
 
     config_path = Path(config_path)
     if not config_path.is_file():

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import os
+import pickle
 from collections.abc import Sequence
 from pathlib import Path
 
 from ..bands import resolve_band
+from ..checkpointing import CheckpointReadError, check_checkpoint_file
 from ..tasks import MetaPEFTTask
 
 __all__ = [
@@ -43,9 +45,17 @@ def load_task(checkpoint: str | os.PathLike, device: str = "cpu") -> MetaPEFTTas
 
     The checkpoint carries bands, band statistics, classes and training counts, so the model
     can refuse data it was not made for (see :func:`check_matches`).
+
+    Raises:
+        FileNotFoundError: no checkpoint there.
+        CheckpointReadError: a truncated or corrupt checkpoint; the message names the file.
+        ValueError: a checkpoint without band statistics.
     """
-    path = find_checkpoint(checkpoint)
-    task = MetaPEFTTask.load_from_checkpoint(path, map_location=device, weights_only=True)
+    path = check_checkpoint_file(find_checkpoint(checkpoint))
+    try:
+        task = MetaPEFTTask.load_from_checkpoint(path, map_location=device, weights_only=True)
+    except (RuntimeError, EOFError, pickle.UnpicklingError) as err:
+        raise CheckpointReadError(f"cannot read checkpoint {path}: {err}") from err
     if not bool(task.model.normalizer.fitted):
         raise ValueError(f"{path} holds a model without band statistics; was it trained?")
     return task.eval()

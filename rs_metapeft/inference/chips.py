@@ -10,9 +10,11 @@ from pathlib import Path
 import numpy as np
 import rasterio
 import torch
+from rasterio.errors import RasterioError
 from torch.nn import functional as F
 from tqdm.auto import tqdm
 
+from ..data.folder import DataFileError
 from ..reporting.tables import atomic_write
 from ..tasks import MetaPEFTTask
 from .checkpoint import CheckpointMismatchError, check_matches
@@ -25,6 +27,15 @@ _SUFFIXES = (".tif", ".tiff")
 def _described_bands(src) -> list[str] | None:
     names = list(src.descriptions)
     return names if all(names) else None
+
+
+def _read(path: Path, pixels: bool = True) -> tuple[int, list[str] | None, np.ndarray | None]:
+    """Band count, band names and (with ``pixels``) the pixels of a chip; one error naming it."""
+    try:
+        with rasterio.open(path) as src:
+            return src.count, _described_bands(src), src.read() if pixels else None
+    except RasterioError as err:
+        raise DataFileError(f"cannot read chip {path}: {err}. Replace or remove the file.") from err
 
 
 def _prepare(x: torch.Tensor, size: int) -> torch.Tensor:
@@ -56,6 +67,7 @@ def predict_chips(task: MetaPEFTTask, folder: str | os.PathLike,
 
     Raises:
         FileNotFoundError: no chips in ``folder``.
+        DataFileError: a chip that cannot be read; the message names it.
         CheckpointMismatchError: chips whose bands differ from the model's.
 
     """
@@ -66,11 +78,11 @@ def predict_chips(task: MetaPEFTTask, folder: str | os.PathLike,
     bands = list(task.model.bands)
     wrong = []
     for path in files:
-        with rasterio.open(path) as src:
-            if src.count != len(bands):
-                wrong.append(f"{path.relative_to(folder)} ({src.count} bands)")
-            elif (names := _described_bands(src)) is not None:
-                check_matches(task, bands=names)
+        count, names, _ = _read(path, pixels=False)
+        if count != len(bands):
+            wrong.append(f"{path.relative_to(folder)} ({count} bands)")
+        elif names is not None:
+            check_matches(task, bands=names)
     if wrong:
         raise CheckpointMismatchError(
             f"the model takes {len(bands)} bands ({', '.join(bands)}) but "
@@ -84,8 +96,7 @@ def predict_chips(task: MetaPEFTTask, folder: str | os.PathLike,
         batch = files[start:start + batch_size]
         arrays = []
         for path in batch:
-            with rasterio.open(path) as src:
-                arrays.append(torch.from_numpy(src.read().astype(np.float32)))
+            arrays.append(torch.from_numpy(_read(path)[2].astype(np.float32)))
         x = torch.cat([_prepare(a[None], size) for a in arrays]).to(device)
         probs = task(x).softmax(1).cpu().numpy()
         for path, p in zip(batch, probs, strict=True):

@@ -4,7 +4,9 @@ from .config import MetaConfig
 from .hypergrad import (
     HYPERGRADIENT_MODES,
     Hypergradient,
+    OuterStepPlan,
     lookahead_hypergradient,
+    outer_step_plan,
     step_hypergradient,
 )
 from .optim import META_OPTIMIZERS, NormalizedSGD, build_meta_optimizer
@@ -18,8 +20,10 @@ __all__ = [
     "LookaheadRule",
     "MetaConfig",
     "NormalizedSGD",
+    "OuterStepPlan",
     "build_meta_optimizer",
     "lookahead_hypergradient",
+    "outer_step_plan",
     "rule_from_optimizer",
     "step_hypergradient",
 ]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .hypergrad import HYPERGRADIENT_MODES
+from .hypergrad import OuterStepPlan, outer_step_plan
 from .optim import META_LR_SCHEDULES, META_OPTIMIZERS
 from .update_rules import LOOKAHEAD_RULES
 
@@ -74,11 +74,7 @@ class MetaConfig:
     off_threshold: float = 0.05
 
     def __post_init__(self) -> None:
-        if self.hypergradient not in HYPERGRADIENT_MODES:
-            raise ValueError(
-                f"model.meta.hypergradient must be one of {', '.join(HYPERGRADIENT_MODES)}, "
-                f"got {self.hypergradient!r}"
-            )
+        outer_step_plan(self.hypergradient, self.lookahead)  # names a bad mode
         for key, value, allowed in (("optimizer", self.optimizer, META_OPTIMIZERS),
                                     ("lr_schedule", self.lr_schedule, META_LR_SCHEDULES),
                                     ("lookahead_rule", self.lookahead_rule, LOOKAHEAD_RULES)):
@@ -115,9 +111,14 @@ class MetaConfig:
             raise ValueError("model.meta.gamma_min must not exceed gamma_max")
 
     @property
+    def plan(self) -> OuterStepPlan:
+        """Look-ahead and differentiation of the outer step (:func:`.outer_step_plan`)."""
+        return outer_step_plan(self.hypergradient, self.lookahead)
+
+    @property
     def uses_train_step(self) -> bool:
         """Whether the outer step reuses the inner training step as its look-ahead."""
-        return self.lookahead == "train_step" and self.hypergradient != "unrolled_k"
+        return self.plan.train_step
 
     def is_outer_step(self, step: int) -> bool:
         """Whether an outer step runs with the inner step ``step`` (0-based global step)."""

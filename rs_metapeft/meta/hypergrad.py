@@ -39,13 +39,52 @@ from .update_rules import LookaheadRule
 __all__ = [
     "HYPERGRADIENT_MODES",
     "Hypergradient",
+    "OuterStepPlan",
     "lookahead_hypergradient",
+    "outer_step_plan",
     "split_parameters",
     "step_hypergradient",
 ]
 
 #: ``first_order``, ``unrolled`` (one look-ahead step) and ``unrolled_k`` (K steps).
 HYPERGRADIENT_MODES = ("first_order", "unrolled", "unrolled_k")
+
+
+@dataclass(frozen=True)
+class OuterStepPlan:
+    """How an outer step gets its hypergradient; decided once, by :func:`outer_step_plan`.
+
+    Attributes:
+        train_step: the inner training step is the look-ahead (:func:`step_hypergradient`);
+            otherwise separate look-ahead steps on meta-train batches
+            (:func:`lookahead_hypergradient`).
+        unrolled: differentiate through the look-ahead (``False``: first order).
+    """
+
+    train_step: bool
+    unrolled: bool
+
+
+def outer_step_plan(hypergradient: str, lookahead: str = "train_step") -> OuterStepPlan:
+    """Decide the look-ahead and the differentiation of an outer step.
+
+    ``unrolled_k`` always takes separate look-ahead steps (the inner step is only one step);
+    ``first_order`` and ``unrolled`` take the one ``lookahead`` asks for.
+
+    Args:
+        hypergradient: one of :data:`HYPERGRADIENT_MODES`.
+        lookahead: ``train_step`` or ``meta_train``.
+
+    Raises:
+        ValueError: an unknown mode, naming the valid ones.
+    """
+    if hypergradient not in HYPERGRADIENT_MODES:
+        raise ValueError(
+            f"hypergradient mode (model.meta.hypergradient) must be one of "
+            f"{', '.join(HYPERGRADIENT_MODES)}, got {hypergradient!r}"
+        )
+    return OuterStepPlan(train_step=lookahead == "train_step" and hypergradient != "unrolled_k",
+                         unrolled=hypergradient != "first_order")
 
 LossFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 Batch = tuple[torch.Tensor, torch.Tensor]
@@ -108,8 +147,7 @@ def lookahead_hypergradient(
         The hypergradient and the losses.
 
     """
-    if mode not in HYPERGRADIENT_MODES:
-        raise ValueError(f"hypergradient mode must be one of {HYPERGRADIENT_MODES}, got {mode!r}")
+    unrolled = outer_step_plan(mode, "meta_train").unrolled
     if not train_batches:
         raise ValueError("at least one look-ahead batch is needed")
     phi, gamma_live = split_parameters(model)
@@ -117,7 +155,6 @@ def lookahead_hypergradient(
         raise ValueError("the model has no modulators (PEFT modules with a gamma)")
     rule = _rule(rule, phi)
     gamma = {n: p.detach().clone().requires_grad_(True) for n, p in gamma_live.items()}
-    unrolled = mode != "first_order"
     # CPU flash attention has no double backward; the math kernel has.
     kernel = sdpa_kernel(SDPBackend.MATH) if unrolled else contextlib.nullcontext()
     names = list(phi)
@@ -197,7 +234,8 @@ def step_hypergradient(
     """
     if hvp_batch_size is not None and hvp_batch_size < 1:
         raise ValueError(f"hvp_batch_size must be >= 1 or None, got {hvp_batch_size}")
-    if mode not in ("first_order", "unrolled"):
+    plan = outer_step_plan(mode, "train_step")
+    if not plan.train_step:
         raise ValueError(f"step_hypergradient supports first_order and unrolled, got {mode!r}")
     phi, gamma_live = split_parameters(model)
     if not gamma_live:
@@ -206,7 +244,7 @@ def step_hypergradient(
     if missing:
         raise ValueError(f"train_grads lacks gradients of {missing[:3]}")
     rule = _rule(rule, phi)
-    unrolled = mode == "unrolled"
+    unrolled = plan.unrolled
     gamma = {n: p.detach().clone().requires_grad_(True) for n, p in gamma_live.items()}
     names = list(phi)
     grads_now = {n: None if train_grads[n] is None else train_grads[n].detach() for n in names}

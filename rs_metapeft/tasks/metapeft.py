@@ -15,7 +15,6 @@ from __future__ import annotations
 import copy
 import math
 from dataclasses import asdict, dataclass
-from pathlib import Path
 from typing import Any
 
 import lightning as L
@@ -23,7 +22,7 @@ import torch
 from torch.utils.data import DataLoader
 from torchmetrics.classification import MulticlassAccuracy, MulticlassConfusionMatrix
 
-from ..data.longtail import GROUPS
+from ..checkpointing import METADATA_KEY, ExactResume, restore_task_metadata, task_metadata
 from ..meta import (
     Hypergradient,
     MetaConfig,
@@ -37,14 +36,11 @@ from ..models import SpectralViTClassifier, init_head_from_class_means
 from ..peft import (
     PeftConfig,
     clamp_modulators,
-    effective_scale_map,
     gamma_map,
     gamma_parameters,
-    initial_scale_map,
     split_parameters,
-    switched_off,
 )
-from ..reporting import build_report, format_report, write_report
+from ..reporting.callbacks import GammaPlots, TailReport
 from .losses import LOSSES, classification_loss
 
 __all__ = ["GroupsConfig", "MetaPEFTTask", "OptimizerConfig"]
@@ -186,7 +182,6 @@ class MetaPEFTTask(L.LightningModule):
         self._meta_iters: dict[str, Any] = {}
         #: (global step, gamma map) after every outer step, for the gamma-over-time plot.
         self.gamma_history: list[tuple[int, dict[int, dict[str, float]]]] = []
-        self._pending_state: dict[str, Any] = {}
         self.val_acc = MulticlassAccuracy(num_classes, average="micro")
         self.val_macro_acc = MulticlassAccuracy(num_classes, average="macro")
         self.test_confmat = MulticlassConfusionMatrix(num_classes)
@@ -219,59 +214,29 @@ class MetaPEFTTask(L.LightningModule):
             self.class_names = list(dm.class_names)
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        """Make checkpoints self-describing: bands, statistics, classes, counts, groups, gamma."""
-        norm = self.model.normalizer
-        checkpoint["rs_metapeft"] = {
-            "bands": list(self.model.bands),
-            "stem": self.model.stem_kind,
-            "band_mean": norm.mean.tolist(),
-            "band_std": norm.std.tolist(),
-            "classes": self.class_names,
-            "train_counts": self.train_counts,
-            "gamma": gamma_map(self.model),
-            "gamma_history": [[s, _str_keys(g)] for s, g in self.gamma_history],
-            "outer_steps": self.outer_steps,
-            "skipped_outer_steps": self.skipped_outer_steps,
-            "rng": _rng_states(),
-        }
-        dm = self._datamodule()
-        if dm is not None and getattr(dm, "meta_sampler", None) is not None:
-            checkpoint["rs_metapeft"]["seed"] = dm.seed
-            checkpoint["rs_metapeft"]["meta_split"] = {
-                k: v.tolist() for k, v in dm.meta_sampler.parts.items()
-            }
-            checkpoint["rs_metapeft"]["meta_sampler"] = dm.meta_sampler.state_dict()
+        """Make checkpoints self-describing and resumable (see :mod:`rs_metapeft.checkpointing`)."""
+        checkpoint[METADATA_KEY] = task_metadata(self)
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         """Restore classes, counts and meta counters saved by :meth:`on_save_checkpoint`.
 
-        The meta sampler and random-number states are applied when training resumes
-        (:meth:`on_train_start`), after the datamodule has been set up.
+        Random-number states travel in :class:`~rs_metapeft.checkpointing.ExactResume`'s state,
+        the meta sampler's in the datamodule's own ``state_dict``.
         """
-        info = checkpoint.get("rs_metapeft", {})
-        self.class_names = info.get("classes", self.class_names)
-        self.train_counts = info.get("train_counts", self.train_counts)
-        self.outer_steps = info.get("outer_steps", 0)
-        self.skipped_outer_steps = info.get("skipped_outer_steps", 0)
-        self.gamma_history = [(int(s), _int_keys(g)) for s, g in info.get("gamma_history", [])]
-        self._pending_state = {k: info[k] for k in ("rng", "meta_sampler") if k in info}
+        restore_task_metadata(self, checkpoint.get(METADATA_KEY, {}))
 
     def _datamodule(self):
         return getattr(self._trainer, "datamodule", None) if self._trainer is not None else None
 
+    def configure_callbacks(self) -> list[L.Callback]:
+        """Exact resume, the test report and the gamma plots, in every trainer."""
+        return [ExactResume(), TailReport(), GammaPlots()]
+
     def on_fit_start(self) -> None:
         """Class-mean head initialisation (fresh runs only, before any step)."""
-        if self.head_init == "class_mean" and self.trainer.global_step == 0:
+        # Not global_step: Lightning restores the loops only after this hook.
+        if self.head_init == "class_mean" and self.trainer.ckpt_path is None:
             self.init_head_from_class_means()
-
-    def on_train_start(self) -> None:
-        """On resume: continue the meta sampler's and the random generators' sequences."""
-        state, self._pending_state = self._pending_state, {}
-        dm = self._datamodule()
-        if "meta_sampler" in state and dm is not None and dm.meta_sampler is not None:
-            dm.meta_sampler.load_state_dict(state["meta_sampler"])
-        if "rng" in state:
-            _set_rng_states(state["rng"])
 
     def init_head_from_class_means(self) -> None:
         """Set the head's class rows to the normalised class-mean features of the training set.
@@ -342,12 +307,13 @@ class MetaPEFTTask(L.LightningModule):
         mc = self.meta_config
         self._step = self.trainer.global_step  # main.step() below advances global_step
         outer = self._meta_active() and mc.is_outer_step(self._step)
+        in_step = outer and mc.plan.train_step
         optimizers = self.optimizers()
         main = optimizers[0] if isinstance(optimizers, list) else optimizers
         if outer:
             self.trainer.datamodule.new_meta_round()
         rng = None
-        if outer and mc.uses_train_step:  # replayed for the Hessian-vector product's forward
+        if in_step:  # replayed for the Hessian-vector product's forward
             rng = torch.get_rng_state()
             if self.device.type == "cuda":
                 rng = (rng, torch.cuda.get_rng_state())
@@ -356,7 +322,7 @@ class MetaPEFTTask(L.LightningModule):
         main.zero_grad(set_to_none=True)
         self.manual_backward(loss)
         result = None
-        if outer and mc.uses_train_step:
+        if in_step:
             result = self._train_step_hypergradient(batch, loss, rng)
         main.step()
         self.lr_schedulers().step()
@@ -398,10 +364,9 @@ class MetaPEFTTask(L.LightningModule):
         mc = self.meta_config
         steps = mc.lookahead_steps
         train_batches = [self._next_meta_batch("train") for _ in range(steps)]
-        mode = "first_order" if mc.hypergradient == "first_order" else "unrolled"
         result = lookahead_hypergradient(
             self.model, self.training_loss, train_batches, self._next_meta_batch("val"),
-            self._lookahead_rule(split_parameters(self.model)[0]), mode,
+            self._lookahead_rule(split_parameters(self.model)[0]), mc.hypergradient,
         )
         self._apply_hypergradient(result)
 
@@ -446,18 +411,6 @@ class MetaPEFTTask(L.LightningModule):
                      for pos, v in row.items()})
         self.log_dict(logs)
 
-    def on_fit_end(self) -> None:
-        """Save the gamma and effective-scale heatmaps and gamma over time (main process)."""
-        if not self.gamma_history or not self.trainer.is_global_zero:
-            return
-        from ..reporting.gamma_plots import save_gamma_plots
-
-        folder = Path(self.report_dir or self.trainer.log_dir or self.trainer.default_root_dir)
-        save_gamma_plots(gamma_map(self.model), self.gamma_history, folder,
-                         depth=self.model.depth, scales=effective_scale_map(self.model),
-                         initial=initial_scale_map(self.model),
-                         threshold=self.meta_config.off_threshold)
-
     # -- evaluation --------------------------------------------------------------------------
     def validation_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:
         """Accuracy and class-mean accuracy on the validation split."""
@@ -471,50 +424,6 @@ class MetaPEFTTask(L.LightningModule):
         """Accumulate the confusion matrix."""
         self.test_confmat.update(self.model(batch["image"]).argmax(1), batch["label"])
 
-    def on_test_epoch_end(self) -> None:
-        """Build the tail-class report; print and write it on the main process."""
-        confusion = self.test_confmat.compute().cpu().numpy()
-        self.test_confmat.reset()
-        g = self.groups_config
-        report = build_report(confusion, self.class_names, self.train_counts, g.rule,
-                              g.many_threshold, g.few_threshold)
-        report["gamma"] = _str_keys(gamma_map(self.model))
-        scales, initial = effective_scale_map(self.model), initial_scale_map(self.model)
-        report["effective_scale"] = _str_keys(scales)
-        report["initial_scale"] = _str_keys(initial)
-        report["switch_off_threshold"] = self.meta_config.off_threshold
-        report["switched_off"] = switched_off(scales, initial, self.meta_config.off_threshold)
-        report["gamma_history"] = [[s, _str_keys(g)] for s, g in self.gamma_history]
-        report["meta"] = {"enabled": self.meta_config.enabled, "outer_steps": self.outer_steps,
-                          "skipped_outer_steps": self.skipped_outer_steps,
-                          "hypergradient": self.meta_config.hypergradient,
-                          "lookahead_rule": self.meta_config.lookahead_rule,
-                          "optimizer": self.meta_config.optimizer,
-                          "gamma_param": self.peft_config.gamma_param,
-                          "protocol": self._meta_protocol()}
-        report["trainable_parameters"] = sum(
-            p.numel() for n, p in self.model.named_parameters() if p.requires_grad
-        )
-        report["gamma_parameters"] = sum(p.numel() for p in gamma_parameters(self.model).values())
-        # Set by the CLI around fit (None when only testing); `rs-metapeft compare` shows it.
-        report["fit_wall_time_s"] = getattr(self, "fit_wall_time_s", None)
-        self.last_report = report
-        self.log("test/acc", report["overall_accuracy"])
-        self.log("test/class_mean_acc", report["class_mean_accuracy"])
-        self.log("test/macro_f1", report["macro_f1"])
-        for group in GROUPS:
-            if report["group_accuracy"][group] is not None:
-                self.log(f"test/{group}_acc", report["group_accuracy"][group])
-        if self.trainer.is_global_zero:
-            folder = Path(self.report_dir or self.trainer.log_dir or self.trainer.default_root_dir)
-            json_path, _ = write_report(report, folder)
-            report["path"] = str(json_path.parent)
-            print("\n" + format_report(report) + f"\nReport written to {json_path.parent}/\n")
-
-    def _meta_protocol(self) -> str | None:
-        dm = self._datamodule()
-        return getattr(dm, "meta_protocol", None)
-
     def predict_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
         """Class probabilities."""
         return self.model(batch["image"]).softmax(1)
@@ -524,27 +433,6 @@ def _head_init(value: str) -> str:
     if value not in ("random", "class_mean"):
         raise ValueError(f"model.head_init must be random or class_mean, got {value!r}")
     return value
-
-
-def _str_keys(gmap: dict[int, dict[str, float]]) -> dict[str, dict[str, float]]:
-    return {str(k): dict(v) for k, v in gmap.items()}
-
-
-def _int_keys(gmap: dict[str, dict[str, float]]) -> dict[int, dict[str, float]]:
-    return {int(k): dict(v) for k, v in gmap.items()}
-
-
-def _rng_states() -> dict[str, Any]:
-    states: dict[str, Any] = {"torch": torch.get_rng_state()}
-    if torch.cuda.is_available() and torch.cuda.is_initialized():
-        states["cuda"] = torch.cuda.get_rng_state_all()
-    return states
-
-
-def _set_rng_states(states: dict[str, Any]) -> None:
-    torch.set_rng_state(states["torch"])
-    if "cuda" in states and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(states["cuda"])
 
 
 def _config(value: Any, cls: type) -> Any:

@@ -41,4 +41,8 @@ def test_recipe_options_parse_into_the_datamodule(tmp_path):
 def test_fit_on_own_geotiffs_through_the_cli(tmp_path):
     root = make_fake_geotiff_folder(tmp_path / "chips", per_class=[9, 6, 3], with_csv=True)
     assert main(["fit", "--config", str(_recipe(tmp_path, root))]) == 0
-    assert list((tmp_path / "run").rglob("report.json"))
+    (report,) = (tmp_path / "run").rglob("report.json")
+    # The split is recorded beside the report: the CSV's test rows (every fourth chip).
+    test_list = (report.parent / "data_split" / "test.txt").read_text().splitlines()
+    assert sorted(test_list) == ["crop/crop_3.tif crop", "crop/crop_7.tif crop",
+                                 "forest/forest_3.tif forest"]

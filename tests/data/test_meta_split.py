@@ -5,8 +5,9 @@ import pytest
 import torch
 from torch.utils.data import Subset, TensorDataset
 
-from rs_metapeft.data.meta_split import MetaSampler, stratified_holdout
+from rs_metapeft.data.meta_split import MetaSampler
 from rs_metapeft.data.resumable import ResumableDataLoader
+from rs_metapeft.data.splits import stratified_split
 
 TARGETS = [0] * 60 + [1] * 25 + [2] * 10 + [3] * 5
 VAL_TARGETS = [0] * 20 + [1] * 5 + [2] * 2 + [3]
@@ -25,7 +26,7 @@ def test_holdout_keeps_the_last_images_of_every_class_for_training():
         assert set(s.draw("val")) <= set(held)
         assert set(s.draw("train")) <= set(keep)
     # At least one image of a class with a spare one, never its last min_train_per_class.
-    keep, held = stratified_holdout([0] * 6 + [1] * 3 + [2] * 40, 0.05, 5, seed=0)
+    (held,) = stratified_split([0] * 6 + [1] * 3 + [2] * 40, [0.05], seed=0, min_keep=5).held
     assert np.bincount(np.asarray([0] * 6 + [1] * 3 + [2] * 40)[held], minlength=3).tolist() == [
         1, 0, 2]
 
@@ -220,3 +221,20 @@ def test_ddp_ranks_keep_their_share_of_one_balanced_global_batch(tiny_s2_root):
         assert batch["image"].shape[0] == dm.meta_batch_size
         labels += batch["label"].tolist()
     assert np.bincount(labels, minlength=4).tolist() == [2, 2, 2, 2]
+
+
+def test_the_datamodule_state_carries_the_meta_sampler(tiny_s2_root):
+    from tests.tasks.factory import make_dm
+
+    a = make_dm(tiny_s2_root, meta_protocol="resample", meta_fraction=0.3, augment=False)
+    a.setup("fit")
+    a.new_meta_round()
+    a.meta_batch("val")
+    state = a.state_dict()
+    expected = [a.meta_batch(part)["image"] for part in ("val", "train", "val")]
+    b = make_dm(tiny_s2_root, meta_protocol="resample", meta_fraction=0.3, augment=False)
+    assert b.state_dict() == {}
+    b.load_state_dict(state)  # before setup, as a checkpoint may come: it waits for the sampler
+    b.setup("fit")
+    for part, image in zip(("val", "train", "val"), expected, strict=True):
+        assert torch.equal(b.meta_batch(part)["image"], image)

@@ -2,8 +2,9 @@ import numpy as np
 import pytest
 import rasterio
 
+from rs_metapeft.data import SceneChipsDataModule
 from rs_metapeft.data.folder import DataFileError
-from rs_metapeft.data.scene import SceneChips, SceneChipsDataModule, chip_label
+from rs_metapeft.data.scene import SceneChips, chip_label
 from tests.data.fakes import make_fake_scene
 
 

@@ -234,3 +234,16 @@ def test_meta_config_refuses_a_non_positive_hvp_batch():
     assert MetaConfig(hvp_batch_size=16).hvp_batch_size == 16
     with pytest.raises(ValueError, match="model.meta.hvp_batch_size"):
         MetaConfig(hvp_batch_size=0)
+
+
+def test_the_outer_step_plan_is_decided_in_one_place():
+    from rs_metapeft.meta import MetaConfig, OuterStepPlan, outer_step_plan
+
+    assert outer_step_plan("first_order") == OuterStepPlan(train_step=True, unrolled=False)
+    assert outer_step_plan("unrolled") == OuterStepPlan(train_step=True, unrolled=True)
+    assert outer_step_plan("unrolled_k") == OuterStepPlan(train_step=False, unrolled=True)
+    assert outer_step_plan("first_order", "meta_train") == OuterStepPlan(False, False)
+    assert MetaConfig(hypergradient="unrolled_k", lookahead_steps=2).plan == OuterStepPlan(
+        False, True)
+    with pytest.raises(ValueError, match="first_order, unrolled, unrolled_k"):
+        outer_step_plan("second_order")

@@ -143,6 +143,6 @@ def _file(dataset, i):
 
 
 def _targets(dataset):
-    from rs_metapeft.data.datamodule import _targets as targets
+    from rs_metapeft.data.datamodules.base import _targets as targets
 
     return targets(dataset)

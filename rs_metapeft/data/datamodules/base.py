@@ -10,6 +10,7 @@ and kornia augmentation on device. Subclasses only say how to build a split's da
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -19,35 +20,22 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset, Sampler, Subset
 from torchgeo.datamodules import NonGeoDataModule
-from torchgeo.datasets import EuroSAT
 
-from ..bands import resolve_bands
-from .folder import ChipFolder, GeoTiffFolder
-from .longtail import class_counts, log_class_counts, longtail_indices
-from .meta_split import MetaSampler
-from .resumable import ResumableDataLoader
-from .samplers import SAMPLERS, build_sampler
-from .sar import SARPreprocessing, SARShipChips
-from .statistics import (
+from ...bands import resolve_bands
+from ..longtail import class_counts, log_class_counts, longtail_indices
+from ..meta_split import MetaSampler
+from ..resumable import ResumableDataLoader
+from ..samplers import SAMPLERS, build_sampler
+from ..statistics import (
     BandMismatchError,
     BandStatistics,
     cached_band_statistics,
     check_bands,
     compute_band_statistics,
 )
-from .synthetic import SyntheticSpec, generate_eurosat_like, generate_sar_twin
-from .transforms import AugmentConfig, FillNodata, build_eval_transform, build_train_augmentation
+from ..transforms import AugmentConfig, FillNodata, build_eval_transform, build_train_augmentation
 
-__all__ = [
-    "ChipFolderDataModule",
-    "EuroSATLongTailDataModule",
-    "GeoTiffFolderDataModule",
-    "LongTailDataModule",
-    "SARShipChipsDataModule",
-    "SyntheticEuroSATDataModule",
-    "SyntheticSARDataModule",
-]
-
+__all__ = ["LongTailDataModule"]
 
 log = logging.getLogger(__name__)
 
@@ -114,6 +102,9 @@ class LongTailDataModule(NonGeoDataModule):
             ``augment_options.resized_crop_scale`` is set); ``None`` keeps their size.
         stats_cache: folder where band statistics are cached as JSON, keyed by dataset and
             bands; ``None`` computes them every run.
+        classes: use only these classes, in this label order (names as the dataset spells them,
+            e.g. ``[Forest, River]``); images of the others are left out of every split, and
+            ``num_classes`` follows the list's length. ``None`` (default) uses every class.
     """
 
     def __init__(
@@ -136,6 +127,7 @@ class LongTailDataModule(NonGeoDataModule):
         augment_options: AugmentConfig | None = None,
         image_size: int | None = None,
         stats_cache: str | None = None,
+        classes: list[str] | None = None,
         **dataset_kwargs: Any,
     ) -> None:
         if "meta_disjoint" in dataset_kwargs:
@@ -168,6 +160,11 @@ class LongTailDataModule(NonGeoDataModule):
         self.sampler_epochs = sampler_epochs
         self.image_size = image_size
         self.stats_cache = stats_cache
+        self.class_subset = [str(c) for c in classes] if classes is not None else None
+        if self.class_subset is not None and len(self.class_subset) != num_classes:
+            log.info("data.classes names %d classes; data.num_classes follows it (was %d)",
+                     len(self.class_subset), num_classes)
+            self.num_classes = len(self.class_subset)
         if isinstance(augment_options, dict):
             augment_options = AugmentConfig(**augment_options)
         self._augment = (
@@ -191,6 +188,14 @@ class LongTailDataModule(NonGeoDataModule):
         """Build the dataset of one split (``train``, ``val`` or ``test``)."""
         raise NotImplementedError
 
+    def split_dataset(self, split: str) -> Dataset:
+        """The dataset of one split, limited to ``data.classes`` when that is set."""
+        dataset = self.make_dataset(split)
+        names = [str(n) for n in getattr(_base(dataset), "classes", [])]
+        if self.class_subset is None or names == self.class_subset:
+            return dataset
+        return _ClassSubset(dataset, self.class_subset, split)
+
     def dataset_key(self) -> str:
         """Identifies the training data for the statistics cache (override to add settings)."""
         return f"{type(self).__name__}:{Path(str(getattr(self, 'root', ''))).resolve()}"
@@ -200,14 +205,14 @@ class LongTailDataModule(NonGeoDataModule):
         """Build the splits; on ``fit``, also counts, statistics and the meta split."""
         if stage == "fit":
             self.train_dataset = self._build_train()
-            self.val_dataset = self.make_dataset("val")
+            self.val_dataset = self.split_dataset("val")
             self._build_meta_sampler()  # before anything indexes an empty validation split
             self._check_classes(self.val_dataset, "val")
         elif stage == "validate":
-            self.val_dataset = self.make_dataset("val")
+            self.val_dataset = self.split_dataset("val")
             self._check_classes(self.val_dataset, "val")
         elif stage == "test":
-            self.test_dataset = self.make_dataset("test")
+            self.test_dataset = self.split_dataset("test")
             self._check_classes(self.test_dataset, "test")
 
     def _check_classes(self, dataset: Dataset, split: str) -> None:
@@ -229,7 +234,7 @@ class LongTailDataModule(NonGeoDataModule):
             )
 
     def _build_train(self) -> Dataset:
-        dataset = self.make_dataset("train")
+        dataset = self.split_dataset("train")
         self._check_classes(dataset, "train")
         if self.imbalance_ratio is not None:
             keep = longtail_indices(
@@ -247,9 +252,11 @@ class LongTailDataModule(NonGeoDataModule):
         self.train_counts = class_counts(targets, self.num_classes)
         empty = [n for n, c in zip(self.class_names, self.train_counts, strict=True) if c == 0]
         if empty:
+            kept = [n for n in self.class_names if n not in empty]
             raise ValueError(
-                f"the training split has no images of classes {empty}; add images of these "
-                "classes or remove them from the class list"
+                f"the training split has no images of classes {empty}; add training images of "
+                f"these classes, or leave them out with data.classes: {json.dumps(kept)} (the "
+                "classes to use, in label order)"
             )
         log_class_counts(self.class_names, self.train_counts, "train")
         fingerprint = hashlib.sha256(np.asarray(targets, dtype=np.int64).tobytes()).hexdigest()[:16]
@@ -278,6 +285,35 @@ class LongTailDataModule(NonGeoDataModule):
     def _set_meta_sampler(self, sampler: MetaSampler, datasets: dict[str, Dataset]) -> None:
         self.meta_sampler, self.meta_datasets = sampler, datasets
         self.meta_indices = (sampler.parts["train"], sampler.parts["val"])
+        pending, self._meta_sampler_state = getattr(self, "_meta_sampler_state", None), None
+        if pending is not None:
+            sampler.load_state_dict(pending)
+
+    def state_dict(self) -> dict[str, Any]:
+        """The meta sampler's position; Lightning stores it in every checkpoint.
+
+        Returns:
+            ``{"meta_sampler": ...}`` once ``setup("fit")`` has built the sampler, else ``{}``.
+        """
+        if self.meta_sampler is None:
+            return {}
+        return {"meta_sampler": self.meta_sampler.state_dict()}
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        """Continue the meta sampler's draws where a checkpoint left them.
+
+        Lightning calls this after ``setup("fit")``; before it, the state waits for the sampler.
+
+        Raises:
+            ValueError: the checkpoint's meta protocol or split differs from this run's.
+        """
+        state = state_dict.get("meta_sampler")
+        if state is None:
+            return
+        if self.meta_sampler is None:
+            self._meta_sampler_state = state
+        else:
+            self.meta_sampler.load_state_dict(state)
 
     def _build_meta_sampler(self) -> None:
         """The ``val_split`` and ``resample`` samplers (``holdout``'s shapes the training set)."""
@@ -353,10 +389,13 @@ class LongTailDataModule(NonGeoDataModule):
             # Keep a full last batch only when the split is big enough to drop it.
             return self._plain_loader(dataset, True, drop_last=len(dataset) > self.batch_size,
                                       loader_cls=ResumableDataLoader)
+        # A generator of its own: without one, every epoch's start draws the loader's base seed
+        # from the global generator, which a mid-epoch resume would then draw at another time.
         return ResumableDataLoader(
             dataset, batch_size=self.batch_size, sampler=sampler, num_workers=self.num_workers,
             collate_fn=self.collate_fn, drop_last=len(dataset) > self.batch_size,
             persistent_workers=self.num_workers > 0,
+            generator=torch.Generator().manual_seed(self.seed),
         )
 
     def meta_batch(self, part: str, device: torch.device | str = "cpu") -> dict[str, Any]:
@@ -416,247 +455,34 @@ def _labels(dataset: Dataset) -> list[int]:
         return [int(dataset[i]["label"]) for i in range(len(dataset))]  # type: ignore[arg-type]
 
 
+class _ClassSubset(Dataset):
+    """The images of some classes of a dataset, relabelled ``0 .. k-1`` in the order given."""
+
+    def __init__(self, dataset: Dataset, classes: list[str], split: str) -> None:
+        names = [str(n) for n in getattr(_base(dataset), "classes", [])]
+        unknown = [c for c in classes if c not in names]
+        if unknown:
+            raise ValueError(
+                f"data.classes: {unknown} are not classes of the {split} split; choose among "
+                f"{', '.join(names)}"
+            )
+        relabel = {names.index(c): i for i, c in enumerate(classes)}
+        labels = _labels(dataset)
+        self.dataset = dataset
+        self.indices = [i for i, y in enumerate(labels) if y in relabel]
+        self.targets = [relabel[labels[i]] for i in self.indices]
+        self.classes = list(classes)
+
+    def __len__(self) -> int:
+        return len(self.indices)
+
+    def __getitem__(self, index: int) -> dict[str, Any]:
+        sample = dict(self.dataset[self.indices[index]])
+        sample["label"] = torch.tensor(self.targets[index])
+        return sample
+
+
 def _base(dataset: Dataset) -> Dataset:
     while isinstance(dataset, Subset):
         dataset = dataset.dataset
     return dataset
-
-
-class EuroSATLongTailDataModule(LongTailDataModule):
-    """TorchGeo's EuroSAT (Sentinel-2, 10 classes), long-tailed on demand.
-
-    Args:
-        root: where the EuroSAT files are (or go, with ``download=True``).
-        bands: any subset of EuroSAT's 13 bands, e.g. ``[B04, B03, B02]``.
-        download: download the data if missing (needs the internet).
-        **kwargs: :class:`LongTailDataModule` options.
-    """
-
-    def __init__(
-        self,
-        root: str = "data/eurosat",
-        bands: list[str] | None = None,
-        num_classes: int = 10,
-        download: bool = False,
-        **kwargs: Any,
-    ) -> None:
-        bands = list(bands or EuroSAT.all_band_names)
-        unknown = [b for b in bands if b not in EuroSAT.all_band_names]
-        if unknown:
-            raise ValueError(
-                f"data.bands: {unknown} are not EuroSAT bands; choose from "
-                f"{', '.join(EuroSAT.all_band_names)}"
-            )
-        super().__init__(bands=bands, num_classes=num_classes, **kwargs)
-        self.root = root
-        self.download = download
-
-    def prepare_data(self) -> None:
-        """Download EuroSAT when asked to (only on one process)."""
-        if self.download:
-            EuroSAT(self.root, split="train", bands=self.bands, download=True)
-
-    def make_dataset(self, split: str) -> Dataset:
-        """EuroSAT split with the requested bands."""
-        return EuroSAT(self.root, split=split, bands=self.bands, download=self.download)
-
-
-class SyntheticEuroSATDataModule(EuroSATLongTailDataModule):
-    """The built-in synthetic long-tailed Sentinel-2 set, generated on first use, read by EuroSAT.
-
-    Args:
-        root: where the generated files go.
-        bands: band subset to load.
-        num_classes: number of synthetic classes.
-        synthetic_imbalance_ratio: head/tail ratio of the generated training split.
-        max_per_class: training images of the head class.
-        val_per_class: validation images per class.
-        test_per_class: test images per class.
-        image_size: chip size in pixels.
-        data_seed: generator seed.
-        **kwargs: :class:`LongTailDataModule` options.
-    """
-
-    def __init__(
-        self,
-        root: str = "data/demo_s2",
-        bands: list[str] | None = None,
-        num_classes: int = 10,
-        synthetic_imbalance_ratio: float = 100.0,
-        max_per_class: int = 300,
-        val_per_class: int = 10,
-        test_per_class: int = 30,
-        image_size: int = 64,
-        data_seed: int = 0,
-        **kwargs: Any,
-    ) -> None:
-        super().__init__(root=root, bands=bands, num_classes=num_classes, **kwargs)
-        self.spec = SyntheticSpec(
-            num_classes, synthetic_imbalance_ratio, max_per_class, val_per_class,
-            test_per_class, image_size, data_seed,
-        )
-
-    def prepare_data(self) -> None:
-        """Generate the GeoTIFFs unless the same spec already lies in ``root``."""
-        generate_eurosat_like(self.root, self.spec)
-
-
-class ChipFolderDataModule(LongTailDataModule):
-    """A folder of GeoTIFF chips, ``root/<Class>/*.tif`` (see :class:`ChipFolder`).
-
-    Args:
-        root: dataset folder.
-        bands: band names in file order.
-        num_classes: number of class folders.
-        **kwargs: :class:`LongTailDataModule` options.
-    """
-
-    def __init__(self, root: str, bands: list[str], num_classes: int, **kwargs: Any) -> None:
-        super().__init__(bands=bands, num_classes=num_classes, **kwargs)
-        self.root = root
-
-    def make_dataset(self, split: str) -> Dataset:
-        """Chips of one split."""
-        return ChipFolder(Path(self.root), split=split, bands=self.bands)
-
-
-class GeoTiffFolderDataModule(LongTailDataModule):
-    """Your own GeoTIFF chips (see :class:`~rs_metapeft.data.folder.GeoTiffFolder`).
-
-    Every split is scanned when it is built (before training starts), so a corrupt, truncated,
-    wrong-band-count or nodata-only chip stops the run at once with the file's name, or with
-    ``on_bad_file: skip`` is dropped with a warning and a count.
-
-    Args:
-        root: dataset folder (``root/<class>/*.tif``).
-        bands: band names in file order; ``None`` takes the first file's band descriptions.
-        num_classes: number of classes; ``None`` counts them (folders, or ``classes``, or the CSV).
-        csv_file: optional ``path,label[,split]`` CSV.
-        classes: class list (label order).
-        split_files: per split, a list file (``<path> [label]`` lines).
-        nodata: nodata value overriding the files' own.
-        on_bad_file: ``error`` or ``skip``.
-        check_test_split: on ``setup("fit")``, index the test split too, so that a missing test
-            list fails before training rather than after it (``rs-metapeft fit`` tests at the end).
-        **kwargs: :class:`LongTailDataModule` options.
-    """
-
-    dataset_type: type[GeoTiffFolder] = GeoTiffFolder
-
-    def __init__(
-        self,
-        root: str,
-        bands: list[str] | None = None,
-        num_classes: int | None = None,
-        csv_file: str | None = None,
-        classes: list[str] | None = None,
-        split_files: dict[str, str] | None = None,
-        nodata: float | None = None,
-        on_bad_file: str = "error",
-        check_test_split: bool = True,
-        **kwargs: Any,
-    ) -> None:
-        self.root = root
-        self.check_test_split = check_test_split
-        self.folder_kwargs: dict[str, Any] = dict(
-            csv_file=csv_file, classes=classes, split_files=split_files, nodata=nodata,
-            on_bad_file=on_bad_file,
-        )
-        if bands is None or num_classes is None:
-            # Index one split without reading pixels, for the band names and the class count.
-            probe = self.dataset_type(root, split="train", bands=bands, scan=False,
-                                      **self._extra_kwargs(), **self.folder_kwargs)
-            bands = list(bands or probe.bands)
-            num_classes = num_classes or len(probe.classes)
-        super().__init__(bands=bands, num_classes=num_classes, **kwargs)
-
-    def _extra_kwargs(self) -> dict[str, Any]:
-        return {}
-
-    def dataset_key(self) -> str:
-        """Dataset, root and reading options."""
-        options = sorted(self.folder_kwargs.items())
-        return f"{super().dataset_key()}:{options}:{self._extra_kwargs()}"
-
-    def setup(self, stage: str) -> None:
-        """Build the splits; on ``fit``, first check that the test split can be indexed."""
-        if stage == "fit" and self.check_test_split:
-            self.dataset_type(self.root, split="test", bands=self.bands, scan=False,
-                              **self._extra_kwargs(), **self.folder_kwargs)
-        super().setup(stage)
-
-    def make_dataset(self, split: str) -> Dataset:
-        """The chips of one split, scanned."""
-        return self.dataset_type(self.root, split=split, bands=self.bands,
-                                 **self._extra_kwargs(), **self.folder_kwargs)
-
-
-class SARShipChipsDataModule(GeoTiffFolderDataModule):
-    """SAR ship chips, FUSAR-Ship / OpenSARShip / FUSRS style (see :class:`.SARShipChips`).
-
-    Args:
-        root: dataset folder (``root/<class>/*.png|tif``).
-        bands: the polarisation, e.g. ``[VV]`` (default) or ``[HH]``.
-        preprocessing: ``{input: amplitude|intensity|db, to_db: bool, clip_db: [lo, hi]}``;
-            recorded in :attr:`preprocessing_record` and the statistics cache key.
-        **kwargs: :class:`GeoTiffFolderDataModule` options (``split_files``, ``classes`` ...).
-    """
-
-    def __init__(
-        self,
-        root: str,
-        bands: list[str] | None = None,
-        preprocessing: SARPreprocessing | None = None,
-        **kwargs: Any,
-    ) -> None:
-        if isinstance(preprocessing, dict):
-            preprocessing = SARPreprocessing(**preprocessing)
-        self.preprocessing = preprocessing or SARPreprocessing()
-        kwargs.setdefault("num_classes", None)
-        super().__init__(root=root, bands=list(bands or ["VV"]), **kwargs)
-        self.preprocessing_record = self.preprocessing.to_dict()
-        log.info("SAR preprocessing: %s", self.preprocessing_record)
-
-    dataset_type = SARShipChips
-
-    def _extra_kwargs(self) -> dict[str, Any]:
-        return {"preprocessing": self.preprocessing}
-
-
-class SyntheticSARDataModule(ChipFolderDataModule):
-    """The built-in synthetic Sentinel-1 (VV, VH) twin, generated on first use.
-
-    Args:
-        root: where the generated files go.
-        num_classes: number of synthetic classes.
-        synthetic_imbalance_ratio: head/tail ratio of the generated training split.
-        max_per_class: training images of the head class.
-        val_per_class: validation images per class.
-        test_per_class: test images per class.
-        image_size: chip size in pixels.
-        data_seed: generator seed.
-        **kwargs: :class:`LongTailDataModule` options.
-    """
-
-    def __init__(
-        self,
-        root: str = "data/demo_s1",
-        num_classes: int = 10,
-        synthetic_imbalance_ratio: float = 100.0,
-        max_per_class: int = 300,
-        val_per_class: int = 10,
-        test_per_class: int = 30,
-        image_size: int = 64,
-        data_seed: int = 0,
-        **kwargs: Any,
-    ) -> None:
-        kwargs.setdefault("bands", ["VV", "VH"])
-        super().__init__(root=root, num_classes=num_classes, **kwargs)
-        self.spec = SyntheticSpec(
-            num_classes, synthetic_imbalance_ratio, max_per_class, val_per_class,
-            test_per_class, image_size, data_seed,
-        )
-
-    def prepare_data(self) -> None:
-        """Generate the GeoTIFFs unless the same spec already lies in ``root``."""
-        generate_sar_twin(self.root, self.spec)

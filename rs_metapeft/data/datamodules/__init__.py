@@ -1,0 +1,33 @@
+"""Long-tailed classification datamodules, one per file as TorchGeo lays them out.
+
+:class:`LongTailDataModule` (``base``) holds what every dataset shares; each other module adds one
+dataset. All are re-exported by :mod:`rs_metapeft.data`, the path recipes use as ``class_path``.
+"""
+
+from .base import LongTailDataModule
+from .chip_folder import ChipFolderDataModule
+from .eurosat import EuroSATLongTailDataModule
+from .eurosat_s1 import EuroSATS1LongTailDataModule
+from .geotiff_folder import GeoTiffFolderDataModule
+from .resisc45 import RESISC45LongTailDataModule
+from .sar_ships import SARShipChipsDataModule
+from .scene_chips import SceneChipsDataModule
+from .so2sat import So2SatLongTailDataModule
+from .synthetic_eurosat import SyntheticEuroSATDataModule
+from .synthetic_sar import SyntheticSARDataModule
+from .ucmerced import UCMercedLongTailDataModule
+
+__all__ = [
+    "ChipFolderDataModule",
+    "EuroSATLongTailDataModule",
+    "EuroSATS1LongTailDataModule",
+    "GeoTiffFolderDataModule",
+    "LongTailDataModule",
+    "RESISC45LongTailDataModule",
+    "SARShipChipsDataModule",
+    "SceneChipsDataModule",
+    "So2SatLongTailDataModule",
+    "SyntheticEuroSATDataModule",
+    "SyntheticSARDataModule",
+    "UCMercedLongTailDataModule",
+]

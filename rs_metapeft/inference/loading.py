@@ -1,0 +1,56 @@
+"""Load a trained model for inference: from a run folder, a checkpoint or an export folder.
+
+The one loader behind :func:`rs_metapeft.api.load_model` and the ``predict-chips`` /
+``predict-scene`` commands, so neither the API nor the command line imports the other.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from ..tasks import MetaPEFTTask
+from .checkpoint import find_checkpoint, load_task
+
+__all__ = ["load_model"]
+
+
+def load_model(source: str | os.PathLike, device: str = "cpu") -> MetaPEFTTask:
+    """Load a trained model from a run folder, a checkpoint or an exported adapter.
+
+    Args:
+        source: a run folder (its ``last.ckpt`` or newest checkpoint), a ``.ckpt`` file, or an
+            adapter written by ``rs-metapeft export``.
+        device: where the model goes.
+
+    Returns:
+        The task in eval mode; ``model.class_names`` and ``model.model.bands`` say what it was
+        trained on.
+
+    Raises:
+        FileNotFoundError: nothing to load at ``source``.
+        ValueError: the checkpoint or export is unreadable or holds no trained model; the
+            message names the file.
+    """
+    path = Path(source)
+    if path.is_dir() and (path / "manifest.json").is_file():
+        return _task_from_export(path, device)
+    return load_task(find_checkpoint(path), device)
+
+
+def _task_from_export(folder: Path, device: str) -> MetaPEFTTask:
+    """Wrap a model rebuilt from an ``rs-metapeft export`` folder in a task (evaluate, predict)."""
+    from ..export import load_export, read_manifest
+
+    manifest = read_manifest(folder)
+    config = manifest["model"]
+    task = MetaPEFTTask(
+        bands=config["bands"], num_classes=config["num_classes"], backbone=config["backbone"],
+        weights=None, img_size=config["img_size"], patch_size=config["patch_size"],
+        head=config["head"], backbone_kwargs=config.get("backbone_kwargs"),
+        peft={"positions": []}, stem=config["stem"], head_scale=config.get("head_scale", 25.0),
+    )
+    task.model = load_export(folder)
+    task.class_names = list(manifest["classes"])
+    task.train_counts = list(manifest.get("train_counts") or [0] * config["num_classes"])
+    return task.to(device).eval()

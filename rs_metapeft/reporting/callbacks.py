@@ -1,0 +1,113 @@
+"""Lightning callbacks that write a run's report and gamma plots (the task only trains).
+
+:class:`~rs_metapeft.tasks.MetaPEFTTask` returns both from ``configure_callbacks``, so a plain
+``Trainer``, ``rs-metapeft fit`` / ``test`` and ``rs-metapeft demo`` all write the same files: the
+report when a test epoch ends, the plots when fit ends, into ``model.report_dir`` or else the
+run's log folder.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+import numpy as np
+
+from ..data.longtail import GROUPS
+from ..peft import (
+    effective_scale_map,
+    gamma_map,
+    gamma_parameters,
+    initial_scale_map,
+    switched_off,
+)
+from .metrics import build_report
+from .tables import format_report, write_report
+
+__all__ = ["GammaPlots", "TailReport", "report_folder", "task_report"]
+
+
+def report_folder(trainer: L.Trainer, task: Any) -> Path:
+    """Where a run's report and plots go: ``report_dir``, else the log folder, else the root."""
+    return Path(getattr(task, "report_dir", None) or trainer.log_dir or trainer.default_root_dir)
+
+
+def _str_keys(gmap: dict[int, dict[str, float]]) -> dict[str, dict[str, float]]:
+    return {str(k): dict(v) for k, v in gmap.items()}
+
+
+def task_report(task: Any, confusion: np.ndarray, meta_protocol: str | None = None) -> dict:
+    """The tail-class report of a trained task from its test confusion matrix.
+
+    Args:
+        task: a :class:`~rs_metapeft.tasks.MetaPEFTTask`.
+        confusion: (classes, classes) test confusion matrix, rows the true class.
+        meta_protocol: the datamodule's ``meta_protocol`` (recorded in ``report["meta"]``).
+
+    Returns:
+        :func:`~rs_metapeft.reporting.build_report`'s dict plus gamma, effective scales, the
+        switched-off modules, gamma history, meta settings, parameter counts and fit wall time.
+    """
+    g = task.groups_config
+    report = build_report(confusion, task.class_names, task.train_counts, g.rule,
+                          g.many_threshold, g.few_threshold)
+    model, mc = task.model, task.meta_config
+    scales, initial = effective_scale_map(model), initial_scale_map(model)
+    report["gamma"] = _str_keys(gamma_map(model))
+    report["effective_scale"] = _str_keys(scales)
+    report["initial_scale"] = _str_keys(initial)
+    report["switch_off_threshold"] = mc.off_threshold
+    report["switched_off"] = switched_off(scales, initial, mc.off_threshold)
+    report["gamma_history"] = [[s, _str_keys(gm)] for s, gm in task.gamma_history]
+    report["meta"] = {"enabled": mc.enabled, "outer_steps": task.outer_steps,
+                      "skipped_outer_steps": task.skipped_outer_steps,
+                      "hypergradient": mc.hypergradient, "lookahead_rule": mc.lookahead_rule,
+                      "optimizer": mc.optimizer, "gamma_param": task.peft_config.gamma_param,
+                      "protocol": meta_protocol}
+    report["trainable_parameters"] = sum(
+        p.numel() for p in model.parameters() if p.requires_grad
+    )
+    report["gamma_parameters"] = sum(p.numel() for p in gamma_parameters(model).values())
+    # Set by the CLI around fit (None when only testing); `rs-metapeft compare` shows it.
+    report["fit_wall_time_s"] = getattr(task, "fit_wall_time_s", None)
+    return report
+
+
+class TailReport(L.Callback):
+    """After each test epoch: build the report, log its headline metrics, write and print it.
+
+    The report is also kept as ``task.last_report`` (what :func:`rs_metapeft.fit` returns).
+    """
+
+    def on_test_epoch_end(self, trainer: L.Trainer, pl_module: Any) -> None:  # noqa: D102 - Lightning hook
+        confusion = pl_module.test_confmat.compute().cpu().numpy()
+        pl_module.test_confmat.reset()
+        report = task_report(pl_module, confusion,
+                             getattr(trainer.datamodule, "meta_protocol", None))
+        pl_module.last_report = report
+        pl_module.log("test/acc", report["overall_accuracy"])
+        pl_module.log("test/class_mean_acc", report["class_mean_accuracy"])
+        pl_module.log("test/macro_f1", report["macro_f1"])
+        for group in GROUPS:
+            if report["group_accuracy"][group] is not None:
+                pl_module.log(f"test/{group}_acc", report["group_accuracy"][group])
+        if trainer.is_global_zero:
+            json_path, _ = write_report(report, report_folder(trainer, pl_module))
+            report["path"] = str(json_path.parent)
+            print("\n" + format_report(report) + f"\nReport written to {json_path.parent}/\n")
+
+
+class GammaPlots(L.Callback):
+    """When fit ends (main process, after outer steps): gamma, gamma-over-time, effective scale."""
+
+    def on_fit_end(self, trainer: L.Trainer, pl_module: Any) -> None:  # noqa: D102 - Lightning hook
+        if not pl_module.gamma_history or not trainer.is_global_zero:
+            return
+        from .gamma_plots import save_gamma_plots
+
+        model = pl_module.model
+        save_gamma_plots(gamma_map(model), pl_module.gamma_history,
+                         report_folder(trainer, pl_module), depth=model.depth,
+                         scales=effective_scale_map(model), initial=initial_scale_map(model),
+                         threshold=pl_module.meta_config.off_threshold)
