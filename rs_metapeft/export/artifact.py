@@ -20,7 +20,7 @@ import timm
 import torch
 from safetensors.torch import load_file, save_file
 
-from .. import __version__
+from .._version import __version__
 from ..models import SpectralViTClassifier
 from ..peft import PeftConfig, gamma_map, gamma_parameters
 from ..peft.merge import remove_module
