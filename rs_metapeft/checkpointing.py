@@ -32,6 +32,8 @@ from lightning.pytorch.callbacks import Callback, ModelCheckpoint
 from lightning.pytorch.plugins.io import TorchCheckpointIO
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 
+from .io import atomic_path
+
 __all__ = [
     "METADATA_KEY",
     "AtomicCheckpointIO",
@@ -234,17 +236,8 @@ class AtomicCheckpointIO(TorchCheckpointIO):
     def save_checkpoint(self, checkpoint: dict[str, Any], path: Any,
                         storage_options: Any | None = None) -> None:
         """Save ``checkpoint`` to ``path`` atomically (``storage_options`` are not used)."""
-        target = Path(path)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
-        try:
-            with open(tmp, "wb") as f:
-                torch.save(checkpoint, f)
-                f.flush()
-                os.fsync(f.fileno())
-            os.replace(tmp, target)
-        finally:
-            tmp.unlink(missing_ok=True)
+        with atomic_path(path, fsync=True) as tmp:
+            torch.save(checkpoint, tmp)
 
 
 class LastCheckpoint(ModelCheckpoint):

@@ -14,6 +14,8 @@ import shutil
 from pathlib import Path
 from typing import Any
 
+from .io import atomic_path
+
 __all__ = [
     "RECIPES_DIR",
     "copy_recipe",
@@ -85,10 +87,8 @@ def copy_recipe(name_or_path: str | os.PathLike, dest: str | os.PathLike,
         target = target / source.name
     if target.exists() and not overwrite:
         raise FileExistsError(f"{target} exists; pass --overwrite to replace it")
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = target.with_name(target.name + ".tmp")
-    shutil.copyfile(source, tmp)
-    os.replace(tmp, target)
+    with atomic_path(target) as tmp:
+        shutil.copyfile(source, tmp)
     return target
 
 

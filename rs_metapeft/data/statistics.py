@@ -19,6 +19,8 @@ from pathlib import Path
 
 import torch
 
+from ..io import atomic_write_json
+
 __all__ = [
     "BandMismatchError",
     "BandStatistics",
@@ -203,8 +205,5 @@ def cached_band_statistics(
         stats.check_bands(bands)
         return stats
     stats = compute()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(f".tmp{os.getpid()}")
-    tmp.write_text(json.dumps({"dataset": dataset_key, "statistics": stats.to_dict()}, indent=1))
-    os.replace(tmp, path)
+    atomic_write_json(path, {"dataset": dataset_key, "statistics": stats.to_dict()}, indent=1)
     return stats

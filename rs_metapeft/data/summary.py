@@ -10,13 +10,13 @@ every file scanned.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 from typing import Any
 
 import yaml
 from jsonargparse import ArgumentParser
 
+from ..io import atomic_write_json
 from ..recipes import recipe_path
 from .datamodules.base import LongTailDataModule, _targets
 from .longtail import assign_groups, class_counts, imbalance_ratio
@@ -126,8 +126,5 @@ def stats_main(argv: list[str]) -> int:
     )
     print(format_summary(summary))
     if args.json:
-        tmp = f"{args.json}.tmp"
-        with open(tmp, "w") as f:
-            json.dump(summary, f, indent=2)
-        os.replace(tmp, args.json)
+        atomic_write_json(args.json, summary)
     return 0

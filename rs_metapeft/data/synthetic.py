@@ -24,6 +24,8 @@ import rasterio
 from rasterio.crs import CRS
 from rasterio.transform import from_origin
 
+from ..io import atomic_write_json
+
 __all__ = [
     "EUROSAT_BAND_ORDER",
     "EUROSAT_BASE_DIR",
@@ -256,9 +258,7 @@ def _write_manifest(root: Path, spec: SyntheticSpec, layout: str, bands) -> None
         "classes": names,
         "counts": {s: dict(zip(names, c, strict=True)) for s, c in counts.items()},
     }
-    tmp = root / "synthetic.json.tmp"
-    tmp.write_text(json.dumps(manifest, indent=2))
-    os.replace(tmp, root / "synthetic.json")
+    atomic_write_json(root / "synthetic.json", manifest)
 
 
 def _already_written(root: Path, spec: SyntheticSpec) -> bool:

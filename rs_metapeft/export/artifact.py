@@ -11,8 +11,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +19,7 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from .._version import __version__
+from ..io import atomic_path, atomic_write_json
 from ..models import SpectralViTClassifier
 from ..peft import PeftConfig, gamma_map, gamma_parameters
 from ..peft.merge import remove_module
@@ -73,16 +72,6 @@ def adapter_state(model: SpectralViTClassifier, whole: bool = False) -> dict[str
     return state
 
 
-def _atomic_write_bytes(path: Path, write) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    os.close(fd)
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
 
 def save_export(
     model: SpectralViTClassifier,
@@ -116,7 +105,8 @@ def save_export(
         whole = config["weights"] is None or merged
     state = adapter_state(model, whole)
     tensors_path = out / ADAPTER_FILE
-    _atomic_write_bytes(tensors_path, lambda tmp: save_file(state, tmp))
+    with atomic_path(tensors_path) as tmp:
+        save_file(state, tmp)
     weights = config["weights"]
     weights_sha = _sha256(Path(weights)) if weights and Path(weights).is_file() else None
     norm = model.normalizer
@@ -144,8 +134,7 @@ def save_export(
         **(extra or {}),
     }
     manifest_path = out / MANIFEST_FILE
-    text = json.dumps(manifest, indent=2)
-    _atomic_write_bytes(manifest_path, lambda tmp: Path(tmp).write_text(text))
+    atomic_write_json(manifest_path, manifest)
     return manifest_path
 
 

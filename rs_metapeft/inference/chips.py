@@ -15,7 +15,7 @@ from torch.nn import functional as F
 from tqdm.auto import tqdm
 
 from ..data.folder import DataFileError
-from ..reporting.tables import atomic_write
+from ..io import atomic_write_text
 from ..tasks import MetaPEFTTask
 from .checkpoint import CheckpointMismatchError, check_matches
 
@@ -109,5 +109,5 @@ def predict_chips(task: MetaPEFTTask, folder: str | os.PathLike,
         writer.writerow([rel, name, f"{confidence:.6f}", *(f"{v:.6f}" for v in p)])
     output = Path(output)
     output.parent.mkdir(parents=True, exist_ok=True)
-    atomic_write(output, buffer.getvalue())
+    atomic_write_text(output, buffer.getvalue())
     return output

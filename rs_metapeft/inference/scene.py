@@ -21,6 +21,7 @@ from torchgeo.datasets import RasterDataset, stack_samples
 from torchgeo.samplers import GridGeoSampler
 from tqdm.auto import tqdm
 
+from ..io import atomic_path
 from ..tasks import MetaPEFTTask
 from .checkpoint import CheckpointMismatchError, check_matches
 
@@ -84,13 +85,11 @@ def _write(path: Path, array: np.ndarray, profile: dict, nodata, description: st
            tags: dict | None = None) -> None:
     out = {k: profile[k] for k in ("crs", "transform", "width", "height")}
     out.update(driver="GTiff", count=1, dtype=array.dtype.name, nodata=nodata, compress="deflate")
-    tmp = path.with_name(path.name + ".tmp")
-    with rasterio.open(tmp, "w", **out) as dst:
+    with atomic_path(path) as tmp, rasterio.open(tmp, "w", **out) as dst:
         dst.write(array, 1)
         dst.set_band_description(1, description)
         if tags:
             dst.update_tags(**tags)
-    os.replace(tmp, path)
 
 
 @torch.no_grad()

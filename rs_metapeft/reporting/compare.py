@@ -8,8 +8,8 @@ import os
 from pathlib import Path
 
 from ..data.longtail import GROUPS
+from ..io import atomic_write_text
 from .runs import find_report, load_report
-from .tables import atomic_write
 
 __all__ = ["COLUMNS", "compare_runs", "format_comparison", "write_comparison"]
 
@@ -103,10 +103,10 @@ def write_comparison(rows: list[dict], output: str | os.PathLike) -> tuple[Path,
     base = base.with_suffix("") if base.suffix in (".md", ".csv") else base
     base.parent.mkdir(parents=True, exist_ok=True)
     md, csv_path = base.with_name(base.name + ".md"), base.with_name(base.name + ".csv")
-    atomic_write(md, format_comparison(rows))
+    atomic_write_text(md, format_comparison(rows))
     buffer = io.StringIO()
     writer = csv.DictWriter(buffer, fieldnames=[k for k, _ in COLUMNS])
     writer.writeheader()
     writer.writerows(rows)
-    atomic_write(csv_path, buffer.getvalue())
+    atomic_write_text(csv_path, buffer.getvalue())
     return md, csv_path

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import math
 import os
-import tempfile
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
@@ -19,6 +18,7 @@ import numpy as np  # noqa: E402
 from matplotlib.colors import TwoSlopeNorm  # noqa: E402
 from matplotlib.patches import Rectangle  # noqa: E402
 
+from ..io import atomic_path  # noqa: E402
 from .selection import (  # noqa: E402
     DEFAULT_THRESHOLD,
     int_keys,
@@ -198,15 +198,11 @@ def plot_effective_scale_heatmap(scales: Mapping, initial: Mapping | None,
 
 
 def _save_atomic(fig, path: Path) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=path.suffix)
-    os.close(fd)
     try:
-        fig.savefig(tmp, dpi=120)
-        os.replace(tmp, path)
+        with atomic_path(path, keep_suffix=True) as tmp:
+            fig.savefig(tmp, dpi=120)
     finally:
         plt.close(fig)
-        if os.path.exists(tmp):
-            os.unlink(tmp)
 
 
 def save_gamma_plots(gmap: GammaMap, history: Sequence[tuple[int, GammaMap]],

@@ -7,10 +7,11 @@ import os
 from pathlib import Path
 
 from ..data.longtail import GROUPS
+from ..io import atomic_write_text
 from ..peft.config import POSITIONS
 from .selection import ModuleSelection, module_selection, scale_text, threshold_text
 
-__all__ = ["atomic_write", "format_module_selection", "format_report", "write_report"]
+__all__ = ["format_module_selection", "format_report", "write_report"]
 
 
 def _pct(value: float | None) -> str:
@@ -104,13 +105,6 @@ def format_module_selection(selection: ModuleSelection) -> list[str]:
     return lines
 
 
-def atomic_write(path: Path, text: str) -> None:
-    """Write ``text`` to ``path`` through a temporary file, so readers never see half a file."""
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
-
-
 def write_report(report: dict, folder: str | os.PathLike) -> tuple[Path, Path]:
     """Write ``report.json``, ``report.md`` and ``report.html`` into ``folder`` (atomically).
 
@@ -126,8 +120,8 @@ def write_report(report: dict, folder: str | os.PathLike) -> tuple[Path, Path]:
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     json_path, md_path = folder / "report.json", folder / "report.md"
-    atomic_write(json_path, json.dumps(report, indent=2))
-    atomic_write(md_path, format_report(report))
-    atomic_write(folder / "report.html",
+    atomic_write_text(json_path, json.dumps(report, indent=2))
+    atomic_write_text(md_path, format_report(report))
+    atomic_write_text(folder / "report.html",
                   render_html(report, read_csv_log(folder / "metrics.csv")))
     return json_path, md_path

@@ -9,6 +9,7 @@ from typing import Any
 
 from torch.utils.data import Dataset
 
+from ...io import atomic_write_text
 from ..folder import DataFileError, GeoTiffFolder
 from .base import LongTailDataModule, _base
 
@@ -149,7 +150,6 @@ class GeoTiffFolderDataModule(LongTailDataModule):
         folder = Path(trainer.log_dir or trainer.default_root_dir) / "data_split"
         if not trainer.is_global_zero:
             return
-        from ...reporting.tables import atomic_write  # lazily: reporting imports data
 
         folder.mkdir(parents=True, exist_ok=True)
         splits = {"train": _base(self.train_dataset), "val": _base(self.val_dataset),
@@ -158,7 +158,7 @@ class GeoTiffFolderDataModule(LongTailDataModule):
             if isinstance(dataset, GeoTiffFolder):
                 lines = [f"{dataset.relative_path(path)} {dataset.classes[label]}\n"
                          for path, label in dataset.samples]
-                atomic_write(folder / f"{split}.txt", "".join(lines))
+                atomic_write_text(folder / f"{split}.txt", "".join(lines))
         log.info("data split recorded in %s", folder)
 
     def make_dataset(self, split: str) -> Dataset:
