@@ -16,6 +16,7 @@ from typing import Any
 import torch
 import yaml
 
+from .bands import check_compatible
 from .cli import build_cli, default_loggers
 from .recipes import recipe_path
 
@@ -220,11 +221,11 @@ def predict(model: Any, inputs: str | os.PathLike | torch.Tensor,
 
     task = model if isinstance(model, torch.nn.Module) else load_model(model)
     if isinstance(inputs, torch.Tensor):
-        if inputs.ndim != 4 or inputs.shape[1] != len(task.model.bands):
-            raise ValueError(
-                f"expected a (N, {len(task.model.bands)}, H, W) tensor of bands "
-                f"{task.model.bands}, got shape {tuple(inputs.shape)}"
-            )
+        shape = f"a (N, {len(task.model.bands)}, H, W) tensor of bands {task.model.bands}"
+        if inputs.ndim != 4:
+            raise ValueError(f"expected {shape}, got shape {tuple(inputs.shape)}")
+        check_compatible(task.model.bands, inputs.shape[1],
+                         data=f"the tensor of shape {tuple(inputs.shape)}", fix=f"give {shape}")
         with torch.no_grad():
             return task(inputs.to(task.device)).softmax(1).cpu()
     path = Path(inputs)

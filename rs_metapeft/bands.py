@@ -7,10 +7,12 @@ spectral stems use the wavelengths to map bands onto an RGB-pretrained backbone.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 __all__ = [
     "Band",
+    "BandMismatchError",
     "BandSet",
     "OPTICAL",
     "SAR",
@@ -18,6 +20,8 @@ __all__ = [
     "SENSORS",
     "SENSOR_ALIASES",
     "UnknownBandError",
+    "check_compatible",
+    "describe_difference",
     "resolve_band",
     "resolve_bands",
 ]
@@ -31,6 +35,10 @@ RGB_WAVELENGTHS_NM = (665.0, 560.0, 490.0)
 
 class UnknownBandError(ValueError):
     """A band name that the registry does not know."""
+
+
+class BandMismatchError(ValueError):
+    """Data whose bands are not the ones a model, checkpoint or band statistics were made for."""
 
 
 @dataclass(frozen=True)
@@ -251,3 +259,83 @@ class BandSet:
 
     def __len__(self) -> int:
         return len(self.names)
+
+
+def _band_key(name: str) -> str:
+    # Registered names compare by band ("red" is "B04"); unregistered ones (free-text GeoTIFF
+    # band descriptions) as written.
+    try:
+        return resolve_band(name).key
+    except UnknownBandError:
+        return name
+
+
+def describe_difference(what: str, expected: Sequence[str], got: Sequence[str],
+                        where: str = "the model", data: str = "the data",
+                        key: Callable[[str], str] = str) -> str:
+    """Say how two name lists differ: what is missing, what is extra, or that the order differs.
+
+    Args:
+        what: what the names are (``"bands"``, ``"classes"``).
+        expected: the names ``where`` was made for.
+        got: the names ``data`` has.
+        where: what ``expected`` belongs to.
+        data: what ``got`` belongs to.
+        key: names with the same key are the same (bands: :func:`resolve_band`'s key).
+
+    Returns:
+        One line naming both lists and their difference.
+    """
+    expected, got = list(expected), list(got)
+    theirs, ours = {key(n) for n in got}, {key(n) for n in expected}
+    missing = [n for n in expected if key(n) not in theirs]
+    extra = [n for n in got if key(n) not in ours]
+    parts = [f"{where} was made for {what} {expected} but {data} has {what} {got}"]
+    if missing:
+        parts.append(f"missing from {data}: {missing}")
+    if extra:
+        parts.append(f"not known to {where}: {extra}")
+    if not missing and not extra:
+        parts.append("same names in a different order")
+    return "; ".join(parts)
+
+
+def check_compatible(expected: Sequence[str], got: Sequence[str] | int,
+                     where: str = "the model", data: str = "the data",
+                     fix: str | None = None) -> None:
+    """Refuse data whose bands are not the bands ``where`` was made for: the one band check.
+
+    Names are compared band by band after the registry resolves aliases (``red``, ``B4`` and
+    ``B04`` are one band); order matters, as channels are read by position. Data that does not
+    name its bands (a GeoTIFF without band descriptions, a tensor) is checked by its count.
+
+    Args:
+        expected: bands of the model, checkpoint or statistics, in channel order.
+        got: the data's band names in channel order, or only its channel count.
+        where: what ``expected`` belongs to, for the message (``"the checkpoint"``).
+        data: what ``got`` belongs to, for the message (a file name, ``"the data"``).
+        fix: what to do about it; by default, give data with these bands in this order.
+
+    Raises:
+        BandMismatchError: the bands differ; the message names both lists and what to do.
+
+    Example:
+        >>> check_compatible(["B04", "B03", "B02"], ["red", "green", "blue"])
+        >>> check_compatible(["VV", "VH"], ["VH", "VV"])
+        Traceback (most recent call last):
+        ...
+        rs_metapeft.bands.BandMismatchError: the model was made for bands ['VV', 'VH'] but ...
+    """
+    expected = list(expected)
+    fix = fix or "give data with exactly these bands in this order (set data.bands to match)"
+    if isinstance(got, int):
+        if got != len(expected):
+            raise BandMismatchError(
+                f"{data} has {got} bands but {where} was made for {len(expected)} "
+                f"({', '.join(expected)}); {fix}"
+            )
+        return
+    if [_band_key(n) for n in got] != [_band_key(n) for n in expected]:
+        raise BandMismatchError(
+            f"{describe_difference('bands', expected, got, where, data, _band_key)}; {fix}"
+        )

@@ -32,6 +32,7 @@ from lightning.pytorch.callbacks import Callback, ModelCheckpoint
 from lightning.pytorch.plugins.io import TorchCheckpointIO
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 
+from .bands import check_compatible
 from .io import atomic_path
 
 __all__ = [
@@ -147,12 +148,19 @@ def task_metadata(task: Any) -> dict[str, Any]:
 
 
 def restore_task_metadata(task: Any, info: dict[str, Any]) -> None:
-    """Restore classes, counts, gamma history and counters from a ``rs_metapeft`` section.
+    """Check the bands, then restore classes, counts, gamma history and counters.
 
     Args:
         task: the task being loaded.
         info: the section (:func:`task_metadata`); an empty dict for foreign checkpoints.
+
+    Raises:
+        BandMismatchError: the checkpoint was made for other bands than the task's model (which
+            has the data's bands: ``data.bands`` on the command line).
     """
+    if "bands" in info:
+        check_compatible(info["bands"], task.model.bands, where="the checkpoint",
+                         fix="use the checkpoint's data.bands (same order), or train anew")
     task.class_names = info.get("classes", task.class_names)
     task.train_counts = info.get("train_counts", task.train_counts)
     task.outer_steps = info.get("outer_steps", 0)

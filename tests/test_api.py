@@ -3,6 +3,7 @@ import doctest
 import pytest
 
 import rs_metapeft.api as api
+from rs_metapeft.bands import BandMismatchError
 from rs_metapeft.inference import CheckpointMismatchError
 
 
@@ -39,7 +40,7 @@ def test_evaluate_refuses_other_bands(trained_run, tiny_s2_root, tmp_path):
                                         bands=["B04", "B03", "B02"],
                                         max_per_class=20, val_per_class=2, test_per_class=3,
                                         image_size=32, synthetic_imbalance_ratio=10)
-    with pytest.raises(CheckpointMismatchError, match=r"missing from the data: \['B01'"):
+    with pytest.raises(BandMismatchError, match=r"missing from the data: \['B01'"):
         api.evaluate(trained_run, recipe, output=tmp_path / "eval", verbose=False)
 
 

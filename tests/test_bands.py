@@ -1,6 +1,14 @@
 import pytest
 
-from rs_metapeft.bands import SAR, BandSet, UnknownBandError, resolve_band, resolve_bands
+from rs_metapeft.bands import (
+    SAR,
+    BandMismatchError,
+    BandSet,
+    UnknownBandError,
+    check_compatible,
+    resolve_band,
+    resolve_bands,
+)
 
 
 def test_aliases_resolve_to_the_same_sentinel2_band():
@@ -50,3 +58,18 @@ def test_sensor_aliases():
     assert [b.name for b in resolve_bands(["HH", "hv"])] == ["HH", "HV"]
     with pytest.raises(UnknownBandError, match="unknown sensor 'modis'"):
         resolve_band("modis:red")
+
+
+def test_compatible_bands_compare_by_band_not_by_spelling():
+    check_compatible(["B04", "B03", "B02"], ["red", "green", "B2"])
+    check_compatible(["VV", "VH"], 2)  # data without band names: its count
+    with pytest.raises(BandMismatchError, match="same names in a different order"):
+        check_compatible(["VV", "VH"], ["vh", "vv"])
+    with pytest.raises(BandMismatchError, match=r"missing from x.tif: \['B08'\]; not known to "
+                                                r"the checkpoint: \['B11'\]; refit"):
+        check_compatible(["B04", "B08"], ["red", "B11"], where="the checkpoint", data="x.tif",
+                         fix="refit")
+    with pytest.raises(BandMismatchError, match=r"x.tif has 3 bands but the model was made for 2 "
+                                                r"\(VV, VH\); give data with exactly these bands"):
+        check_compatible(["VV", "VH"], 3, data="x.tif")
+    assert issubclass(BandMismatchError, ValueError)  # existing `except ValueError` still catch it

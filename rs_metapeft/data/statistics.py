@@ -19,40 +19,17 @@ from pathlib import Path
 
 import torch
 
+from ..bands import BandMismatchError, check_compatible
 from ..io import atomic_write_json
 
+# BandMismatchError lives in rs_metapeft.bands (the one band check); re-exported for this path.
 __all__ = [
     "BandMismatchError",
     "BandStatistics",
     "cached_band_statistics",
-    "check_bands",
     "compute_band_statistics",
     "statistics_cache_path",
 ]
-
-
-class BandMismatchError(ValueError):
-    """Statistics (or a checkpoint) made for other bands than the data has."""
-
-
-def check_bands(
-    expected: Sequence[str], actual: Sequence[str], what: str = "the checkpoint"
-) -> None:
-    """Raise unless two band lists are identical, in order.
-
-    Args:
-        expected: bands the statistics or checkpoint were made for.
-        actual: bands of the data.
-        what: what ``expected`` belongs to, for the message.
-
-    Raises:
-        BandMismatchError: they differ; never fall back to a default normalisation.
-    """
-    if list(expected) != list(actual):
-        raise BandMismatchError(
-            f"{what} was made for bands {list(expected)} but the data has bands {list(actual)}; "
-            "use the same data.bands (same order), or recompute the statistics"
-        )
 
 
 @dataclass
@@ -92,8 +69,9 @@ class BandStatistics:
         )
 
     def check_bands(self, bands: Sequence[str]) -> None:
-        """Raise :class:`BandMismatchError` unless these statistics are for ``bands``."""
-        check_bands(self.bands, bands, "the band statistics")
+        """Raise :class:`~rs_metapeft.bands.BandMismatchError` unless these are for ``bands``."""
+        check_compatible(self.bands, bands, where="the band statistics",
+                         fix="use the same data.bands (same order), or recompute the statistics")
 
 
 def compute_band_statistics(

@@ -7,7 +7,7 @@ import pickle
 from collections.abc import Sequence
 from pathlib import Path
 
-from ..bands import resolve_band
+from ..bands import check_compatible, describe_difference
 from ..checkpointing import CheckpointReadError, check_checkpoint_file
 from ..tasks import MetaPEFTTask
 
@@ -17,7 +17,10 @@ __all__ = [
 
 
 class CheckpointMismatchError(ValueError):
-    """Data that a trained model was not made for; the message spells out the difference."""
+    """Data whose classes differ from a trained model's; the message spells out the difference.
+
+    Bands that differ raise :class:`~rs_metapeft.bands.BandMismatchError` (the one band check).
+    """
 
 
 def find_checkpoint(run: str | os.PathLike) -> Path:
@@ -61,29 +64,6 @@ def load_task(checkpoint: str | os.PathLike, device: str = "cpu") -> MetaPEFTTas
     return task.eval()
 
 
-def _canonical(names: Sequence[str]) -> list[str]:
-    out = []
-    for name in names:
-        try:
-            out.append(resolve_band(name).key)
-        except ValueError:
-            out.append(name)
-    return out
-
-
-def _difference(what: str, model: Sequence[str], data: Sequence[str]) -> str:
-    missing = [m for m in model if m not in data]
-    extra = [d for d in data if d not in model]
-    parts = [f"the model was trained on {what} {list(model)} but the data has {list(data)}"]
-    if missing:
-        parts.append(f"missing from the data: {missing}")
-    if extra:
-        parts.append(f"not known to the model: {extra}")
-    if not missing and not extra:
-        parts.append("same names in a different order")
-    return "; ".join(parts)
-
-
 def check_matches(task: MetaPEFTTask, bands: Sequence[str] | None = None,
                   classes: Sequence[str] | None = None) -> None:
     """Refuse data whose bands or classes differ from the model's, naming the difference.
@@ -91,7 +71,8 @@ def check_matches(task: MetaPEFTTask, bands: Sequence[str] | None = None,
     Band names are compared after the band registry resolves aliases (``red`` is ``B04``).
 
     Raises:
-        CheckpointMismatchError: bands or classes differ.
+        BandMismatchError: bands differ.
+        CheckpointMismatchError: classes differ.
 
     """
     check_names(task.model.bands, task.class_names, bands, classes)
@@ -103,10 +84,13 @@ def check_names(model_bands: Sequence[str] | None, model_classes: Sequence[str] 
     """Compare a model's bands and classes (e.g. a checkpoint's metadata) with the data's.
 
     Raises:
-        CheckpointMismatchError: bands or classes differ; the message spells out how.
+        BandMismatchError: bands differ (see :func:`~rs_metapeft.bands.check_compatible`).
+        CheckpointMismatchError: classes differ; the message spells out how.
 
     """
-    if None not in (model_bands, bands) and _canonical(bands) != _canonical(model_bands):
-        raise CheckpointMismatchError(_difference("bands", model_bands, list(bands)))
+    if None not in (model_bands, bands):
+        check_compatible(model_bands, bands, where="the model")
     if None not in (model_classes, classes) and list(classes) != list(model_classes):
-        raise CheckpointMismatchError(_difference("classes", model_classes, list(classes)))
+        raise CheckpointMismatchError(
+            describe_difference("classes", model_classes, classes, where="the model")
+        )

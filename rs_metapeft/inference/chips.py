@@ -14,10 +14,10 @@ from rasterio.errors import RasterioError
 from torch.nn import functional as F
 from tqdm.auto import tqdm
 
+from ..bands import BandMismatchError, check_compatible
 from ..data.folder import DataFileError
 from ..io import atomic_write_text
 from ..tasks import MetaPEFTTask
-from .checkpoint import CheckpointMismatchError, check_matches
 
 __all__ = ["predict_chips"]
 
@@ -68,25 +68,25 @@ def predict_chips(task: MetaPEFTTask, folder: str | os.PathLike,
     Raises:
         FileNotFoundError: no chips in ``folder``.
         DataFileError: a chip that cannot be read; the message names it.
-        CheckpointMismatchError: chips whose bands differ from the model's.
+        BandMismatchError: chips whose bands differ from the model's; the message lists them.
 
     """
     folder = Path(folder)
     files = sorted(p for p in folder.rglob("*") if p.suffix.lower() in _SUFFIXES)
     if not files:
         raise FileNotFoundError(f"no GeoTIFF chips (.tif) under {folder}")
-    bands = list(task.model.bands)
-    wrong = []
+    wrong, first = [], None
     for path in files:
         count, names, _ = _read(path, pixels=False)
-        if count != len(bands):
+        try:
+            check_compatible(task.model.bands, names or count, data=str(path.relative_to(folder)))
+        except BandMismatchError as err:
             wrong.append(f"{path.relative_to(folder)} ({count} bands)")
-        elif names is not None:
-            check_matches(task, bands=names)
-    if wrong:
-        raise CheckpointMismatchError(
-            f"the model takes {len(bands)} bands ({', '.join(bands)}) but "
-            f"{len(wrong)} chip(s) differ: {', '.join(wrong[:5])}{' ...' if len(wrong) > 5 else ''}"
+            first = first or err
+    if wrong:  # every odd chip named at once, not one per run
+        raise BandMismatchError(
+            f"{len(wrong)} chip(s) differ: {', '.join(wrong[:5])}"
+            f"{' ...' if len(wrong) > 5 else ''}. First: {first}"
         )
     size = int(task.hparams.img_size)
     device = task.device

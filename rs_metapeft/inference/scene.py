@@ -21,9 +21,9 @@ from torchgeo.datasets import RasterDataset, stack_samples
 from torchgeo.samplers import GridGeoSampler
 from tqdm.auto import tqdm
 
+from ..bands import check_compatible
 from ..io import atomic_path
 from ..tasks import MetaPEFTTask
-from .checkpoint import CheckpointMismatchError, check_matches
 
 __all__ = ["predict_scene"]
 
@@ -49,14 +49,8 @@ def _check_scene(task: MetaPEFTTask, scene: Path, crs: str | None, chip: int) ->
     with rasterio.open(scene) as src:
         profile = src.profile
         names = list(src.descriptions)
-        bands = list(task.model.bands)
-        if src.count != len(bands):
-            raise CheckpointMismatchError(
-                f"{scene} has {src.count} bands but the model takes {len(bands)} "
-                f"({', '.join(bands)}); give a scene with exactly these bands in this order"
-            )
-        if all(names):
-            check_matches(task, bands=names)
+        check_compatible(task.model.bands, names if all(names) else src.count, data=str(scene),
+                         fix="give a scene with exactly these bands in this order")
         if src.crs is None:
             raise ValueError(
                 f"{scene} has no CRS; georeference it first (e.g. gdal_translate -a_srs)"
@@ -115,7 +109,7 @@ def predict_scene(task: MetaPEFTTask, scene: str | os.PathLike,
         The class-map and confidence paths.
 
     Raises:
-        CheckpointMismatchError: the scene's band count or band names differ from the model's.
+        BandMismatchError: the scene's band count or band names differ from the model's.
         ValueError: no CRS, another CRS than ``crs``, or a scene smaller than one chip.
 
     """

@@ -15,7 +15,7 @@ from kornia.enhance import normalize
 from torch import nn
 from torch.nn import functional as F
 
-from ..bands import OPTICAL, RGB_WAVELENGTHS_NM, SAR, Band, resolve_bands
+from ..bands import OPTICAL, RGB_WAVELENGTHS_NM, SAR, Band, check_compatible, resolve_bands
 
 __all__ = [
     "PATCH_STEMS",
@@ -283,11 +283,8 @@ class WavelengthHyperStem(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Patch embedding of an image whose channels are the current bands."""
-        if x.shape[1] != len(self._resolved):
-            raise ValueError(
-                f"input has {x.shape[1]} channels but the stem is set to bands {self.bands}; "
-                "call set_bands() with the input's bands"
-            )
+        check_compatible(self.bands, x.shape[1], where="the stem", data="the input",
+                         fix="call set_bands() with the input's bands")
         return F.conv2d(x, self.weight, self.bias, self.stride, self.padding)
 
 

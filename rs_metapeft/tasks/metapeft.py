@@ -22,6 +22,7 @@ import torch
 from torch.utils.data import DataLoader
 from torchmetrics.classification import MulticlassAccuracy, MulticlassConfusionMatrix
 
+from ..bands import check_compatible
 from ..checkpointing import METADATA_KEY, ExactResume, restore_task_metadata, task_metadata
 from ..meta import (
     Hypergradient,
@@ -192,11 +193,8 @@ class MetaPEFTTask(L.LightningModule):
         dm = getattr(self.trainer, "datamodule", None) if self._trainer is not None else None
         if dm is None:
             return
-        if list(dm.bands) != list(self.model.bands):
-            raise ValueError(
-                f"the model was built for bands {self.model.bands} but the data has bands "
-                f"{list(dm.bands)}; use the same data.bands the model was trained with"
-            )
+        check_compatible(self.model.bands, dm.bands, where="the model",
+                         fix="use the same data.bands the model was trained with")
         if stage == "fit":
             stats = dm.band_stats
             self.model.normalizer.set_statistics(stats.mean, stats.std)
@@ -218,7 +216,10 @@ class MetaPEFTTask(L.LightningModule):
         checkpoint[METADATA_KEY] = task_metadata(self)
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        """Restore classes, counts and meta counters saved by :meth:`on_save_checkpoint`.
+        """Refuse a checkpoint made for other bands; restore what :meth:`on_save_checkpoint` saved.
+
+        Lightning calls this before it loads the weights, so resuming or testing on data with
+        other bands (even as many, in another order) is refused with the difference named.
 
         Random-number states travel in :class:`~rs_metapeft.checkpointing.ExactResume`'s state,
         the meta sampler's in the datamodule's own ``state_dict``.

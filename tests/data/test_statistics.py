@@ -82,15 +82,17 @@ def test_datamodule_statistics_use_the_cache(tmp_path, tiny_s1_root):
     assert dm.band_stats.mean != dm2.band_stats.mean
 
 
-def test_checkpoint_with_other_bands_is_refused(tiny_s1_root):
-    from rs_metapeft.data import SyntheticSARDataModule
-    from rs_metapeft.data.statistics import BandMismatchError
+def test_checkpoint_with_other_bands_is_refused_on_load():
+    """The task's load hook (every resume, validate, test) checks the checkpoint's bands."""
+    from rs_metapeft.bands import BandMismatchError
+    from rs_metapeft.tasks import MetaPEFTTask
+    from tests.conftest import TINY_VIT
 
-    dm = SyntheticSARDataModule(root=str(tiny_s1_root), num_classes=4)
-    ok = {"rs_metapeft": {"bands": ["VV", "VH"], "band_mean": [0, 0], "band_std": [1, 1]}}
-    dm.check_checkpoint(ok)
-    swapped = {"rs_metapeft": {**ok["rs_metapeft"], "bands": ["VH", "VV"]}}
-    with pytest.raises(BandMismatchError, match=r"made for bands \['VH', 'VV'\]"):
-        dm.check_checkpoint(swapped)
-    with pytest.raises(BandMismatchError, match="no bands or band statistics"):
-        dm.check_checkpoint({"state_dict": {}})
+    task = MetaPEFTTask(["VV", "VH"], 4, img_size=32, patch_size=8, backbone_kwargs=TINY_VIT)
+    info = {"bands": ["vv", "vh"], "classes": ["a", "b", "c", "d"]}  # aliases: the same bands
+    task.on_load_checkpoint({"rs_metapeft": info})
+    assert task.class_names == ["a", "b", "c", "d"]
+    swapped = {"rs_metapeft": {**info, "bands": ["VH", "VV"]}}
+    with pytest.raises(BandMismatchError, match=r"checkpoint was made for bands \['VH', 'VV'\]"):
+        task.on_load_checkpoint(swapped)
+    task.on_load_checkpoint({"state_dict": {}})  # a foreign checkpoint records no bands

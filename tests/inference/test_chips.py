@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 import rasterio
 
+from rs_metapeft.bands import BandMismatchError
 from rs_metapeft.cli import main
 from rs_metapeft.data.synthetic import EUROSAT_BASE_DIR
 from rs_metapeft.inference import CheckpointMismatchError, check_matches, load_task, predict_chips
@@ -34,14 +35,14 @@ def test_chip_with_other_band_count_is_named(task, tiny_s2_root, tmp_path):
     with rasterio.open(folder / "odd.tif", "w", driver="GTiff", width=32, height=32, count=2,
                        dtype="float32") as dst:
         dst.write(np.zeros((2, 32, 32), np.float32))
-    with pytest.raises(CheckpointMismatchError, match=r"1 chip\(s\) differ: odd.tif \(2 bands\)"):
+    with pytest.raises(BandMismatchError, match=r"1 chip\(s\) differ: odd.tif \(2 bands\)"):
         predict_chips(task, folder, tmp_path / "p.csv", progress=False)
     assert not (tmp_path / "p.csv").exists()
 
 
 def test_band_and_class_differences_are_spelled_out(task):
     check_matches(task, bands=["coastal", *task.model.bands[1:]])  # alias of B01: same band
-    with pytest.raises(CheckpointMismatchError, match=r"missing from the data: \['B10'\]"):
+    with pytest.raises(BandMismatchError, match=r"missing from the data: \['B10'\]"):
         check_matches(task, bands=[b for b in task.model.bands if b != "B10"])
     with pytest.raises(CheckpointMismatchError, match="different order"):
         check_matches(task, classes=list(reversed(task.class_names)))

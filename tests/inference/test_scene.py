@@ -6,9 +6,10 @@ import rasterio
 import torch
 from rasterio.transform import from_origin
 
+from rs_metapeft.bands import BandMismatchError
 from rs_metapeft.cli import main
 from rs_metapeft.data.synthetic import EUROSAT_BASE_DIR
-from rs_metapeft.inference import CheckpointMismatchError, load_task, predict_scene
+from rs_metapeft.inference import load_task, predict_scene
 
 CHIP = 32
 ORIGIN = (431000.0, 5210000.0)
@@ -73,7 +74,7 @@ def test_overlapping_chips_cover_every_pixel(task, tiny_s2_root, tmp_path):
 def test_wrong_band_count_is_refused_before_any_work(task, tiny_s2_root, tmp_path, monkeypatch):
     scene = _scene(tmp_path / "rgb.tif", _chips(tiny_s2_root, 1), rows=1, cols=1, count=3)
     monkeypatch.setattr(task, "forward", lambda x: pytest.fail("the model ran"))
-    with pytest.raises(CheckpointMismatchError, match="has 3 bands but the model takes 13"):
+    with pytest.raises(BandMismatchError, match="has 3 bands but the model was made for 13"):
         predict_scene(task, scene, progress=False)
     assert not list(tmp_path.glob("rgb_*.tif"))
 

@@ -26,13 +26,7 @@ from ..longtail import class_counts, log_class_counts, longtail_indices
 from ..meta_split import MetaSampler
 from ..resumable import ResumableDataLoader
 from ..samplers import SAMPLERS, build_sampler
-from ..statistics import (
-    BandMismatchError,
-    BandStatistics,
-    cached_band_statistics,
-    check_bands,
-    compute_band_statistics,
-)
+from ..statistics import BandStatistics, cached_band_statistics, compute_band_statistics
 from ..transforms import AugmentConfig, FillNodata, build_eval_transform, build_train_augmentation
 
 __all__ = ["LongTailDataModule"]
@@ -332,29 +326,6 @@ class LongTailDataModule(NonGeoDataModule):
             )
         sampler = self._new_meta_sampler(_targets(train), _labels(val))
         self._set_meta_sampler(sampler, {"train": train, "val": val})
-
-    def check_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        """Refuse a checkpoint made for other bands (never fall back to a default normalisation).
-
-        Args:
-            checkpoint: a Lightning checkpoint dict with the task's ``rs_metapeft`` section.
-
-        Raises:
-            BandMismatchError: the checkpoint's bands differ from ``data.bands``, or it records
-                no bands or statistics at all.
-        """
-        info = checkpoint.get("rs_metapeft") or {}
-        if "bands" not in info or "band_mean" not in info:
-            raise BandMismatchError(
-                "the checkpoint records no bands or band statistics; it cannot be checked "
-                "against data.bands. Use a checkpoint written by rs-metapeft fit"
-            )
-        check_bands(info["bands"], self.bands)
-        if len(info["band_mean"]) != len(self.bands):
-            raise BandMismatchError(
-                f"the checkpoint holds statistics for {len(info['band_mean'])} bands but "
-                f"data.bands lists {len(self.bands)}"
-            )
 
     # -- loaders -----------------------------------------------------------------------------
     def train_sampler(self, dataset: Dataset) -> Sampler | None:
