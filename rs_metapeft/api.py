@@ -139,11 +139,12 @@ def evaluate(model: Any, recipe: Recipe, overrides: dict[str, Any] | None = None
     """
     import lightning as L
 
+    from .data.datamodules import build_datamodule
     from .inference import check_matches
 
     task = model if isinstance(model, torch.nn.Module) else load_model(model)
     data_cfg = _data_section(recipe, overrides)
-    dm = _instantiate_data(data_cfg)
+    dm = build_datamodule(data_cfg)
     dm.prepare_data()
     dm.setup("test")
     check_matches(task, bands=dm.bands, classes=dm.class_names)
@@ -162,8 +163,6 @@ def evaluate(model: Any, recipe: Recipe, overrides: dict[str, Any] | None = None
 def _data_section(recipe: Recipe, overrides: dict[str, Any] | None) -> dict:
     config = recipe if isinstance(recipe, dict) else load_recipe(recipe)
     data = yaml.safe_load(yaml.safe_dump(config.get("data") or {}))
-    if not data:
-        raise ValueError("the recipe has no data section")
     for key, value in (overrides or {}).items():
         parts = key.split(".")
         if parts[0] != "data":
@@ -173,19 +172,6 @@ def _data_section(recipe: Recipe, overrides: dict[str, Any] | None) -> dict:
             node = node.setdefault(part, {})
         node[parts[-1]] = value
     return data
-
-
-def _instantiate_data(data: dict):
-    # jsonargparse checks the class path and every init argument, naming the bad key and the
-    # valid choices, exactly as the command line does.
-    from jsonargparse import ArgumentParser
-
-    from .data.datamodules import LongTailDataModule
-
-    parser = ArgumentParser(exit_on_error=False)
-    parser.add_subclass_arguments(LongTailDataModule, "data", required=True)
-    cfg = parser.parse_object({"data": data})
-    return parser.instantiate_classes(cfg).data
 
 
 def predict(model: Any, inputs: str | os.PathLike | torch.Tensor,

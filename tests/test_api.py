@@ -47,7 +47,7 @@ def test_evaluate_refuses_other_bands(trained_run, tiny_s2_root, tmp_path):
 def test_evaluate_unknown_data_key_names_it(trained_run, tmp_path):
     recipe = api.load_recipe("demo")
     recipe["data"]["init_args"]["batchsize"] = 3
-    with pytest.raises(Exception, match="batchsize"):
+    with pytest.raises(ValueError, match="Option 'batchsize' is not accepted"):
         api.evaluate(trained_run, recipe, output=tmp_path / "eval", verbose=False)
 
 

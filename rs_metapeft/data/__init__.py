@@ -13,6 +13,7 @@ from .datamodules import (
     SyntheticEuroSATDataModule,
     SyntheticSARDataModule,
     UCMercedLongTailDataModule,
+    build_datamodule,
 )
 from .folder import ChipFolder, DataFileError, GeoTiffFolder
 from .longtail import assign_groups, class_counts, longtail_indices, stratified_meta_split
@@ -43,6 +44,7 @@ __all__ = [
     "SyntheticSpec",
     "UCMercedLongTailDataModule",
     "assign_groups",
+    "build_datamodule",
     "chip_label",
     "class_counts",
     "compute_band_statistics",

@@ -14,11 +14,11 @@ import os
 from typing import Any
 
 import yaml
-from jsonargparse import ArgumentParser
 
 from ..io import atomic_write_json
 from ..recipes import recipe_path
 from .datamodules.base import LongTailDataModule, _targets
+from .datamodules.build import build_datamodule
 from .longtail import assign_groups, class_counts, imbalance_ratio
 
 __all__ = ["dataset_summary", "datamodule_from_recipe", "format_summary", "stats_main"]
@@ -32,12 +32,7 @@ def datamodule_from_recipe(recipe: str | os.PathLike) -> tuple[LongTailDataModul
     """
     with open(recipe_path(str(recipe))) as f:
         config = yaml.safe_load(f) or {}
-    if "data" not in config:
-        raise ValueError(f"recipe {recipe} has no data section")
-    parser = ArgumentParser(exit_on_error=False)
-    parser.add_subclass_arguments(LongTailDataModule, "data")
-    cfg = parser.parse_object({"data": config["data"]})
-    return parser.instantiate_classes(cfg).data, config
+    return build_datamodule(config.get("data"), f"recipe {recipe}"), config
 
 
 def dataset_summary(

@@ -85,20 +85,13 @@ def evaluate(model: torch.nn.Module, batches) -> dict[str, float]:
 
 def datamodule_from_config(config_path: str | Path):
     """The datamodule of a run's LightningCLI ``config.yaml`` (its ``data`` section)."""
-    from jsonargparse import ArgumentParser
-
-    from ..data.datamodules import LongTailDataModule
+    from ..data.datamodules import build_datamodule
 
     config_path = Path(config_path)
     if not config_path.is_file():
         raise ExportError(f"data config {config_path} does not exist (the run's config.yaml)")
-    data = (yaml.safe_load(config_path.read_text()) or {}).get("data")
-    if not isinstance(data, dict) or "class_path" not in data:
-        raise ExportError(f"{config_path} has no data section with a class_path; pass the "
-                          "config.yaml that `rs-metapeft fit` wrote into the run folder")
-    parser = ArgumentParser(exit_on_error=False)
-    parser.add_subclass_arguments(LongTailDataModule, "data")
-    return parser.instantiate_classes(parser.parse_object({"data": data})).data
+    return build_datamodule((yaml.safe_load(config_path.read_text()) or {}).get("data"),
+                            str(config_path))
 
 
 def export_checkpoint(

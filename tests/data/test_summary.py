@@ -41,3 +41,17 @@ def test_summary_of_a_recipe_datamodule(tmp_path):
     dm, _ = datamodule_from_recipe(_recipe(tmp_path, root))
     summary = dataset_summary(dm, "quantile", splits=())
     assert summary["imbalance_ratio"] == 1.0 and len(summary["groups"]) == 3
+
+
+def test_stats_names_a_recipe_without_data_and_a_bad_key(tmp_path, capsys):
+    """``stats`` builds its datamodule as fit does (build_datamodule): one-line errors."""
+    empty = tmp_path / "empty.yaml"
+    empty.write_text("model: {}\n")
+    assert main(["stats", "--config", str(empty)]) == 2
+    assert f"recipe {empty} has no data section with a class_path" in capsys.readouterr().err
+    bad = _recipe(tmp_path, tmp_path / "ships")
+    recipe = yaml.safe_load(bad.read_text())
+    recipe["data"]["init_args"]["batchsize"] = 3
+    bad.write_text(yaml.safe_dump(recipe))
+    assert main(["stats", "--config", str(bad)]) == 2
+    assert "Option 'batchsize' is not accepted" in capsys.readouterr().err

@@ -1,6 +1,7 @@
 import pytest
 import torch
 from torchgeo.datasets import RESISC45, CopernicusBenchEuroSATS1, So2Sat, UCMerced
+from torchgeo.datasets.errors import DatasetNotFoundError
 
 from rs_metapeft.data import (
     EuroSATLongTailDataModule,
@@ -97,5 +98,5 @@ def test_rgb_scene_datasets(tmp_path, kind):
 
 def test_missing_root_says_what_to_do(tmp_path):
     dm = RESISC45LongTailDataModule(root=str(tmp_path / "nowhere"), num_classes=3)
-    with pytest.raises(Exception, match="download=True|not found"):
+    with pytest.raises(DatasetNotFoundError, match="use `download=True`"):
         dm.setup("fit")

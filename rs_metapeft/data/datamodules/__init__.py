@@ -5,6 +5,7 @@ dataset. All are re-exported by :mod:`rs_metapeft.data`, the path recipes use as
 """
 
 from .base import LongTailDataModule
+from .build import build_datamodule
 from .chip_folder import ChipFolderDataModule
 from .eurosat import EuroSATLongTailDataModule
 from .eurosat_s1 import EuroSATS1LongTailDataModule
@@ -30,4 +31,5 @@ __all__ = [
     "SyntheticEuroSATDataModule",
     "SyntheticSARDataModule",
     "UCMercedLongTailDataModule",
+    "build_datamodule",
 ]
