@@ -189,7 +189,7 @@ def load_export(folder: str | Path, weights: str | None = None) -> SpectralViTCl
                 f"backbone weights {path} differ from the ones this adapter was trained on "
                 f"(sha256 {expected[:12]}...): pass the original file with weights=..."
             )
-    model = SpectralViTClassifier(peft=peft, **config)
+    model = SpectralViTClassifier.from_config(config, peft=peft)
     for layer, position in manifest["pruned"]:
         remove_module(model, layer, position)
     model.pruned = [tuple(p) for p in manifest["pruned"]]

@@ -11,7 +11,6 @@ import yaml
 
 from ..data.longtail import assign_groups
 from ..models import SpectralViTClassifier
-from ..peft import PeftConfig
 from ..peft.merge import merge_lora, prune_modules
 from .artifact import ExportError, save_export
 
@@ -42,11 +41,7 @@ def model_from_checkpoint(path: str | Path) -> tuple[SpectralViTClassifier, dict
     if not isinstance(hp, dict) or info is None or "state_dict" not in ckpt:
         raise ExportError(f"{path} is not a MetaPEFTTask checkpoint (no rs_metapeft metadata); "
                           "export checkpoints written by `rs-metapeft fit`")
-    model = SpectralViTClassifier(
-        hp["bands"], hp["num_classes"], hp["backbone"], None, hp["img_size"], hp["patch_size"],
-        PeftConfig(**hp["peft"]), hp["head"], hp.get("backbone_kwargs"),
-        hp.get("stem", "band_mix"), hp.get("head_scale", 25.0),
-    )
+    model = SpectralViTClassifier.from_config(hp, weights=None)
     model.config["weights"] = hp["weights"]
     state = {k.removeprefix("model."): v for k, v in ckpt["state_dict"].items()
              if k.startswith("model.")}

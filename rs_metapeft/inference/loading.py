@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from ..models import SpectralViTClassifier
 from ..tasks import MetaPEFTTask
 from .checkpoint import find_checkpoint, load_task
 
@@ -44,12 +45,10 @@ def _task_from_export(folder: Path, device: str) -> MetaPEFTTask:
 
     manifest = read_manifest(folder)
     config = manifest["model"]
-    task = MetaPEFTTask(
-        bands=config["bands"], num_classes=config["num_classes"], backbone=config["backbone"],
-        weights=None, img_size=config["img_size"], patch_size=config["patch_size"],
-        head=config["head"], backbone_kwargs=config.get("backbone_kwargs"),
-        peft={"positions": []}, stem=config["stem"], head_scale=config.get("head_scale", 25.0),
-    )
+    # A shell with the manifest's model arguments (its hyperparameters); the model inside is
+    # the export's own.
+    task = MetaPEFTTask(**{**SpectralViTClassifier.arguments(config), "weights": None,
+                           "peft": {"positions": []}})
     task.model = load_export(folder)
     task.class_names = list(manifest["classes"])
     task.train_counts = list(manifest.get("train_counts") or [0] * config["num_classes"])

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import inspect
+from collections.abc import Mapping
 from dataclasses import asdict
+from typing import Any
 
 import torch
 from torch import nn
@@ -56,13 +59,11 @@ class SpectralViTClassifier(nn.Module):
     ) -> None:
         super().__init__()
         peft = peft or PeftConfig(positions=[])
-        #: The arguments this model was built with (JSON-ready), for manifests and rebuilding.
-        self.config = {
-            "bands": list(bands), "num_classes": num_classes, "backbone": backbone,
-            "weights": weights, "img_size": img_size, "patch_size": patch_size,
-            "peft": asdict(peft), "head": head, "backbone_kwargs": dict(backbone_kwargs or {}),
-            "stem": stem, "head_scale": head_scale,
-        }
+        #: The arguments this model was built with (JSON-ready), for manifests and rebuilding
+        #: (:meth:`from_config`); taken by name, as the signature is their one list.
+        self.config = self.arguments(locals())
+        self.config.update(bands=list(bands), peft=asdict(peft),
+                           backbone_kwargs=dict(backbone_kwargs or {}))
         self.bands = list(bands)
         self.stem_kind = stem
         self.normalizer = BandNormalizer(len(bands))
@@ -77,6 +78,38 @@ class SpectralViTClassifier(nn.Module):
         else:
             self.stem = spectral
         self.head = build_head(head, self.backbone.num_features, num_classes, head_scale)
+
+    @classmethod
+    def arguments(cls, config: Mapping[str, Any]) -> dict[str, Any]:
+        """The constructor's arguments that ``config`` holds, in the signature's order.
+
+        Args:
+            config: a mapping holding (among others) model arguments: a :attr:`config`, an
+                export manifest's ``model`` section, a task's hyperparameters.
+
+        Returns:
+            Those model arguments; every other key is left out.
+        """
+        names = list(inspect.signature(cls.__init__).parameters)[1:]  # without self
+        return {name: config[name] for name in names if name in config}
+
+    @classmethod
+    def from_config(cls, config: Mapping[str, Any], **overrides: Any) -> SpectralViTClassifier:
+        """Build a model from a mapping of its arguments; other keys are ignored.
+
+        Args:
+            config: e.g. :attr:`config`, a manifest's ``model`` section or a task's
+                hyperparameters (``peft`` may be a dict); arguments it lacks take their defaults
+                (checkpoints older than an argument).
+            **overrides: arguments to use instead of ``config``'s (e.g. ``weights=None``).
+
+        Returns:
+            A new model (its weights as the constructor makes them).
+        """
+        args = cls.arguments({**config, **overrides})
+        if isinstance(args.get("peft"), Mapping):
+            args["peft"] = PeftConfig(**args["peft"])
+        return cls(**args)
 
     @property
     def spectral_stem(self) -> nn.Module:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from typing import Any
 
 from ..peft import PeftConfig, gamma_parameters
 from .classifier import SpectralViTClassifier
@@ -50,16 +51,19 @@ def parameter_table(
     configs: Mapping[str, PeftConfig],
     bands: list[str],
     num_classes: int,
-    backbone: str = "vit_tiny_patch16_224",
-    img_size: int = 64,
-    patch_size: int | None = 8,
-    stem: str = "band_mix",
-    head: str = "linear",
-    backbone_kwargs: dict | None = None,
+    **model_kwargs: Any,
 ) -> list[dict]:
     """Trainable-parameter counts of each named PEFT configuration on one backbone.
 
     Models are built with random weights (counts do not depend on them).
+
+    Args:
+        configs: PEFT configurations by label.
+        bands: input band names.
+        num_classes: number of classes.
+        **model_kwargs: more :class:`~rs_metapeft.models.SpectralViTClassifier` arguments
+            (``backbone``, ``img_size``, ``patch_size``, ``stem``, ``head``,
+            ``backbone_kwargs``, ...); its defaults otherwise.
 
     Returns:
         One row per configuration: ``config`` plus the keys of :func:`count_parameters` and
@@ -67,8 +71,8 @@ def parameter_table(
     """
     rows = []
     for label, config in configs.items():
-        model = SpectralViTClassifier(bands, num_classes, backbone, None, img_size, patch_size,
-                                      config, head, backbone_kwargs, stem)
+        model = SpectralViTClassifier(bands, num_classes, **{**model_kwargs, "weights": None},
+                                      peft=config)
         counts = count_parameters(model)
         total = sum(p.numel() for p in model.parameters())
         rows.append({"config": label, **counts, "percent": 100.0 * counts["trainable"] / total})

@@ -13,6 +13,7 @@ modules: a linear probe, or full fine-tuning) the same task is the fixed-hyperpa
 from __future__ import annotations
 
 import copy
+import inspect
 import math
 from dataclasses import asdict, dataclass
 from typing import Any
@@ -152,16 +153,13 @@ class MetaPEFTTask(L.LightningModule):
         if loss not in LOSSES:
             raise ValueError(f"model.loss must be one of {', '.join(LOSSES)}, got {loss!r}")
         _head_init(head_init)
+        # Every argument by name (the signature is their one list); settings as plain dicts, so
+        # that checkpoints load with weights_only=True.
+        given = locals()
         self.save_hyperparameters({
-            "bands": list(bands), "num_classes": num_classes, "backbone": backbone,
-            "weights": weights, "img_size": img_size, "patch_size": patch_size, "head": head,
-            "backbone_kwargs": backbone_kwargs,
-            "peft": asdict(peft), "meta": asdict(meta), "optimizer": asdict(optimizer),
-            "loss": loss, "logit_adjust_tau": logit_adjust_tau,
-            "label_smoothing": label_smoothing, "focal_gamma": focal_gamma,
-            "groups": asdict(groups),
-            "report_dir": report_dir,
-            "stem": stem, "head_scale": head_scale, "head_init": head_init,
+            **{name: given[name] for name in list(inspect.signature(MetaPEFTTask).parameters)},
+            "bands": list(bands), "peft": asdict(peft), "meta": asdict(meta),
+            "optimizer": asdict(optimizer), "groups": asdict(groups),
         })
         self.automatic_optimization = False
         self.peft_config, self.meta_config = peft, meta
@@ -170,10 +168,7 @@ class MetaPEFTTask(L.LightningModule):
         self.label_smoothing, self.focal_gamma = label_smoothing, focal_gamma
         self.head_init = head_init
         self.report_dir = report_dir
-        self.model = SpectralViTClassifier(
-            bands, num_classes, backbone, weights, img_size, patch_size,
-            peft, head, backbone_kwargs, stem, head_scale,
-        )
+        self.model = SpectralViTClassifier.from_config(self.hparams, peft=peft)
         self.register_buffer("log_prior", torch.zeros(num_classes))
         self.class_names: list[str] = [str(i) for i in range(num_classes)]
         self.train_counts: list[int] = [0] * num_classes
