@@ -7,6 +7,8 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 
+from .splits import stratified_split
+
 __all__ = [
     "GROUPS",
     "assign_groups",
@@ -183,9 +185,11 @@ def stratified_meta_split(
 ) -> tuple[np.ndarray, np.ndarray]:
     """Draw a stratified meta set from the training data, split into meta-train and meta-val.
 
-    Each class contributes ``round(fraction * n)`` samples (at least one, two where it has two),
-    half to meta-train and half to meta-val, so that every class with two or more samples is seen by
-    both halves; a class with one sample goes to meta-val. The two halves are disjoint.
+    Each class gives each half ``round(fraction / 2 * n)`` samples, at least one (the package's
+    one stratified split, :func:`~rs_metapeft.data.splits.stratified_split`, with the two halves
+    as its parts and nothing kept back: the meta set may take a whole class, as its images are
+    trained on anyway). So every class with two or more samples is seen by both halves; a class
+    with one sample goes to meta-val. The two halves are disjoint.
 
     Args:
         targets: training labels.
@@ -198,13 +202,7 @@ def stratified_meta_split(
     if not 0 < fraction <= 1:
         raise ValueError(f"meta fraction must be in (0, 1], got {fraction}")
     targets = np.asarray(targets)
-    rng = np.random.default_rng(seed)
-    meta_train, meta_val = [], []
-    for c in np.unique(targets):
-        ix = rng.permutation(np.flatnonzero(targets == c))
-        k = min(len(ix), max(min(2, len(ix)), int(round(fraction * len(ix)))))
-        chosen = ix[:k]
-        half = max(k // 2, 1)  # a one-sample class goes to meta-val only, keeping halves disjoint
-        meta_val.append(chosen[:half])
-        meta_train.append(chosen[half:])
-    return np.sort(np.concatenate(meta_train)), np.sort(np.concatenate(meta_val))
+    split = stratified_split(targets, [fraction / 2, fraction / 2], seed, min_keep=0)
+    meta_val, meta_train = split.held
+    lone = np.flatnonzero(np.isin(targets, split.unsplit))  # one sample: too few for two halves
+    return meta_train, np.union1d(meta_val, lone).astype(np.int64)

@@ -2,8 +2,8 @@
 
 Every split that holds images out of a labelled set goes through :func:`stratified_split`: the
 validation hold-out of So2Sat's version-3 files, the ``holdout`` meta-validation set of
-:mod:`rs_metapeft.data.meta_split` and the train / val / test split of a GeoTIFF folder without
-split lists.
+:mod:`rs_metapeft.data.meta_split`, the train / val / test split of a GeoTIFF folder without
+split lists and :func:`~rs_metapeft.data.longtail.stratified_meta_split`.
 
 Counts are set per class, not globally: scikit-learn's stratified splitters share one rounded
 total out among the classes, which may leave a tail class with no held-out image (or take its last
@@ -56,13 +56,14 @@ def stratified_split(
             seeded by its label).
         fractions: share of each class for each held-out part, each in (0, 1].
         seed: which images go where; the same seed and labels give the same split.
-        min_keep: images of every split class that always stay in ``keep`` (at least 1).
+        min_keep: images of every split class that always stay in ``keep``; 0 lets the parts
+            take a whole class (a meta set drawn from data that is trained on anyway).
 
     Returns:
         The kept indices, one index array per part, and the classes left unsplit.
 
     Raises:
-        ValueError: a fraction outside (0, 1] or ``min_keep`` below 1.
+        ValueError: a fraction outside (0, 1] or a negative ``min_keep``.
 
     Example:
         >>> split = stratified_split([0] * 10 + [1] * 2, [0.2], seed=0, min_keep=2)
@@ -73,8 +74,8 @@ def stratified_split(
     bad = [f for f in fractions if not 0 < f <= 1]
     if bad:
         raise ValueError(f"split fractions must be in (0, 1], got {bad}")
-    if min_keep < 1:
-        raise ValueError(f"min_keep must be at least 1, got {min_keep}")
+    if min_keep < 0:
+        raise ValueError(f"min_keep must be at least 0, got {min_keep}")
     labels = np.asarray(targets, dtype=np.int64)
     held: list[list[np.ndarray]] = [[] for _ in fractions]
     unsplit = []
@@ -88,7 +89,10 @@ def stratified_split(
         for p, fraction in enumerate(fractions):
             later = len(fractions) - p - 1
             k = min(len(rest) - min_keep - later, max(1, round(fraction * n)))
-            rest, out = train_test_split(rest, test_size=k, random_state=rng)
+            if k == len(rest):  # all that is left (min_keep 0); train_test_split must keep one
+                rest, out = rest[:0], rest
+            else:
+                rest, out = train_test_split(rest, test_size=k, random_state=rng)
             held[p].append(out)
     parts = [np.sort(np.concatenate(h)) if h else np.empty(0, np.int64) for h in held]
     taken = np.concatenate(parts) if parts else np.empty(0, np.int64)

@@ -30,5 +30,12 @@ def test_min_keep_is_never_taken_and_the_seed_decides():
 def test_bad_fractions_are_refused():
     with pytest.raises(ValueError, match=r"fractions must be in \(0, 1\], got \[0\]"):
         stratified_split(TARGETS, [0.1, 0])
-    with pytest.raises(ValueError, match="min_keep"):
-        stratified_split(TARGETS, [0.1], min_keep=0)
+    with pytest.raises(ValueError, match="min_keep must be at least 0"):
+        stratified_split(TARGETS, [0.1], min_keep=-1)
+
+
+def test_min_keep_0_may_take_a_whole_class():
+    split = stratified_split(TARGETS, [0.5, 0.5], seed=0, min_keep=0)
+    assert np.bincount(TARGETS[split.keep], minlength=4).tolist() == [0, 0, 0, 0]
+    assert [np.bincount(TARGETS[p], minlength=4).tolist() for p in split.held] == [
+        [20, 5, 2, 1], [20, 5, 1, 1]]
