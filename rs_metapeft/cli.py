@@ -9,9 +9,12 @@ recipes: ``demo``, ``stats``, ``report``, ``compare``, ``export``, ``recipes`` a
 
 from __future__ import annotations
 
+import ast
 import os
+import re
 import sys
 import time
+from argparse import ArgumentError
 from collections.abc import Callable
 from pathlib import Path
 
@@ -190,11 +193,12 @@ def build_cli(args: list[str] | None = None, run: bool = True) -> RSMetaPEFTCLI:
     """Build (and by default run) the CLI on ``args``; shipped recipe names work for --config."""
     args = _resolve_config_args(sys.argv[1:] if args is None else args)
     _check_data_class(args)
+    # exit_on_error=False: a refused setting raises, and main() shows it as one line.
     parser_kwargs: dict = {
-        name: {"description": f"{text}\n\nExample:\n  {example}"}
+        name: {"description": f"{text}\n\nExample:\n  {example}", "exit_on_error": False}
         for name, (text, example) in _LIGHTNING_HELP.items()
     }
-    parser_kwargs["prog"] = "rs-metapeft"
+    parser_kwargs.update(prog="rs-metapeft", exit_on_error=False)
     return RSMetaPEFTCLI(
         MetaPEFTTask,
         LongTailDataModule,
@@ -424,8 +428,9 @@ def _expected_errors() -> tuple[type[BaseException], ...]:
 
     from .models.backbone import BackboneWeightsError
 
-    # ValueError covers the project's own (data files, bands, checkpoints, exports, settings).
-    return (ValueError, FileNotFoundError, FileExistsError, NotADirectoryError,
+    # ValueError covers the project's own (data files, bands, checkpoints, exports, settings);
+    # ArgumentError the parser's refusals (unknown keys, a value outside a Literal's choices).
+    return (ValueError, ArgumentError, FileNotFoundError, FileExistsError, NotADirectoryError,
             IsADirectoryError, PermissionError, BackboneWeightsError, MisconfigurationException)
 
 
@@ -444,10 +449,23 @@ def main(argv: list[str] | None = None) -> int:
     except _expected_errors() as err:
         if debug:
             raise
-        message = " ".join(str(err).split()) or type(err).__name__
-        print(f"error: {message}  (--debug for the traceback)",
-              file=sys.stderr)
+        print(f"error: {_one_line(err)}  (--debug for the traceback)", file=sys.stderr)
         return 2
+
+
+#: jsonargparse's refusal of a value outside a ``Literal``'s choices (possibly nested).
+_LITERAL_REFUSAL = re.compile(r"Expected a typing\.Literal(\[.*?\])\. Got value: (.*)")
+
+
+def _one_line(err: BaseException) -> str:
+    """The error's message on one line; a refused choice as ``key must be one of ..., got ...``."""
+    text = str(err)
+    refused = _LITERAL_REFUSAL.search(text)
+    if isinstance(err, ArgumentError) and refused:
+        keys = re.findall(r'Parser key "([^"]+)"', text[:refused.start()])
+        choices = ", ".join(map(str, ast.literal_eval(refused.group(1))))
+        return f"{'.'.join(keys)} must be one of {choices}, got {refused.group(2).strip()!r}"
+    return " ".join(text.split()) or type(err).__name__
 
 
 def _run(argv: list[str]) -> int:

@@ -73,9 +73,30 @@ def test_demo_unknown_kind_lists_choices():
         main(["demo", "hyperspectral"])
 
 
-def test_unknown_optimizer_value_lists_valid_choices(capsys):
-    assert main(["fit", "--config", "demo", "--model.optimizer.name=adam"]) == 2
-    assert "model.optimizer.name must be sgd or adamw, got 'adam'" in capsys.readouterr().err
+@pytest.mark.parametrize(("override", "message"), [
+    ("--model.optimizer.name=adam", "model.optimizer.name must be one of sgd, adamw, got 'adam'"),
+    ("--model.meta.hypergradient=second", "model.meta.hypergradient must be one of first_order, "
+                                          "unrolled, unrolled_k, got 'second'"),
+    ("--data.init_args.meta_protocol=bogus", "data.meta_protocol must be one of holdout, "
+                                             "val_split, resample, got 'bogus'"),
+    ("--model.peft.positions=[q,zz]", "model.peft.positions must be one of q, k, v, o, fc1, fc2, "
+                                      "adaptformer, adapter, got 'zz'"),
+])
+def test_a_value_outside_the_choices_is_one_line_listing_them(override, message, capsys):
+    """Choices are Literal types: the parser refuses the value before anything is built."""
+    assert main(["fit", "--config", "demo", override]) == 2
+    (line,) = capsys.readouterr().err.strip().splitlines()
+    assert line.startswith(f"error: {message}")
+
+
+def test_help_lists_the_choices(capsys):
+    with pytest.raises(SystemExit):
+        main(["fit", "--help"])
+    out = capsys.readouterr().out
+    for option in ("--model.meta.hypergradient {first_order,unrolled,unrolled_k}",
+                   "--model.stem {rgb_select,band_mix,patch_expand,wavelength_hyper}",
+                   "--model.peft.gamma_param {identity,softplus,log}"):
+        assert option in out
 
 
 @pytest.mark.parametrize(("name", "words"), [("stats", "statistics"), ("export", "export")])

@@ -17,7 +17,7 @@ import warnings
 import zlib
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import NamedTuple
+from typing import Literal, NamedTuple, get_args
 
 import numpy as np
 import rasterio
@@ -25,11 +25,18 @@ import torch
 from rasterio.errors import NotGeoreferencedWarning, RasterioIOError
 from torchgeo.datasets import NonGeoDataset
 
+from ..choices import check_choice
 from .splits import stratified_split
 
-__all__ = ["ChipFolder", "DataFileError", "GeoTiffFolder", "read_band_descriptions"]
+__all__ = [
+    "ChipFolder", "DataFileError", "GeoTiffFolder", "OnBadFile", "Split", "read_band_descriptions",
+]
 
-SPLITS = ("train", "val", "test")
+#: A dataset split.
+Split = Literal["train", "val", "test"]
+SPLITS = get_args(Split)
+#: What a scan does with an unusable file (``data.on_bad_file``).
+OnBadFile = Literal["error", "skip"]
 
 
 class DataFileError(ValueError):
@@ -54,7 +61,7 @@ class ChipFolder(NonGeoDataset):
     def __init__(
         self,
         root: str | os.PathLike,
-        split: str = "train",
+        split: Split = "train",
         bands: Sequence[str] = ("VV", "VH"),
         transforms: Callable[[dict], dict] | None = None,
     ) -> None:
@@ -210,13 +217,13 @@ class GeoTiffFolder(ChipFolder):
     def __init__(
         self,
         root: str | os.PathLike,
-        split: str = "train",
+        split: Split = "train",
         bands: Sequence[str] | None = None,
         csv_file: str | os.PathLike | None = None,
         classes: Sequence[str] | None = None,
         split_files: Mapping[str, str] | None = None,
         nodata: float | None = None,
-        on_bad_file: str = "error",
+        on_bad_file: OnBadFile = "error",
         scan: bool = True,
         extensions: Sequence[str] = (".tif", ".tiff"),
         transforms: Callable[[dict], dict] | None = None,
@@ -224,10 +231,8 @@ class GeoTiffFolder(ChipFolder):
         test_fraction: float = 0.15,
         split_seed: int = 0,
     ) -> None:
-        if on_bad_file not in ("error", "skip"):
-            raise ValueError(f"on_bad_file must be error or skip, got {on_bad_file!r}")
-        if split not in SPLITS:
-            raise ValueError(f"split must be one of {', '.join(SPLITS)}, got {split!r}")
+        check_choice(on_bad_file, OnBadFile, "data.on_bad_file")
+        check_choice(split, Split, "split")
         for name, value in (("val_fraction", val_fraction), ("test_fraction", test_fraction)):
             if not 0 < value < 1:
                 raise ValueError(f"data.{name} must be in (0, 1), got {value}")
@@ -429,7 +434,7 @@ class GeoTiffFolder(ChipFolder):
             return f"{path} holds only nodata/NaN pixels; remove it or fix its nodata value"
         return None
 
-    def scan(self, on_bad_file: str = "error") -> list[tuple[Path, str]]:
+    def scan(self, on_bad_file: OnBadFile = "error") -> list[tuple[Path, str]]:
         """Check every chip; raise on the first bad one, or drop bad ones with a warning.
 
         Returns:

@@ -4,13 +4,17 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping, Sequence
+from typing import Literal
 
 import numpy as np
 
+from ..choices import check_choice
 from .splits import stratified_split
 
 __all__ = [
     "GROUPS",
+    "GroupsRule",
+    "LongtailProfile",
     "assign_groups",
     "class_counts",
     "groups_from_class_lists",
@@ -24,6 +28,10 @@ log = logging.getLogger(__name__)
 
 #: Group names, head to tail.
 GROUPS = ("many", "medium", "few")
+#: How classes are grouped by training count (see :func:`assign_groups`).
+GroupsRule = Literal["auto", "thresholds", "quantile"]
+#: How a long-tail subset thins the classes (see :func:`longtail_indices`).
+LongtailProfile = Literal["exponential", "step"]
 
 
 def class_counts(targets: Sequence[int], num_classes: int) -> list[int]:
@@ -100,7 +108,7 @@ def groups_from_class_lists(
 
 def assign_groups(
     counts: Sequence[int],
-    rule: str = "auto",
+    rule: GroupsRule = "auto",
     many_threshold: int = 100,
     few_threshold: int = 20,
 ) -> list[str]:
@@ -122,8 +130,7 @@ def assign_groups(
         >>> assign_groups([300, 50, 5], rule="thresholds")
         ['many', 'medium', 'few']
     """
-    if rule not in ("auto", "thresholds", "quantile"):
-        raise ValueError(f"groups rule must be auto, thresholds or quantile, got {rule!r}")
+    check_choice(rule, GroupsRule, "groups rule (model.groups.rule)")
     counts = list(counts)
     if rule in ("auto", "thresholds"):
         groups = [
@@ -144,7 +151,7 @@ def assign_groups(
 def longtail_indices(
     targets: Sequence[int],
     imbalance_ratio: float,
-    profile: str = "exponential",
+    profile: LongtailProfile = "exponential",
     seed: int = 0,
 ) -> np.ndarray:
     """Indices of a long-tailed subset of a (roughly balanced) dataset.
@@ -162,8 +169,7 @@ def longtail_indices(
     Returns:
         Sorted indices into the dataset.
     """
-    if profile not in ("exponential", "step"):
-        raise ValueError(f"long-tail profile must be exponential or step, got {profile!r}")
+    check_choice(profile, LongtailProfile, "long-tail profile (data.longtail_profile)")
     targets = np.asarray(targets)
     num_classes = int(targets.max()) + 1
     by_class = [np.flatnonzero(targets == c) for c in range(num_classes)]

@@ -36,16 +36,18 @@ randomness comes from one numpy generator whose state (with the pass positions) 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, Literal, get_args
 
 import numpy as np
 
+from ..choices import check_choice
 from .splits import stratified_split
 
-__all__ = ["META_PROTOCOLS", "MetaSampler"]
+__all__ = ["META_PROTOCOLS", "MetaProtocol", "MetaSampler"]
 
-#: The meta-data protocols.
-META_PROTOCOLS = ("holdout", "val_split", "resample")
+#: The meta-data protocols (``data.meta_protocol``).
+MetaProtocol = Literal["holdout", "val_split", "resample"]
+META_PROTOCOLS = get_args(MetaProtocol)
 
 
 class MetaSampler:
@@ -74,7 +76,7 @@ class MetaSampler:
     def __init__(
         self,
         targets: Sequence[int],
-        protocol: str = "val_split",
+        protocol: MetaProtocol = "val_split",
         fraction: float = 0.2,
         batch_size: int = 32,
         balanced_val: bool = True,
@@ -120,13 +122,10 @@ class MetaSampler:
             self.new_round()
 
     @staticmethod
-    def check_options(protocol: str, fraction: float, batch_size: int,
+    def check_options(protocol: MetaProtocol, fraction: float, batch_size: int,
                       min_train_per_class: int = 5) -> None:
         """Refuse bad options, naming the field (called at datamodule construction too)."""
-        if protocol not in META_PROTOCOLS:
-            raise ValueError(
-                f"data.meta_protocol must be one of {', '.join(META_PROTOCOLS)}, got {protocol!r}"
-            )
+        check_choice(protocol, MetaProtocol, "data.meta_protocol")
         if not 0 < fraction <= 1:
             raise ValueError(f"data.meta_fraction must be in (0, 1], got {fraction}")
         if batch_size < 1:

@@ -11,14 +11,23 @@ the progressive schedule advances.
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
+from typing import Literal, get_args
 
 import numpy as np
 from torch.utils.data import Sampler
 
-__all__ = ["SAMPLERS", "ClassAwareSampler", "build_sampler", "class_probabilities"]
+from ..choices import check_choice
 
-#: Sampler names a recipe can give as ``data.sampler``.
-SAMPLERS = ("shuffle", "class_balanced", "sqrt", "progressive")
+__all__ = [
+    "SAMPLERS", "ClassAwareKind", "ClassAwareSampler", "SamplerKind", "build_sampler",
+    "class_probabilities",
+]
+
+#: What :class:`ClassAwareSampler` draws by.
+ClassAwareKind = Literal["class_balanced", "sqrt", "progressive"]
+#: Sampler names a recipe can give as ``data.sampler`` (``shuffle``: the loader shuffles).
+SamplerKind = Literal["shuffle", ClassAwareKind]
+SAMPLERS = get_args(SamplerKind)
 
 _EXPONENT = {"class_balanced": 0.0, "sqrt": 0.5, "instance": 1.0}
 
@@ -66,15 +75,12 @@ class ClassAwareSampler(Sampler[int]):
     def __init__(
         self,
         targets: Sequence[int],
-        kind: str,
+        kind: ClassAwareKind,
         num_samples: int | None = None,
         total_epochs: int = 1,
         seed: int = 0,
     ) -> None:
-        if kind not in ("class_balanced", "sqrt", "progressive"):
-            raise ValueError(
-                f"ClassAwareSampler kind must be class_balanced, sqrt or progressive, got {kind!r}"
-            )
+        check_choice(kind, ClassAwareKind, "ClassAwareSampler kind")
         self.targets = np.asarray(targets, dtype=np.int64)
         self.kind = kind
         self.num_samples = int(num_samples or len(self.targets))
@@ -108,7 +114,7 @@ class ClassAwareSampler(Sampler[int]):
 
 
 def build_sampler(
-    name: str, targets: Sequence[int], total_epochs: int = 1, seed: int = 0
+    name: SamplerKind, targets: Sequence[int], total_epochs: int = 1, seed: int = 0
 ) -> Sampler[int] | None:
     """The sampler a recipe names; ``None`` for ``"shuffle"`` (the loader shuffles).
 
@@ -121,9 +127,7 @@ def build_sampler(
     Raises:
         ValueError: an unknown name; the message lists the valid ones.
     """
-    if name == "shuffle":
+    if check_choice(name, SamplerKind, "data.sampler") == "shuffle":
         return None
-    if name not in SAMPLERS:
-        raise ValueError(f"data.sampler must be one of {', '.join(SAMPLERS)}, got {name!r}")
     return ClassAwareSampler(targets, name, total_epochs=total_epochs, seed=seed)
 

@@ -10,13 +10,18 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 
+from ..choices import check_choice
 from .folder import DataFileError, GeoTiffFolder
 
 __all__ = ["SARPreprocessing", "SARShipChips"]
+
+
+#: What SAR files hold: amplitude, intensity or decibels (``preprocessing.input``).
+SARInput = Literal["amplitude", "intensity", "db"]
 
 
 @dataclass(frozen=True)
@@ -31,16 +36,13 @@ class SARPreprocessing:
         floor: smallest linear value before the logarithm (zero amplitude has no dB value).
     """
 
-    input: str = "amplitude"
+    input: SARInput = "amplitude"
     to_db: bool = True
     clip_db: tuple[float, float] | None = None
     floor: float = 1e-6
 
     def __post_init__(self) -> None:
-        if self.input not in ("amplitude", "intensity", "db"):
-            raise ValueError(
-                f"preprocessing.input must be amplitude, intensity or db, got {self.input!r}"
-            )
+        check_choice(self.input, SARInput, "preprocessing.input")
         if self.input == "db" and self.to_db:
             raise ValueError("preprocessing: input is already in dB; set to_db: false")
         if self.clip_db is not None and not self.clip_db[0] < self.clip_db[1]:

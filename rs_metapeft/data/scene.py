@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import torch
@@ -24,11 +24,15 @@ from shapely.geometry import box
 from torchgeo.datasets import NonGeoDataset, RasterDataset, VectorDataset
 from torchgeo.samplers import GridGeoSampler, RandomGeoSampler
 
-from .folder import DataFileError
+from ..choices import check_choice
+from .folder import SPLITS, DataFileError, Split
 
 __all__ = ["SceneChips", "chip_label"]
 
-SPLITS = ("train", "val", "test")
+#: How a chip's class comes from its label window (``label_rule``).
+LabelRule = Literal["centre", "majority"]
+#: How chips are laid over the scene (``sampler``): a grid, or random windows.
+ChipSampler = Literal["grid", "random"]
 
 
 class _ImageRaster(RasterDataset):
@@ -41,7 +45,8 @@ class _LabelRaster(RasterDataset):
 
 
 def chip_label(
-    mask: np.ndarray, rule: str = "majority", purity: float = 0.5, ignore: Sequence[int] = (0,)
+    mask: np.ndarray, rule: LabelRule = "majority", purity: float = 0.5,
+    ignore: Sequence[int] = (0,),
 ) -> int | None:
     """The class of a chip from its label window, or ``None`` when it has none.
 
@@ -57,8 +62,7 @@ def chip_label(
         >>> chip_label(np.array([[1, 1], [2, 2]]), purity=0.7) is None
         True
     """
-    if rule not in ("centre", "majority"):
-        raise ValueError(f"label rule must be centre or majority, got {rule!r}")
+    check_choice(rule, LabelRule, "label rule")
     valid = mask[~np.isin(mask, list(ignore))]
     if valid.size == 0:
         return None
@@ -98,13 +102,13 @@ class SceneChips(NonGeoDataset):
         image: str | os.PathLike,
         labels: str | os.PathLike,
         label_field: str = "class",
-        split: str = "train",
+        split: Split = "train",
         split_fractions: Sequence[float] = (0.7, 0.15, 0.15),
         chip_size: int = 32,
-        sampler: str = "grid",
+        sampler: ChipSampler = "grid",
         stride: int | None = None,
         length: int = 500,
-        label_rule: str = "majority",
+        label_rule: LabelRule = "majority",
         purity: float = 0.5,
         classes: Sequence[int] | None = None,
         ignore_values: Sequence[int] = (0,),
@@ -113,8 +117,8 @@ class SceneChips(NonGeoDataset):
         for path, what in ((image, "data.image"), (labels, "data.labels")):
             if not os.path.exists(path):
                 raise DataFileError(f"{what}: {path} does not exist; check the path")
-        if split not in SPLITS:
-            raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
+        check_choice(split, Split, "split")
+        check_choice(sampler, ChipSampler, "data.chip_sampler")
         self.image = _ImageRaster(paths=str(image))
         if str(labels).lower().endswith((".tif", ".tiff")):
             self.labels: Any = _LabelRaster(
@@ -131,12 +135,10 @@ class SceneChips(NonGeoDataset):
         roi = _strip(area.bounds, split_fractions, SPLITS.index(split))
         if sampler == "grid":
             geo_sampler: Any = GridGeoSampler(area, chip_size, stride or chip_size, roi=roi)
-        elif sampler == "random":
+        else:
             geo_sampler = RandomGeoSampler(
                 area, chip_size, length, roi=roi, generator=torch.Generator().manual_seed(seed)
             )
-        else:
-            raise ValueError(f"data.chip_sampler must be grid or random, got {sampler!r}")
         found: list[tuple[Any, int]] = []
         for query in geo_sampler:
             try:

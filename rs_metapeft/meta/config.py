@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .hypergrad import OuterStepPlan, outer_step_plan
-from .optim import META_LR_SCHEDULES, META_OPTIMIZERS
-from .update_rules import LOOKAHEAD_RULES
+from ..choices import check_choice
+from .hypergrad import HypergradientMode, Lookahead, OuterStepPlan, outer_step_plan
+from .optim import MetaLRSchedule, MetaOptimizer
+from .update_rules import LookaheadRuleKind
 
 __all__ = ["MetaConfig"]
 
@@ -57,15 +58,15 @@ class MetaConfig:
     """
 
     enabled: bool = True
-    hypergradient: str = "unrolled"
-    lookahead: str = "train_step"
+    hypergradient: HypergradientMode = "unrolled"
+    lookahead: Lookahead = "train_step"
     lookahead_steps: int = 1
-    lookahead_rule: str = "optimizer"
+    lookahead_rule: LookaheadRuleKind = "optimizer"
     every_n_steps: int = 10
     warmup_steps: int = 20
-    optimizer: str = "normalized_sgd"
+    optimizer: MetaOptimizer = "normalized_sgd"
     lr: float = 0.3
-    lr_schedule: str = "cosine"
+    lr_schedule: MetaLRSchedule = "cosine"
     momentum: float = 0.0
     lookahead_lr: float | None = None
     hvp_batch_size: int | None = 8
@@ -74,18 +75,11 @@ class MetaConfig:
     off_threshold: float = 0.05
 
     def __post_init__(self) -> None:
-        outer_step_plan(self.hypergradient, self.lookahead)  # names a bad mode
-        for key, value, allowed in (("optimizer", self.optimizer, META_OPTIMIZERS),
-                                    ("lr_schedule", self.lr_schedule, META_LR_SCHEDULES),
-                                    ("lookahead_rule", self.lookahead_rule, LOOKAHEAD_RULES)):
-            if value not in allowed:
-                raise ValueError(
-                    f"model.meta.{key} must be one of {', '.join(allowed)}, got {value!r}"
-                )
-        if self.lookahead not in ("train_step", "meta_train"):
-            raise ValueError(
-                f"model.meta.lookahead must be train_step or meta_train, got {self.lookahead!r}"
-            )
+        # The command line checks the choices already; Python callers (dicts) come through here.
+        outer_step_plan(self.hypergradient, self.lookahead)  # names a bad mode or look-ahead
+        check_choice(self.optimizer, MetaOptimizer, "model.meta.optimizer")
+        check_choice(self.lr_schedule, MetaLRSchedule, "model.meta.lr_schedule")
+        check_choice(self.lookahead_rule, LookaheadRuleKind, "model.meta.lookahead_rule")
         if self.every_n_steps < 1 or self.lookahead_steps < 1 or self.warmup_steps < 0:
             raise ValueError(
                 "model.meta.every_n_steps and lookahead_steps must be >= 1, warmup_steps >= 0"

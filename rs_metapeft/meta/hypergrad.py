@@ -27,18 +27,22 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Literal, get_args
 
 import torch
 from torch import nn
 from torch.func import functional_call
 from torch.nn.attention import SDPBackend, sdpa_kernel
 
+from ..choices import check_choice
 from ..peft.modulator import split_parameters
 from .update_rules import LookaheadRule
 
 __all__ = [
     "HYPERGRADIENT_MODES",
     "Hypergradient",
+    "HypergradientMode",
+    "Lookahead",
     "OuterStepPlan",
     "lookahead_hypergradient",
     "outer_step_plan",
@@ -47,7 +51,10 @@ __all__ = [
 ]
 
 #: ``first_order``, ``unrolled`` (one look-ahead step) and ``unrolled_k`` (K steps).
-HYPERGRADIENT_MODES = ("first_order", "unrolled", "unrolled_k")
+HypergradientMode = Literal["first_order", "unrolled", "unrolled_k"]
+HYPERGRADIENT_MODES = get_args(HypergradientMode)
+#: ``train_step``: the inner training step is the look-ahead; ``meta_train``: separate steps.
+Lookahead = Literal["train_step", "meta_train"]
 
 
 @dataclass(frozen=True)
@@ -65,7 +72,8 @@ class OuterStepPlan:
     unrolled: bool
 
 
-def outer_step_plan(hypergradient: str, lookahead: str = "train_step") -> OuterStepPlan:
+def outer_step_plan(hypergradient: HypergradientMode,
+                    lookahead: Lookahead = "train_step") -> OuterStepPlan:
     """Decide the look-ahead and the differentiation of an outer step.
 
     ``unrolled_k`` always takes separate look-ahead steps (the inner step is only one step);
@@ -76,13 +84,10 @@ def outer_step_plan(hypergradient: str, lookahead: str = "train_step") -> OuterS
         lookahead: ``train_step`` or ``meta_train``.
 
     Raises:
-        ValueError: an unknown mode, naming the valid ones.
+        ValueError: an unknown mode or look-ahead, naming the valid ones.
     """
-    if hypergradient not in HYPERGRADIENT_MODES:
-        raise ValueError(
-            f"hypergradient mode (model.meta.hypergradient) must be one of "
-            f"{', '.join(HYPERGRADIENT_MODES)}, got {hypergradient!r}"
-        )
+    check_choice(hypergradient, HypergradientMode, "hypergradient mode (model.meta.hypergradient)")
+    check_choice(lookahead, Lookahead, "model.meta.lookahead")
     return OuterStepPlan(train_step=lookahead == "train_step" and hypergradient != "unrolled_k",
                          unrolled=hypergradient != "first_order")
 

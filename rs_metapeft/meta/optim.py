@@ -13,16 +13,21 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable
+from typing import Literal, get_args
 
 import torch
 
-__all__ = ["META_LR_SCHEDULES", "META_OPTIMIZERS", "NormalizedSGD", "build_meta_optimizer",
-           "meta_lr_factor"]
+from ..choices import check_choice
 
-#: The meta optimisers.
-META_OPTIMIZERS = ("normalized_sgd", "adam", "sgd")
-#: Schedules of the meta learning rate over the run's outer steps.
-META_LR_SCHEDULES = ("constant", "cosine")
+__all__ = ["META_LR_SCHEDULES", "META_OPTIMIZERS", "MetaLRSchedule", "MetaOptimizer",
+           "NormalizedSGD", "build_meta_optimizer", "meta_lr_factor"]
+
+#: The meta optimisers (``model.meta.optimizer``).
+MetaOptimizer = Literal["normalized_sgd", "adam", "sgd"]
+META_OPTIMIZERS = get_args(MetaOptimizer)
+#: Schedules of the meta learning rate over the run's outer steps (``model.meta.lr_schedule``).
+MetaLRSchedule = Literal["constant", "cosine"]
+META_LR_SCHEDULES = get_args(MetaLRSchedule)
 #: The smallest multiplier of the cosine meta-lr schedule.
 COSINE_FLOOR = 0.1
 
@@ -78,7 +83,7 @@ class NormalizedSGD(torch.optim.Optimizer):
         return loss
 
 
-def build_meta_optimizer(params: list[torch.Tensor], name: str, lr: float,
+def build_meta_optimizer(params: list[torch.Tensor], name: MetaOptimizer, lr: float,
                          momentum: float = 0.0) -> torch.optim.Optimizer:
     """The meta optimiser named by ``model.meta.optimizer``.
 
@@ -88,31 +93,23 @@ def build_meta_optimizer(params: list[torch.Tensor], name: str, lr: float,
         lr: meta learning rate.
         momentum: momentum of ``sgd`` and ``normalized_sgd``.
     """
-    if name == "normalized_sgd":
+    if check_choice(name, MetaOptimizer, "model.meta.optimizer") == "normalized_sgd":
         return NormalizedSGD(params, lr=lr, momentum=momentum)
     if name == "sgd":
         return torch.optim.SGD(params, lr=lr, momentum=momentum)
-    if name == "adam":
-        return torch.optim.Adam(params, lr=lr)
-    raise ValueError(f"model.meta.optimizer must be one of {', '.join(META_OPTIMIZERS)}, "
-                     f"got {name!r}")
+    return torch.optim.Adam(params, lr=lr)
 
 
-def meta_lr_factor(schedule: str, outer_step: int, total_outer_steps: int) -> float:
+def meta_lr_factor(schedule: MetaLRSchedule, outer_step: int, total_outer_steps: int) -> float:
     """Multiplier of the meta learning rate at ``outer_step`` (0-based) of ``total_outer_steps``.
 
     ``cosine`` decays from 1 to :data:`COSINE_FLOOR` over the run's outer steps (large moves early,
     small ones once the inner weights have adapted to the scales; the floor keeps every outer
     step, also one past the planned count, a real step), ``constant`` keeps 1.
     """
+    check_choice(schedule, MetaLRSchedule, "model.meta.lr_schedule")
     if schedule == "constant" or total_outer_steps <= 1:
-        return 1.0 if schedule in META_LR_SCHEDULES else _bad_schedule(schedule)
-    if schedule != "cosine":
-        _bad_schedule(schedule)
+        return 1.0
     progress = min(outer_step / total_outer_steps, 1.0)
     return COSINE_FLOOR + (1 - COSINE_FLOOR) * 0.5 * (1 + math.cos(math.pi * progress))
 
-
-def _bad_schedule(schedule: str) -> float:
-    raise ValueError(f"model.meta.lr_schedule must be one of {', '.join(META_LR_SCHEDULES)}, "
-                     f"got {schedule!r}")

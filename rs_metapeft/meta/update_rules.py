@@ -15,14 +15,18 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import Literal, get_args
 
 import torch
 
-__all__ = ["LOOKAHEAD_RULES", "LookaheadRule", "rule_from_optimizer"]
+from ..choices import check_choice
+
+__all__ = ["LOOKAHEAD_RULES", "LookaheadRule", "LookaheadRuleKind", "rule_from_optimizer"]
 
 #: ``optimizer``: the inner optimiser's own rule; ``sgd``: ``phi - lr * g`` whatever the
 #: optimiser is (the approximation earlier releases made; kept for comparison).
-LOOKAHEAD_RULES = ("optimizer", "sgd")
+LookaheadRuleKind = Literal["optimizer", "sgd"]
+LOOKAHEAD_RULES = get_args(LookaheadRuleKind)
 
 Tensors = dict[str, torch.Tensor]
 
@@ -127,7 +131,8 @@ def _sgd(p, g, s, h):
 
 
 def rule_from_optimizer(optimizer: torch.optim.Optimizer, params: Mapping[str, torch.Tensor],
-                        kind: str = "optimizer", lr: float | None = None) -> LookaheadRule:
+                        kind: LookaheadRuleKind = "optimizer",
+                        lr: float | None = None) -> LookaheadRule:
     """The look-ahead rule of ``optimizer`` for the named ``params``, from its current state.
 
     Args:
@@ -141,9 +146,7 @@ def rule_from_optimizer(optimizer: torch.optim.Optimizer, params: Mapping[str, t
         ValueError: an unknown ``kind``, a parameter the optimiser does not hold, or an optimiser
             (or option, e.g. ``amsgrad``) whose rule is not modelled.
     """
-    if kind not in LOOKAHEAD_RULES:
-        raise ValueError(f"model.meta.lookahead_rule must be one of {', '.join(LOOKAHEAD_RULES)}, "
-                         f"got {kind!r}")
+    check_choice(kind, LookaheadRuleKind, "model.meta.lookahead_rule")
     groups = {id(p): group for group in optimizer.param_groups for p in group["params"]}
     missing = [n for n, p in params.items() if id(p) not in groups]
     if missing:

@@ -3,14 +3,22 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
+from typing import Literal, get_args
 
 import torch
 from torch import nn
 from torch.nn import functional as F
 
-__all__ = ["HEADS", "CosineHead", "build_head", "class_mean_features", "init_head_from_class_means"]
+from ..choices import check_choice
 
-HEADS = ("linear", "cosine")
+__all__ = [
+    "HEADS", "CosineHead", "HeadKind", "build_head", "class_mean_features",
+    "init_head_from_class_means",
+]
+
+#: A head's name (``model.head``).
+HeadKind = Literal["linear", "cosine"]
+HEADS = get_args(HeadKind)
 
 
 class CosineHead(nn.Module):
@@ -32,13 +40,16 @@ class CosineHead(nn.Module):
         return self.scale * F.linear(F.normalize(x, dim=-1), F.normalize(self.weight, dim=-1))
 
 
-def build_head(kind: str, in_features: int, num_classes: int, scale: float = 25.0) -> nn.Module:
-    """A ``linear`` or ``cosine`` head (``scale`` is the cosine head's logit scale)."""
-    if kind == "linear":
+def build_head(kind: HeadKind, in_features: int, num_classes: int,
+               scale: float = 25.0) -> nn.Module:
+    """A ``linear`` or ``cosine`` head (``scale`` is the cosine head's logit scale).
+
+    Raises:
+        ValueError: unknown kind.
+    """
+    if check_choice(kind, HeadKind, "model.head") == "linear":
         return nn.Linear(in_features, num_classes)
-    if kind == "cosine":
-        return CosineHead(in_features, num_classes, scale)
-    raise ValueError(f"model.head must be linear or cosine, got {kind!r}")
+    return CosineHead(in_features, num_classes, scale)
 
 
 @torch.no_grad()

@@ -9,6 +9,7 @@ the three channels the pretrained patch embedding expects. *Patch* stems (``patc
 from __future__ import annotations
 
 import math
+from typing import Literal, get_args
 
 import torch
 from kornia.enhance import normalize
@@ -16,6 +17,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from ..bands import OPTICAL, RGB_WAVELENGTHS_NM, SAR, Band, check_compatible, resolve_bands
+from ..choices import check_choice
 
 __all__ = [
     "PATCH_STEMS",
@@ -25,16 +27,19 @@ __all__ = [
     "BandNormalizer",
     "PatchExpandStem",
     "RGBSelectStem",
+    "StemKind",
     "WavelengthHyperStem",
     "build_stem",
     "rgb_band_indices",
 ]
 
+#: A spectral stem's name (``model.stem``).
+StemKind = Literal["rgb_select", "band_mix", "patch_expand", "wavelength_hyper"]
+STEMS = get_args(StemKind)
 #: Stems applied to the image before the (unchanged) pretrained patch embedding.
 PIXEL_STEMS = ("rgb_select", "band_mix")
 #: Stems that replace the patch embedding's projection.
 PATCH_STEMS = ("patch_expand", "wavelength_hyper")
-STEMS = PIXEL_STEMS + PATCH_STEMS
 
 #: Visible range (nm): bands inside it start from the nearest RGB kernel in ``patch_expand``.
 _VISIBLE_NM = (380.0, 720.0)
@@ -288,7 +293,7 @@ class WavelengthHyperStem(nn.Module):
         return F.conv2d(x, self.weight, self.bias, self.stride, self.padding)
 
 
-def build_stem(kind: str, bands: list[str], proj: nn.Module | None = None) -> nn.Module:
+def build_stem(kind: StemKind, bands: list[str], proj: nn.Module | None = None) -> nn.Module:
     """A spectral stem by name.
 
     Args:
@@ -299,12 +304,7 @@ def build_stem(kind: str, bands: list[str], proj: nn.Module | None = None) -> nn
     Raises:
         ValueError: unknown kind.
     """
-    if kind == "rgb_select":
-        return RGBSelectStem(bands)
-    if kind == "band_mix":
-        return BandMixStem(bands)
-    if kind == "patch_expand":
-        return PatchExpandStem(bands, proj)
-    if kind == "wavelength_hyper":
-        return WavelengthHyperStem(bands, proj)
-    raise ValueError(f"model.stem must be one of {', '.join(STEMS)}, got {kind!r}")
+    check_choice(kind, StemKind, "model.stem")
+    if kind in PIXEL_STEMS:
+        return RGBSelectStem(bands) if kind == "rgb_select" else BandMixStem(bands)
+    return (PatchExpandStem if kind == "patch_expand" else WavelengthHyperStem)(bands, proj)

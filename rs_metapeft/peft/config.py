@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Literal, get_args
+
+from ..choices import check_choice
 
 __all__ = [
     "ADAPTER_POSITIONS",
@@ -10,20 +13,33 @@ __all__ = [
     "LORA_POSITIONS",
     "METHODS",
     "POSITIONS",
+    "GammaParam",
+    "GammaShape",
+    "Method",
     "PeftConfig",
+    "Position",
 ]
 
 #: LoRA positions inside a ViT block: slices of the fused qkv, attention output, MLP layers.
-LORA_POSITIONS = ("q", "k", "v", "o", "fc1", "fc2")
+LoraPosition = Literal["q", "k", "v", "o", "fc1", "fc2"]
 #: Adapter positions (a module per block rather than per linear layer): AdaptFormer (parallel to
 #: the MLP) and a sequential bottleneck adapter (after the MLP).
-ADAPTER_POSITIONS = ("adaptformer", "adapter")
-POSITIONS = LORA_POSITIONS + ADAPTER_POSITIONS
+AdapterPosition = Literal["adaptformer", "adapter"]
+#: Where a PEFT module can go (``model.peft.positions``).
+Position = Literal[LoraPosition, AdapterPosition]
+LORA_POSITIONS = get_args(LoraPosition)
+ADAPTER_POSITIONS = get_args(AdapterPosition)
+POSITIONS = get_args(Position)
 #: What MetaPEFT inserts by default: LoRA at every linear layer and AdaptFormer (the paper's set).
 DEFAULT_POSITIONS = LORA_POSITIONS + ("adaptformer",)
 #: ``modulated``: PEFT modules at ``positions`` with modulators (MetaPEFT and fixed-gamma PEFT);
 #: the rest are the unmodulated baselines the paper compares against.
-METHODS = ("modulated", "linear_probe", "full", "bitfit", "vpt_deep")
+Method = Literal["modulated", "linear_probe", "full", "bitfit", "vpt_deep"]
+METHODS = get_args(Method)
+#: How gamma is parametrised (see :mod:`rs_metapeft.peft.modulator`).
+GammaParam = Literal["identity", "softplus", "log"]
+#: One gamma per module or per output channel.
+GammaShape = Literal["scalar", "channel"]
 
 
 @dataclass
@@ -53,36 +69,25 @@ class PeftConfig:
         prompts: VPT-deep prompt tokens per layer.
     """
 
-    method: str = "modulated"
-    positions: list[str] = field(default_factory=lambda: list(DEFAULT_POSITIONS))
+    method: Method = "modulated"
+    positions: list[Position] = field(default_factory=lambda: list(DEFAULT_POSITIONS))
     layers: list[int] | None = None
     rank: int = 4
     alpha: float = 1.0
     dropout: float = 0.0
     bottleneck: int = 8
     adapter_alpha: float = 0.1
-    gamma_param: str = "log"
-    gamma_shape: str = "scalar"
+    gamma_param: GammaParam = "log"
+    gamma_shape: GammaShape = "scalar"
     prompts: int = 4
 
     def __post_init__(self) -> None:
-        if self.method not in METHODS:
-            raise ValueError(f"model.peft.method must be one of {', '.join(METHODS)}, "
-                             f"got {self.method!r}")
-        unknown = [p for p in self.positions if p not in POSITIONS]
-        if unknown:
-            raise ValueError(
-                f"model.peft.positions: unknown positions {unknown}; valid: {', '.join(POSITIONS)}"
-            )
-        if self.gamma_param not in ("identity", "softplus", "log"):
-            raise ValueError(
-                "model.peft.gamma_param must be identity, softplus or log, "
-                f"got {self.gamma_param!r}"
-            )
-        if self.gamma_shape not in ("scalar", "channel"):
-            raise ValueError(
-                f"model.peft.gamma_shape must be scalar or channel, got {self.gamma_shape!r}"
-            )
+        # The command line checks these already; Python callers (dicts) come through here.
+        check_choice(self.method, Method, "model.peft.method")
+        for position in self.positions:
+            check_choice(position, Position, "model.peft.positions")
+        check_choice(self.gamma_param, GammaParam, "model.peft.gamma_param")
+        check_choice(self.gamma_shape, GammaShape, "model.peft.gamma_shape")
         if self.method == "vpt_deep" and self.prompts < 1:
             raise ValueError(f"model.peft.prompts must be >= 1 for vpt_deep, got {self.prompts}")
 

@@ -16,12 +16,14 @@ parameter ``theta`` that the meta optimiser moves:
 from __future__ import annotations
 
 import math
+from typing import get_args
 
 import torch
 from torch import nn
 from torch.nn import functional as F
 
-from .config import POSITIONS
+from ..choices import check_choice
+from .config import POSITIONS, GammaParam
 
 __all__ = [
     "PARAMETRISATIONS",
@@ -39,7 +41,7 @@ __all__ = [
 ]
 
 #: The parametrisations of gamma (see the module docstring).
-PARAMETRISATIONS = ("identity", "softplus", "log")
+PARAMETRISATIONS = get_args(GammaParam)
 
 _SOFTPLUS_INV_OF_ONE = math.log(math.e - 1.0)  # softplus(x) = 1 at this x
 
@@ -73,13 +75,10 @@ class ModulatedModule(nn.Module):
 
     def __init__(
         self, layer: int, position: str, gamma_shape: tuple[int, ...] = (),
-        gamma_param: str = "identity", base_scale: float = 1.0,
+        gamma_param: GammaParam = "identity", base_scale: float = 1.0,
     ) -> None:
         super().__init__()
-        if gamma_param not in PARAMETRISATIONS:
-            raise ValueError(
-                f"gamma_param must be one of {', '.join(PARAMETRISATIONS)}, got {gamma_param!r}"
-            )
+        check_choice(gamma_param, GammaParam, "gamma_param")
         self.layer = layer
         self.position = position
         self.gamma_param = gamma_param

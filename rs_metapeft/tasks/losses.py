@@ -12,19 +12,24 @@ The prior shifts apply only to the loss; predictions use the raw logits.
 
 from __future__ import annotations
 
+from typing import Literal, get_args
+
 import torch
 from torch.nn import functional as F
 
-__all__ = ["LOSSES", "classification_loss"]
+from ..choices import check_choice
 
-#: The loss names.
-LOSSES = ("ce", "logit_adjusted", "balanced_softmax", "focal")
+__all__ = ["LOSSES", "LossKind", "classification_loss"]
+
+#: A loss's name (``model.loss``).
+LossKind = Literal["ce", "logit_adjusted", "balanced_softmax", "focal"]
+LOSSES = get_args(LossKind)
 
 
 def classification_loss(
     logits: torch.Tensor,
     labels: torch.Tensor,
-    kind: str = "ce",
+    kind: LossKind = "ce",
     log_prior: torch.Tensor | None = None,
     tau: float = 1.0,
     label_smoothing: float = 0.0,
@@ -43,8 +48,7 @@ def classification_loss(
         focal_gamma: focusing exponent of the focal loss.
 
     """
-    if kind not in LOSSES:
-        raise ValueError(f"model.loss must be one of {', '.join(LOSSES)}, got {kind!r}")
+    check_choice(kind, LossKind, "model.loss")
     if kind in ("logit_adjusted", "balanced_softmax"):
         if log_prior is None:
             raise ValueError(f"the {kind} loss needs the class priors of the training set")

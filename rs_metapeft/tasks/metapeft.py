@@ -16,7 +16,7 @@ import copy
 import inspect
 import math
 from dataclasses import asdict, dataclass
-from typing import Any
+from typing import Any, Literal
 
 import lightning as L
 import torch
@@ -25,6 +25,8 @@ from torchmetrics.classification import MulticlassAccuracy, MulticlassConfusionM
 
 from ..bands import check_compatible
 from ..checkpointing import METADATA_KEY, ExactResume, restore_task_metadata, task_metadata
+from ..choices import check_choice
+from ..data.longtail import GroupsRule
 from ..meta import (
     Hypergradient,
     MetaConfig,
@@ -35,6 +37,8 @@ from ..meta import (
 )
 from ..meta.optim import meta_lr_factor
 from ..models import SpectralViTClassifier, init_head_from_class_means
+from ..models.head import HeadKind
+from ..models.stem import StemKind
 from ..peft import (
     PeftConfig,
     clamp_modulators,
@@ -43,9 +47,16 @@ from ..peft import (
     split_parameters,
 )
 from ..reporting.callbacks import GammaPlots, TailReport
-from .losses import LOSSES, classification_loss
+from .losses import LossKind, classification_loss
 
 __all__ = ["GroupsConfig", "MetaPEFTTask", "OptimizerConfig"]
+
+
+#: The inner optimiser (``model.optimizer.name``) and its schedule (``model.optimizer.schedule``).
+InnerOptimizer = Literal["sgd", "adamw"]
+InnerSchedule = Literal["cosine", "constant"]
+#: How the head starts (``model.head_init``).
+HeadInit = Literal["random", "class_mean"]
 
 
 @dataclass
@@ -62,20 +73,17 @@ class OptimizerConfig:
 
     """
 
-    name: str = "adamw"
+    name: InnerOptimizer = "adamw"
     lr: float = 1e-3
     momentum: float = 0.9
     weight_decay: float = 1e-4
-    schedule: str = "cosine"
+    schedule: InnerSchedule = "cosine"
     warmup_steps: int = 0
 
     def __post_init__(self) -> None:
-        if self.name not in ("sgd", "adamw"):
-            raise ValueError(f"model.optimizer.name must be sgd or adamw, got {self.name!r}")
-        if self.schedule not in ("cosine", "constant"):
-            raise ValueError(
-                f"model.optimizer.schedule must be cosine or constant, got {self.schedule!r}"
-            )
+        # The command line checks these already; Python callers (dicts) come through here.
+        check_choice(self.name, InnerOptimizer, "model.optimizer.name")
+        check_choice(self.schedule, InnerSchedule, "model.optimizer.schedule")
 
 
 @dataclass
@@ -89,9 +97,12 @@ class GroupsConfig:
 
     """
 
-    rule: str = "auto"
+    rule: GroupsRule = "auto"
     many_threshold: int = 100
     few_threshold: int = 20
+
+    def __post_init__(self) -> None:
+        check_choice(self.rule, GroupsRule, "model.groups.rule")
 
 
 class MetaPEFTTask(L.LightningModule):
@@ -130,29 +141,29 @@ class MetaPEFTTask(L.LightningModule):
         weights: str | None = None,
         img_size: int = 64,
         patch_size: int | None = 8,
-        head: str = "linear",
+        head: HeadKind = "linear",
         backbone_kwargs: dict | None = None,
         peft: PeftConfig = PeftConfig(),  # noqa: B008 - copied below
         meta: MetaConfig = MetaConfig(),  # noqa: B008 - copied below
         optimizer: OptimizerConfig = OptimizerConfig(),  # noqa: B008 - copied below
-        loss: str = "ce",
+        loss: LossKind = "ce",
         logit_adjust_tau: float = 1.0,
         label_smoothing: float = 0.0,
         focal_gamma: float = 2.0,
         groups: GroupsConfig = GroupsConfig(),  # noqa: B008 - copied below
         report_dir: str | None = None,
-        stem: str = "band_mix",
+        stem: StemKind = "band_mix",
         head_scale: float = 25.0,
-        head_init: str = "random",
+        head_init: HeadInit = "random",
     ) -> None:
         super().__init__()
         peft, meta, optimizer, groups = (
             _config(peft, PeftConfig), _config(meta, MetaConfig),
             _config(optimizer, OptimizerConfig), _config(groups, GroupsConfig),
         )
-        if loss not in LOSSES:
-            raise ValueError(f"model.loss must be one of {', '.join(LOSSES)}, got {loss!r}")
-        _head_init(head_init)
+        # The command line checks the choices already; the model checks head and stem.
+        check_choice(loss, LossKind, "model.loss")
+        check_choice(head_init, HeadInit, "model.head_init")
         # Every argument by name (the signature is their one list); settings as plain dicts, so
         # that checkpoints load with weights_only=True.
         given = locals()
@@ -423,12 +434,6 @@ class MetaPEFTTask(L.LightningModule):
     def predict_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
         """Class probabilities."""
         return self.model(batch["image"]).softmax(1)
-
-
-def _head_init(value: str) -> str:
-    if value not in ("random", "class_mean"):
-        raise ValueError(f"model.head_init must be random or class_mean, got {value!r}")
-    return value
 
 
 def _config(value: Any, cls: type) -> Any:

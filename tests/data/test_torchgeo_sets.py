@@ -57,6 +57,17 @@ def test_so2sat_rejects_complex_channels_and_wrong_order():
         So2SatLongTailDataModule(bands=["B04", "VV"])
 
 
+def test_so2sat_versions_are_torchgeos():
+    """data.version's choices are written out (so --help lists them); they must be TorchGeo's."""
+    from typing import get_args
+
+    from rs_metapeft.data.datamodules.so2sat import So2SatVersion
+
+    assert get_args(So2SatVersion) == tuple(So2Sat.versions)
+    with pytest.raises(ValueError, match="data.version must be one of 2, 3_random"):
+        So2SatLongTailDataModule(version="4")
+
+
 def test_eurosat_s1_through_copernicus_bench_class(tmp_path):
     root = make_fake_eurosat_s1(tmp_path, per_class=3)
     raw = CopernicusBenchEuroSATS1(str(root), split="train")

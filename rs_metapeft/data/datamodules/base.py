@@ -22,10 +22,11 @@ from torch.utils.data import DataLoader, Dataset, Sampler, Subset
 from torchgeo.datamodules import NonGeoDataModule
 
 from ...bands import resolve_bands
-from ..longtail import class_counts, log_class_counts, longtail_indices
-from ..meta_split import MetaSampler
+from ...choices import check_choice
+from ..longtail import LongtailProfile, class_counts, log_class_counts, longtail_indices
+from ..meta_split import MetaProtocol, MetaSampler
 from ..resumable import ResumableDataLoader
-from ..samplers import SAMPLERS, build_sampler
+from ..samplers import SamplerKind, build_sampler
 from ..statistics import BandStatistics, cached_band_statistics, compute_band_statistics
 from ..transforms import AugmentConfig, FillNodata, build_eval_transform, build_train_augmentation
 
@@ -108,15 +109,15 @@ class LongTailDataModule(NonGeoDataModule):
         batch_size: int = 64,
         num_workers: int = 0,
         imbalance_ratio: float | None = None,
-        longtail_profile: str = "exponential",
+        longtail_profile: LongtailProfile = "exponential",
         meta_fraction: float = 0.2,
         meta_batch_size: int | None = None,
-        meta_protocol: str = "val_split",
+        meta_protocol: MetaProtocol = "val_split",
         meta_balanced_val: bool = True,
         meta_min_train_per_class: int = 5,
         augment: bool = True,
         seed: int = 0,
-        sampler: str = "shuffle",
+        sampler: SamplerKind = "shuffle",
         sampler_epochs: int | None = None,
         augment_options: AugmentConfig | None = None,
         image_size: int | None = None,
@@ -148,9 +149,9 @@ class LongTailDataModule(NonGeoDataModule):
         #: The datasets that the meta sampler's ``train`` and ``val`` indices point into.
         self.meta_datasets: dict[str, Dataset] = {}
         self.seed = seed
-        if sampler not in SAMPLERS:
-            raise ValueError(f"data.sampler must be one of {', '.join(SAMPLERS)}, got {sampler!r}")
-        self.sampler = sampler
+        # The command line checks the choices already; Python callers fail here, not mid-run.
+        self.sampler = check_choice(sampler, SamplerKind, "data.sampler")
+        check_choice(longtail_profile, LongtailProfile, "data.longtail_profile")
         self.sampler_epochs = sampler_epochs
         self.image_size = image_size
         self.stats_cache = stats_cache

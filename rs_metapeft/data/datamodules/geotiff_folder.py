@@ -10,7 +10,7 @@ from typing import Any
 from torch.utils.data import Dataset
 
 from ...io import atomic_write_text
-from ..folder import DataFileError, GeoTiffFolder
+from ..folder import DataFileError, GeoTiffFolder, OnBadFile
 from .base import LongTailDataModule, _base
 
 __all__ = ["GeoTiffFolderDataModule"]
@@ -64,7 +64,7 @@ class GeoTiffFolderDataModule(LongTailDataModule):
         classes: list[str] | None = None,
         split_files: dict[str, str] | None = None,
         nodata: float | None = None,
-        on_bad_file: str = "error",
+        on_bad_file: OnBadFile = "error",
         check_test_split: bool = True,
         val_fraction: float = 0.15,
         test_fraction: float = 0.15,

@@ -7,12 +7,13 @@ read from the HDF5 labels without reading any image.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 from torch.utils.data import Dataset, Subset
 from torchgeo.datasets import So2Sat
 
+from ...choices import check_choice
 from ..splits import stratified_split
 from .base import LongTailDataModule
 
@@ -28,6 +29,8 @@ SO2SAT_BAND_NAMES = {
     **{b: b.removeprefix("S2_") for b in So2Sat.all_s2_band_names},
 }
 _SO2SAT_BY_REGISTRY = {v: k for k, v in SO2SAT_BAND_NAMES.items()}
+#: TorchGeo's So2Sat versions (``So2Sat.versions``; a test keeps the two equal).
+So2SatVersion = Literal["2", "3_random", "3_block", "3_culture_10"]
 
 
 class _So2SatWithTargets(So2Sat):
@@ -67,7 +70,7 @@ class So2SatLongTailDataModule(LongTailDataModule):
         root: str = "data/so2sat",
         bands: list[str] | None = None,
         num_classes: int = 17,
-        version: str = "2",
+        version: So2SatVersion = "2",
         val_fraction: float = 0.1,
         checksum: bool = False,
         **kwargs: Any,
@@ -92,8 +95,7 @@ class So2SatLongTailDataModule(LongTailDataModule):
             )
         if not 0 < val_fraction < 1:
             raise ValueError(f"data.val_fraction must be in (0, 1), got {val_fraction}")
-        if version not in So2Sat.versions:
-            raise ValueError(f"data.version must be one of {So2Sat.versions}, got {version!r}")
+        check_choice(version, So2SatVersion, "data.version")
         super().__init__(
             bands=[SO2SAT_BAND_NAMES[n] for n in so2sat_names], num_classes=num_classes, **kwargs
         )
