@@ -4,9 +4,12 @@ import json
 import shutil
 
 import pytest
+import yaml
 
 from rs_metapeft.cli import main
-from rs_metapeft.recipes import list_recipes
+from rs_metapeft.recipes import list_recipes, recipe_path
+
+from .conftest import TINY_SPEC
 
 
 def test_overview_lists_every_subcommand(capsys):
@@ -62,10 +65,30 @@ def test_shipped_recipe_names_work_for_config(form, capsys):
     assert "- B04" in out
 
 
-def test_demo_sar_runs_the_sar_recipe(capsys):
-    with pytest.raises(SystemExit):
-        main(["demo", "sar", "--print_config"])
-    assert "SyntheticSARDataModule" in capsys.readouterr().out
+def test_demo_sar_trains_and_reports_with_the_sar_recipe(tiny_s1_root, tmp_path):
+    """``demo sar`` is ``fit`` on the demo_sar recipe; its overrides shrink it to two steps."""
+    run = tmp_path / "run"
+    sizes = dict(root=tiny_s1_root, num_classes=TINY_SPEC.num_classes, batch_size=8,
+                 meta_batch_size=4, max_per_class=TINY_SPEC.max_per_class,
+                 val_per_class=TINY_SPEC.val_per_class, test_per_class=TINY_SPEC.test_per_class,
+                 image_size=TINY_SPEC.image_size,
+                 synthetic_imbalance_ratio=TINY_SPEC.imbalance_ratio)
+    overrides = [
+        f"--trainer.default_root_dir={run}", "--trainer.max_steps=2", "--trainer.max_epochs=1",
+        "--trainer.accelerator=cpu", "--trainer.limit_val_batches=1",
+        "--trainer.limit_test_batches=2", "--trainer.enable_progress_bar=false",
+        f"--model.img_size={TINY_SPEC.image_size}", "--model.backbone_kwargs={depth: 2}",
+        "--model.meta.every_n_steps=1", "--model.meta.warmup_steps=0",
+        *(f"--data.init_args.{key}={value}" for key, value in sizes.items()),
+    ]
+    assert main(["demo", "sar", *overrides]) == 0
+    (report,) = run.rglob("report.json")
+    config = yaml.safe_load((report.parent / "config.yaml").read_text())
+    assert config["data"]["class_path"] == "rs_metapeft.data.SyntheticSARDataModule"
+    assert config["data"]["init_args"]["bands"] == ["VV", "VH"]
+    assert config["model"]["peft"]["positions"] == yaml.safe_load(
+        recipe_path("demo_sar").read_text())["model"]["peft"]["positions"]
+    assert json.loads(report.read_text())["meta"]["outer_steps"] == 2
 
 
 def test_demo_unknown_kind_lists_choices():

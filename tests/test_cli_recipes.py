@@ -18,6 +18,7 @@ from rasterio.transform import from_origin
 
 from rs_metapeft.api import load_recipe
 from rs_metapeft.cli import main
+from rs_metapeft.data.datamodules.synthetic import SyntheticDataMixin
 from rs_metapeft.recipes import list_recipes, recipe_path, recipe_summary
 
 from .conftest import tiny_twin
@@ -156,11 +157,8 @@ def test_recipe_twin_trains_two_steps(name, tmp_path, tiny_s2_root):
         data = generator(tmp_path / "data")
     twin = tiny_twin(recipe, tmp_path / "run", Path(data.pop("root")), **data)
     init = twin["data"]["init_args"]
-    # The synthetic generator's options are declared once, on a mixin the datamodule inherits.
-    inits = [vars(cls).get("__init__") for cls in _data_class(recipe).__mro__]
-    accepted = {name for init in inits if hasattr(init, "__code__")
-                for name in init.__code__.co_varnames}
-    if "synthetic_imbalance_ratio" not in accepted:  # sizes of the synthetic generator only
+    # The synthetic generator's sizes are options of its mixin only.
+    if not issubclass(_data_class(recipe), SyntheticDataMixin):
         for key in ("max_per_class", "val_per_class", "test_per_class",
                     "synthetic_imbalance_ratio"):
             init.pop(key, None)
