@@ -3,19 +3,13 @@
 import pytest
 import torch
 
-from rs_metapeft.models import create_backbone
 from rs_metapeft.peft import LORA_POSITIONS, PeftConfig, inject_peft
 
-from ..conftest import TINY_VIT
+from .factory import tiny_vit
 
 peft = pytest.importorskip("peft")
 
 RANK, ALPHA = 2, 3.0
-
-
-def _vit():
-    torch.manual_seed(0)
-    return create_backbone("vit_tiny_patch16_224", None, 32, 8, **TINY_VIT).eval()
 
 
 def _hf_lora(block_index, name, hf_model):
@@ -24,7 +18,7 @@ def _hf_lora(block_index, name, hf_model):
 
 
 def test_our_lora_equals_hf_peft_lora():
-    ours = _vit()
+    ours = tiny_vit()
     modules = inject_peft(ours, PeftConfig(positions=list(LORA_POSITIONS), rank=RANK, alpha=ALPHA))
     torch.manual_seed(1)
     for m in modules:
@@ -40,7 +34,7 @@ def test_our_lora_equals_hf_peft_lora():
         target_modules=r"blocks\.\d+\.(attn\.(qkv|proj)|mlp\.(fc1|fc2))",
         rank_pattern={"qkv": 3 * RANK}, alpha_pattern={"qkv": 3 * ALPHA},
     )
-    hf = peft.inject_adapter_in_model(config, _vit())
+    hf = peft.inject_adapter_in_model(config, tiny_vit())
     by_key = {(m.layer, m.position): m for m in modules}
     for layer in range(len(ours.blocks)):
         for name, slices in (("qkv", ("q", "k", "v")), ("proj", ("o",)), ("fc1", ("fc1",)),
@@ -55,5 +49,5 @@ def test_our_lora_equals_hf_peft_lora():
     x = torch.randn(2, 3, 32, 32)
     with torch.no_grad():
         expected, got = hf(x), ours(x)
-    assert not torch.allclose(got, _vit()(x), atol=1e-3)  # the LoRAs do something
+    assert not torch.allclose(got, tiny_vit()(x), atol=1e-3)  # the LoRAs do something
     assert torch.allclose(got, expected, atol=1e-5)
