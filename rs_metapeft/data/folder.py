@@ -25,6 +25,7 @@ import torch
 from rasterio.errors import NotGeoreferencedWarning, RasterioIOError
 from torchgeo.datasets import NonGeoDataset
 
+from ..io import path_inside
 from .splits import stratified_split
 
 __all__ = ["ChipFolder", "DataFileError", "GeoTiffFolder", "read_band_descriptions"]
@@ -96,15 +97,15 @@ class ChipFolder(NonGeoDataset):
     def _inside_root(self, rel: str, where: str) -> Path:
         """``root / rel``, normalised, or stop naming the row when it leaves the root.
 
-        The check is lexical (``..`` and absolute paths), so a symbolic link that the data's owner
-        placed inside the root is still followed.
+        See :func:`~rs_metapeft.io.path_inside` (a symbolic link inside the root is followed).
         """
-        root = Path(os.path.normpath(self.root.absolute()))
-        path = Path(os.path.normpath(root / rel))
-        if not path.is_relative_to(root):
+        path = path_inside(self.root, rel)
+        if path is None:
+            root = Path(os.path.normpath(self.root.absolute()))
             raise DataFileError(
-                f"{where}: path {rel!r} points to {path}, outside the dataset root {root}; "
-                "list only files under data.root (paths relative to it), or move the file there"
+                f"{where}: path {rel!r} points to {os.path.normpath(root / rel)}, outside the "
+                f"dataset root {root}; list only files under data.root (paths relative to it), "
+                "or move the file there"
             )
         return path
 
