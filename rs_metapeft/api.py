@@ -210,8 +210,9 @@ def predict(model: Any, inputs: str | os.PathLike | torch.Tensor,
         >>> rows = list(csv.DictReader(open(table)))
         >>> len(rows) == len(os.listdir(folder))
         True
-        >>> list(rows[0])
-        ['path', 'class', 'confidence', 'AnnualCrop', 'Forest', 'HerbaceousVegetation', 'Highway']
+        >>> list(rows[0])  # doctest: +NORMALIZE_WHITESPACE
+        ['path', 'class', 'confidence', 'AnnualCrop', 'Forest', 'HerbaceousVegetation', 'Highway',
+         'all_nodata']
         >>> predict(run, torch.zeros(2, 13, 32, 32)).shape
         torch.Size([2, 4])
 

@@ -243,6 +243,7 @@ class GeoTiffFolder(ChipFolder):
         self.split = split
         self.transforms = transforms
         self.nodata = nodata
+        self._headers: set[tuple[str | None, float | None]] = set()
         self.extensions = tuple(e.lower() for e in extensions)
         if csv_file is not None:
             csv_path = Path(csv_file)
@@ -406,6 +407,8 @@ class GeoTiffFolder(ChipFolder):
                 with rasterio.open(path) as src:
                     nodata = self.nodata if self.nodata is not None else src.nodata
                     array = src.read().astype(np.float32)
+                    # A handful of distinct (CRS, nodata) pairs at most: what the scan saw.
+                    self._headers.add((src.crs.to_string() if src.crs else None, src.nodata))
         except RasterioIOError as err:
             raise DataFileError(
                 f"cannot read {path}: {err}. The file is corrupt or truncated; replace or "
@@ -414,6 +417,25 @@ class GeoTiffFolder(ChipFolder):
         if nodata is not None:
             array[array == np.float32(nodata)] = np.nan
         return array
+
+    @property
+    def data_crs(self) -> str | None:
+        """The CRS every chip read so far is in (``"EPSG:32632"``), or ``None`` (none, or mixed).
+
+        After :meth:`scan` that is every chip of the split; without one, the first chip's.
+        """
+        if not self._headers and self.samples:
+            self._read(self.samples[0][0])
+        crs = {c for c, _ in self._headers}
+        return crs.pop() if len(crs) == 1 else None
+
+    @property
+    def declared_nodata(self) -> float | None:
+        """The nodata value training used: ``nodata`` if given, else the one all chips declare."""
+        if self.nodata is not None:
+            return self.nodata
+        values = {v for _, v in self._headers}
+        return values.pop() if len(values) == 1 else None
 
     def check_file(self, path: Path) -> str | None:
         """Why a chip is unusable (unreadable, wrong band count, no valid pixel), or ``None``."""

@@ -152,7 +152,7 @@ def export_checkpoint(
         summary["accuracy_change"] = summary["after"]["accuracy"] - summary["before"]["accuracy"]
         summary["split"] = split
     extra = {"export": {k: v for k, v in summary.items() if k != "checkpoint"},
-             "source_checkpoint": Path(checkpoint).name}
+             "source_checkpoint": Path(checkpoint).name, "data": info.get("data") or {}}
     summary["manifest"] = str(save_export(model, out_dir, info.get("classes"),
                                           info.get("train_counts"), info.get("groups"), extra))
     return summary

@@ -58,4 +58,5 @@ def _task_from_export(folder: Path, device: str, weights: str | None,
     task.model = load_export(folder, weights, allow_download)
     task.class_names = list(manifest["classes"])
     task.train_counts = list(manifest.get("train_counts") or [0] * config["num_classes"])
+    task.data_info = dict(manifest.get("data") or {})  # CRS and nodata of the training data
     return task.to(device).eval()

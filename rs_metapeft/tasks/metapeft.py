@@ -176,6 +176,8 @@ class MetaPEFTTask(L.LightningModule):
         self.register_buffer("log_prior", torch.zeros(num_classes))
         self.class_names: list[str] = [str(i) for i in range(num_classes)]
         self.train_counts: list[int] = [0] * num_classes
+        #: The training data's CRS and nodata value (checkpoint metadata; used at prediction).
+        self.data_info: dict[str, Any] = {}
         self.skipped_outer_steps = 0
         self.outer_steps = 0
         self.last_report: dict | None = None
@@ -201,6 +203,7 @@ class MetaPEFTTask(L.LightningModule):
             stats = dm.band_stats
             self.model.normalizer.set_statistics(stats.mean, stats.std)
             self.train_counts = list(dm.train_counts)
+            self.data_info = dm.data_description() if hasattr(dm, "data_description") else {}
             counts = torch.tensor(self.train_counts, dtype=torch.float)
             self.log_prior.copy_((counts / counts.sum()).log())
         elif not bool(self.model.normalizer.fitted):

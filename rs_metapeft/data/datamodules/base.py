@@ -333,6 +333,27 @@ class LongTailDataModule(NonGeoDataModule):
         sampler = self._new_meta_sampler(_targets(train), _labels(val))
         self._set_meta_sampler(sampler, {"train": train, "val": val})
 
+    def data_description(self) -> dict[str, Any]:
+        """The training data's CRS and nodata value, where its dataset knows them.
+
+        Recorded in checkpoints (the task's ``data_info``) so that prediction refuses a scene in
+        another CRS and masks the nodata value that training masked.
+
+        Returns:
+            ``crs`` (e.g. ``"EPSG:32632"``), ``nodata`` and ``nodata_from_recipe`` (``data.nodata``
+            overrode the files' own), each only where known; ``{}`` before ``setup("fit")``.
+        """
+        dataset = getattr(self, "train_dataset", None)
+        while isinstance(dataset, (Subset, _ClassSubset)):
+            dataset = dataset.dataset
+        out: dict[str, Any] = {}
+        if getattr(dataset, "data_crs", None) is not None:
+            out["crs"] = dataset.data_crs
+        if getattr(dataset, "declared_nodata", None) is not None:
+            out["nodata"] = float(dataset.declared_nodata)
+            out["nodata_from_recipe"] = getattr(dataset, "nodata", None) is not None
+        return out
+
     def check_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         """Refuse a checkpoint made for other bands (never fall back to a default normalisation).
 
