@@ -31,6 +31,8 @@ from .splits import stratified_split
 __all__ = ["ChipFolder", "DataFileError", "GeoTiffFolder", "read_band_descriptions"]
 
 SPLITS = ("train", "val", "test")
+#: A class with fewer chips than this (in all splits together) is named in a warning.
+FEW_IMAGES = 5
 
 
 class DataFileError(ValueError):
@@ -254,6 +256,8 @@ class GeoTiffFolder(ChipFolder):
         if classes is not None:
             rows = self._in_classes(rows)
         labelled = [(row, self._label(row.label, row.where)) for row in rows]
+        if split == "train":
+            self._warn_small_classes([y for _, y in labelled])
         #: How split membership was decided: ``"listed"`` (lists or CSV column) or ``"seeded"``.
         self.split_source = "seeded" if rows and rows[0].split is None else "listed"
         if self.split_source == "seeded":
@@ -278,7 +282,17 @@ class GeoTiffFolder(ChipFolder):
         if all_labels is None:  # folder layout: the folders are the classes
             return folders
         # A CSV's class list comes from all its rows, so every split gets the same label indices.
-        return folders if all_labels <= set(folders) else sorted(all_labels)
+        if all_labels <= set(folders):
+            return folders
+        only_csv = sorted(all_labels - set(folders))
+        if folders and self.split == "train":
+            warnings.warn(
+                f"labels {only_csv} of the CSV are no class folder of {self.root}; each became a "
+                f"class of its own ({len(all_labels)} classes). If they are typos, fix the CSV; "
+                "pin the class list with data.classes",
+                stacklevel=4,
+            )
+        return sorted(all_labels)
 
     def _in_classes(self, rows: list[_Row]) -> list[_Row]:
         """The rows of the chosen classes; the others are left out with one warning."""
@@ -293,6 +307,23 @@ class GeoTiffFolder(ChipFolder):
                 stacklevel=3,
             )
         return kept
+
+    def _warn_small_classes(self, labels: list[int]) -> None:
+        """Name the classes with fewer than :data:`FEW_IMAGES` chips.
+
+        Counted over every split where one index lists them all (a CSV, or no lists at all),
+        else over the training list.
+        """
+        counts = np.bincount(np.asarray(labels, dtype=np.int64), minlength=len(self.classes))
+        small = [f"{name} ({n})" for name, n in zip(self.classes, counts, strict=True)
+                 if n < FEW_IMAGES]
+        if small:
+            warnings.warn(
+                f"classes {', '.join(small)} of {self.root} have fewer than {FEW_IMAGES} chips: "
+                "too few to learn or to test them; add chips, or leave the classes out with "
+                "data.classes",
+                stacklevel=4,
+            )
 
     def _label(self, label: str, where: str) -> int:
         if label in self.classes:
