@@ -61,8 +61,7 @@ class _OneLineParser(LightningArgumentParser):
         # original behaviour; only the final "print usage and exit" becomes one line.
         if not self.exit_on_error or _debug():
             return _Plain.error(self, message, ex)
-        prog = self.prog.replace(" [options]", "")
-        print(f"error: {one_line_parse_error(message)}  ({prog} --help lists the options)",
+        print(f"error: {one_line_parse_error(message)}  (--help lists the options)",
               file=sys.stderr)
         self.exit(2)
 
@@ -431,7 +430,14 @@ def _fail(name: str, err: Exception) -> int:
 
 
 def _one_line(err: BaseException) -> str:
+    # jsonargparse wraps an error raised while building the data module (a missing root, a bad
+    # CSV row) in its union-type report, which buries the message; show the original.
+    while _UNION_ERROR in str(err) and (err.__cause__ or err.__context__) is not None:
+        err = err.__cause__ or err.__context__
     return " ".join(str(err).split()) or type(err).__name__
+
+
+_UNION_ERROR = "Does not validate against any of the Union subtypes"
 
 
 def _delegate(name: str, module: str, function: str = "main") -> Callable[[list[str]], int]:
