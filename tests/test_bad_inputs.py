@@ -258,6 +258,15 @@ CASES = [
 ]
 
 
+def test_the_checkpoint_and_export_record_the_training_crs_and_nodata(earlier):
+    from rs_metapeft.checkpointing import read_checkpoint
+    from rs_metapeft.export import read_manifest
+
+    recorded = {"crs": "EPSG:32632", "nodata": 0.0, "nodata_from_recipe": False}
+    assert read_checkpoint(earlier.checkpoint)["rs_metapeft"]["data"] == recorded
+    assert read_manifest(earlier.export)["data"] == recorded
+
+
 @pytest.mark.parametrize("make", [make for _, make in CASES], ids=[name for name, _ in CASES])
 def test_bad_input_is_one_line_exit_2_and_earlier_runs_are_untouched(make, earlier, tmp_path,
                                                                      capsys):
