@@ -90,12 +90,15 @@ def fit(recipe: Recipe, overrides: dict[str, Any] | None = None, verbose: bool =
     return cli.model.last_report
 
 
-def load_model(source: str | os.PathLike, device: str = "cpu"):
+def load_model(source: str | os.PathLike, device: str = "cpu", weights: str | None = None,
+               allow_download: bool = False):
     """Load a trained model; :func:`rs_metapeft.inference.load_model` under its public name.
 
     Args:
         source: a run folder, a ``.ckpt`` file or an ``rs-metapeft export`` folder.
         device: where the model goes.
+        weights: for an adapter-only export, the backbone weights file to load under it.
+        allow_download: for an adapter-only export of hub weights, fetch them (never by default).
 
     Returns:
         The task in eval mode, with ``class_names`` and ``model.bands``.
@@ -110,7 +113,7 @@ def load_model(source: str | os.PathLike, device: str = "cpu"):
     """
     from .inference import load_model as load
 
-    return load(source, device)
+    return load(source, device, weights, allow_download)
 
 
 def evaluate(model: Any, recipe: Recipe, overrides: dict[str, Any] | None = None,
@@ -197,8 +200,9 @@ def predict(model: Any, inputs: str | os.PathLike | torch.Tensor,
         >>> rows = list(csv.DictReader(open(table)))
         >>> len(rows) == len(os.listdir(folder))
         True
-        >>> list(rows[0])
-        ['path', 'class', 'confidence', 'AnnualCrop', 'Forest', 'HerbaceousVegetation', 'Highway']
+        >>> list(rows[0])  # doctest: +NORMALIZE_WHITESPACE
+        ['path', 'class', 'confidence', 'AnnualCrop', 'Forest', 'HerbaceousVegetation', 'Highway',
+         'all_nodata']
         >>> predict(run, torch.zeros(2, 13, 32, 32)).shape
         torch.Size([2, 4])
 

@@ -7,7 +7,7 @@ This module adds the rest, in one place:
 
 * :func:`task_metadata` / :func:`restore_task_metadata`: the checkpoint's ``rs_metapeft`` section
   (bands, band statistics, classes, training counts, gamma and its history, outer-step
-  counters), which makes a checkpoint self-describing;
+  counters, the training data's CRS and nodata value), which makes a checkpoint self-describing;
 * :class:`ExactResume`: the random-number states and the loader's position, so that a resume is
   exact (the task adds it to every trainer);
 * :class:`LastCheckpoint`: ``last.ckpt`` every ``every_n_train_steps`` steps, when fit ends (also
@@ -121,7 +121,8 @@ def task_metadata(task: Any) -> dict[str, Any]:
 
     Returns:
         Bands, stem, band statistics, classes, training counts, gamma, gamma history, outer-step
-        counters and random-number states; with a meta sampler, also the data seed and the meta
+        counters, the training data's CRS and nodata value (``data``, where known) and
+        random-number states; with a meta sampler, also the data seed and the meta
         split (descriptive: the sampler's state travels in the datamodule's ``state_dict``).
     """
     from .peft import gamma_map
@@ -138,6 +139,7 @@ def task_metadata(task: Any) -> dict[str, Any]:
         "gamma_history": [[s, _str_keys(g)] for s, g in task.gamma_history],
         "outer_steps": task.outer_steps,
         "skipped_outer_steps": task.skipped_outer_steps,
+        "data": dict(getattr(task, "data_info", {})),
     }
     trainer = task._trainer
     dm = getattr(trainer, "datamodule", None) if trainer is not None else None
@@ -166,6 +168,7 @@ def restore_task_metadata(task: Any, info: dict[str, Any]) -> None:
     task.outer_steps = info.get("outer_steps", 0)
     task.skipped_outer_steps = info.get("skipped_outer_steps", 0)
     task.gamma_history = [(int(s), _int_keys(g)) for s, g in info.get("gamma_history", [])]
+    task.data_info = dict(info.get("data", {}))
 
 
 class ExactResume(Callback):

@@ -20,7 +20,7 @@ from pathlib import Path
 
 from jsonargparse import ArgumentParser
 from lightning.pytorch.callbacks import ModelCheckpoint
-from lightning.pytorch.cli import LightningCLI
+from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
 from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
 
 from .checkpointing import (
@@ -31,6 +31,7 @@ from .checkpointing import (
     read_checkpoint,
 )
 from .data.datamodules import LongTailDataModule
+from .io import refuse_existing
 from .recipes import copy_recipe, list_recipes, recipe_path, recipe_summary
 from .tasks import MetaPEFTTask
 
@@ -52,6 +53,46 @@ _LIGHTNING_HELP = {
 }
 
 
+class _OneLineParser(LightningArgumentParser):
+    """Report a bad recipe key or value in one line naming the field (no usage screen)."""
+
+    def error(self, message: str, ex: Exception | None = None):  # noqa: D102 - argparse hook
+        from jsonargparse import ArgumentParser as _Plain
+
+        # Internal callers that catch parse errors (exit_on_error off, debug mode) get the
+        # original behaviour; only the final "print usage and exit" becomes one line.
+        if not self.exit_on_error or _debug():
+            return _Plain.error(self, message, ex)
+        print(f"error: {one_line_parse_error(message)}  (--help lists the options)",
+              file=sys.stderr)
+        self.exit(2)
+
+
+def one_line_parse_error(message: str) -> str:
+    r"""A jsonargparse error (possibly nested, multi-line) as one line naming the recipe field.
+
+    Example:
+        >>> one_line_parse_error('Parser key "model.optimizer.lr":\n  Expected a float. Got: x')
+        'model.optimizer.lr: Expected a float. Got: x'
+    """
+    lines = [line.strip() for line in message.strip().splitlines() if line.strip()]
+    keys = re.findall(r'Parser key "([^"]+)"', message)
+    try:
+        given = next((i for i, line in enumerate(lines)
+                      if line.startswith("- Problem with given class_path")), None)
+        if given is not None:  # a subclass's init argument, e.g. data.init_args.batch_size
+            inner = re.match(r'Parser key "([^"]+)":', lines[given + 1])
+            if inner:
+                return f"{keys[0]}.init_args.{inner.group(1)}: {lines[given + 2]}"
+            return f"{keys[0]}.init_args: {lines[given + 1]}"
+        if keys:
+            last = max(i for i, line in enumerate(lines) if line.startswith("Parser key"))
+            return f"{keys[-1]}: {' '.join(lines[last + 1:last + 2])}".rstrip(": ")
+    except IndexError:
+        pass
+    return " ".join(lines)
+
+
 class RSMetaPEFTCLI(LightningCLI):
     """LightningCLI with bands and class count linked from the data to the model.
 
@@ -65,6 +106,9 @@ class RSMetaPEFTCLI(LightningCLI):
         parser.link_arguments("data.num_classes", "model.num_classes", apply_on="instantiate")
         # Always there, so every run can be resumed: --checkpoint.every_n_train_steps=N.
         parser.add_lightning_class_args(LastCheckpoint, "checkpoint")
+        parser.add_argument("--overwrite", type=bool, default=False,
+                            help="replace the report of an earlier run in the report folder "
+                                 "(model.report_dir); refused otherwise, before any work")
 
     def _instantiate_trainer(self, config, callbacks):
         if config.get("logger") in (None, True):
@@ -100,13 +144,22 @@ class RSMetaPEFTCLI(LightningCLI):
             check_checkpoint_file(path)
         super()._parse_ckpt_path()
 
+    def _refuse_earlier_report(self) -> None:
+        """Stop before training or testing when the report folder holds an earlier report."""
+        from .reporting.callbacks import report_folder
+
+        folder = report_folder(self.trainer, self.model)
+        refuse_existing([folder / "report.json"], bool(self.config_init[self.subcommand].get(
+            "overwrite")), flag="--overwrite (or set another model.report_dir)")
+
     def before_validate(self) -> None:
         """Refuse a checkpoint made for other bands or classes, before any work."""
         self._check_checkpoint("validate")
 
     def before_test(self) -> None:
-        """Refuse a checkpoint made for other bands or classes, before any work."""
+        """Refuse a checkpoint made for other bands or classes, or an earlier report."""
         self._check_checkpoint("test")
+        self._refuse_earlier_report()
 
     def _check_checkpoint(self, stage: str) -> None:
         path = self.config_init[self.subcommand].get("ckpt_path")
@@ -121,7 +174,8 @@ class RSMetaPEFTCLI(LightningCLI):
                     self.datamodule.class_names)
 
     def before_fit(self) -> None:
-        """Start the fit clock."""
+        """Refuse to replace an earlier report (before training, not after); start the clock."""
+        self._refuse_earlier_report()
         self._fit_started = time.perf_counter()
 
     def after_fit(self) -> None:
@@ -202,6 +256,7 @@ def build_cli(args: list[str] | None = None, run: bool = True) -> RSMetaPEFTCLI:
     return RSMetaPEFTCLI(
         MetaPEFTTask,
         LongTailDataModule,
+        parser_class=_OneLineParser,
         subclass_mode_data=True,
         seed_everything_default=0,
         save_config_kwargs={"overwrite": True},
@@ -316,7 +371,22 @@ def _prediction_parser(name: str, target: str, target_help: str) -> ArgumentPars
     parser.add_argument("checkpoint", help="a checkpoint (.ckpt), a run folder or an export folder")
     parser.add_argument(target, help=target_help)
     parser.add_argument("--batch_size", type=int, default=64, help="chips per forward pass")
+    parser.add_argument("--overwrite", action="store_true",
+                        help="replace existing outputs (refused otherwise, before any work)")
+    parser.add_argument("--weights", default=None,
+                        help="an adapter-only export's backbone weights file")
+    parser.add_argument("--allow-download", action="store_true",
+                        help="let an adapter-only export of hub weights fetch them")
+    parser.add_argument("--nodata", type=float, default=None,
+                        help="nodata value of the input (default: the file's own, else the one "
+                             "the model's training data declared)")
     return parser
+
+
+def _load(cfg):
+    from .inference import load_model
+
+    return load_model(cfg.checkpoint, weights=cfg.weights, allow_download=cfg.allow_download)
 
 
 def _predict_chips(argv: list[str]) -> int:
@@ -325,12 +395,11 @@ def _predict_chips(argv: list[str]) -> int:
                                 "folder of GeoTIFF chips (searched recursively)")
     parser.add_argument("--output", "-o", default="predictions.csv", help="CSV to write")
     cfg = parser.parse_args(argv)
-    from .inference import load_model, predict_chips
+    from .inference import predict_chips
 
-    try:
-        out = predict_chips(load_model(cfg.checkpoint), cfg.folder, cfg.output, cfg.batch_size)
-    except (FileNotFoundError, ValueError) as err:
-        return _fail("predict-chips", err)
+    refuse_existing([cfg.output], cfg.overwrite)  # before loading anything
+    out = predict_chips(_load(cfg), cfg.folder, cfg.output, cfg.batch_size,
+                        nodata=cfg.nodata, overwrite=cfg.overwrite)
     print(f"wrote {out}")
     return 0
 
@@ -343,23 +412,35 @@ def _predict_scene(argv: list[str]) -> int:
                         help="output prefix (default: next to the scene, SCENE_classes.tif etc.)")
     parser.add_argument("--stride", type=int, default=None,
                         help="pixels between chips (default: the chip size, no overlap)")
-    parser.add_argument("--crs", default=None, help="refuse a scene not in this CRS (EPSG:32632)")
+    parser.add_argument("--crs", default=None,
+                        help="refuse a scene not in this CRS, e.g. EPSG:32632 (default: the CRS "
+                             "of the model's training chips, where the checkpoint records one)")
     cfg = parser.parse_args(argv)
-    from .inference import load_model, predict_scene
+    from .inference import predict_scene
+    from .inference.scene import scene_outputs
 
-    try:
-        classes, confidence = predict_scene(load_model(cfg.checkpoint), cfg.scene, cfg.output,
-                                            stride=cfg.stride, batch_size=cfg.batch_size,
-                                            crs=cfg.crs)
-    except (FileNotFoundError, ValueError) as err:
-        return _fail("predict-scene", err)
+    refuse_existing(scene_outputs(cfg.scene, cfg.output), cfg.overwrite)  # before loading
+    classes, confidence = predict_scene(_load(cfg), cfg.scene, cfg.output, stride=cfg.stride,
+                                        batch_size=cfg.batch_size, crs=cfg.crs,
+                                        nodata=cfg.nodata, overwrite=cfg.overwrite)
     print(f"wrote {classes} and {confidence}")
     return 0
 
 
 def _fail(name: str, err: Exception) -> int:
-    print(f"rs-metapeft {name}: {err}", file=sys.stderr)
+    print(f"error: rs-metapeft {name}: {_one_line(err)}", file=sys.stderr)
     return 2
+
+
+def _one_line(err: BaseException) -> str:
+    # jsonargparse wraps an error raised while building the data module (a missing root, a bad
+    # CSV row) in its union-type report, which buries the message; show the original.
+    while _UNION_ERROR in str(err) and (err.__cause__ or err.__context__) is not None:
+        err = err.__cause__ or err.__context__
+    return " ".join(str(err).split()) or type(err).__name__
+
+
+_UNION_ERROR = "Does not validate against any of the Union subtypes"
 
 
 def _delegate(name: str, module: str, function: str = "main") -> Callable[[list[str]], int]:
@@ -434,6 +515,14 @@ def _expected_errors() -> tuple[type[BaseException], ...]:
             IsADirectoryError, PermissionError, BackboneWeightsError, MisconfigurationException)
 
 
+#: ``--debug`` of the command line being run (parsers consult it through :func:`_debug`).
+_DEBUG_FLAG = False
+
+
+def _debug() -> bool:
+    return _DEBUG_FLAG or os.environ.get(DEBUG_ENV, "") not in ("", "0")
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point of ``rs-metapeft``; returns the process exit code.
 
@@ -441,16 +530,19 @@ def main(argv: list[str] | None = None) -> int:
     not found) prints ``error: <message>`` on stderr and returns 2; ``--debug`` anywhere on the
     command line, or ``RS_METAPEFT_DEBUG=1``, shows the traceback instead.
     """
+    global _DEBUG_FLAG
     argv = list(sys.argv[1:] if argv is None else argv)
-    debug = "--debug" in argv or os.environ.get(DEBUG_ENV, "") not in ("", "0")
+    _DEBUG_FLAG = "--debug" in argv
     argv = [a for a in argv if a != "--debug"]
     try:
         return _run(argv)
     except _expected_errors() as err:
-        if debug:
+        if _debug():
             raise
         print(f"error: {_one_line(err)}  (--debug for the traceback)", file=sys.stderr)
         return 2
+    finally:
+        _DEBUG_FLAG = False
 
 
 #: jsonargparse's refusal of a value outside a ``Literal``'s choices (possibly nested).

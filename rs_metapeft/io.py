@@ -1,9 +1,15 @@
-"""Atomic file writes: the one way the package writes a file a reader may open at any moment.
+"""Safe file handling: atomic writes, paths kept inside their folder, outputs never clobbered.
+
+Atomic writes are the one way the package writes a file a reader may open at any moment.
 
 Every writer stages its bytes in a temporary file beside the target (same folder, so the final
 ``os.replace`` is a rename on one filesystem, never a copy) and moves it into place only once it is
 complete. A crash or a kill leaves either the old file or the new one, never half of either, and no
 stray temporary file.
+
+:func:`path_inside` resolves a path read from a data file (a CSV row, a split list, a manifest)
+inside the folder it belongs to; :func:`refuse_existing` stops a command before it replaces
+earlier results that the user did not ask to replace.
 """
 
 from __future__ import annotations
@@ -11,12 +17,14 @@ from __future__ import annotations
 import json
 import os
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-__all__ = ["atomic_path", "atomic_write_json", "atomic_write_text"]
+__all__ = [
+    "atomic_path", "atomic_write_json", "atomic_write_text", "path_inside", "refuse_existing",
+]
 
 
 @contextmanager
@@ -73,3 +81,42 @@ def atomic_write_text(path: str | os.PathLike, text: str) -> Path:
 def atomic_write_json(path: str | os.PathLike, data: Any, *, indent: int | None = 2) -> Path:
     """Write ``data`` as JSON to ``path`` atomically and return the path."""
     return atomic_write_text(path, json.dumps(data, indent=indent))
+
+
+def path_inside(root: str | os.PathLike, rel: str | os.PathLike) -> Path | None:
+    """``root / rel`` normalised, or ``None`` when it leaves ``root``.
+
+    The check is lexical (``..`` and absolute paths), so a symbolic link that the data's owner
+    placed inside ``root`` is still followed.
+
+    Example:
+        >>> str(path_inside("/data", "forest/a.tif"))
+        '/data/forest/a.tif'
+        >>> path_inside("/data", "../etc/passwd") is None
+        True
+    """
+    base = Path(os.path.normpath(Path(root).absolute()))
+    path = Path(os.path.normpath(base / rel))
+    return path if path.is_relative_to(base) else None
+
+
+def refuse_existing(paths: Iterable[str | os.PathLike], overwrite: bool = False,
+                    flag: str = "--overwrite") -> None:
+    """Stop before replacing earlier results, unless ``overwrite``.
+
+    Args:
+        paths: the files (or folders) a command is about to write.
+        overwrite: replace them anyway.
+        flag: how the user asks for that (named in the message).
+
+    Raises:
+        FileExistsError: some of ``paths`` exist; the message names them and ``flag``.
+    """
+    if overwrite:
+        return
+    found = [str(p) for p in paths if Path(p).exists()]
+    if found:
+        raise FileExistsError(
+            f"{', '.join(found)} already exist{'s' if len(found) == 1 else ''}; pass {flag} to "
+            "replace, or choose another output"
+        )

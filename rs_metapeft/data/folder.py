@@ -26,6 +26,7 @@ from rasterio.errors import NotGeoreferencedWarning, RasterioIOError
 from torchgeo.datasets import NonGeoDataset
 
 from ..choices import check_choice
+from ..io import path_inside
 from .splits import stratified_split
 
 __all__ = [
@@ -37,6 +38,9 @@ Split = Literal["train", "val", "test"]
 SPLITS = get_args(Split)
 #: What a scan does with an unusable file (``data.on_bad_file``).
 OnBadFile = Literal["error", "skip"]
+SPLITS = ("train", "val", "test")
+#: A class with fewer chips than this (in all splits together) is named in a warning.
+FEW_IMAGES = 5
 
 
 class DataFileError(ValueError):
@@ -103,15 +107,15 @@ class ChipFolder(NonGeoDataset):
     def _inside_root(self, rel: str, where: str) -> Path:
         """``root / rel``, normalised, or stop naming the row when it leaves the root.
 
-        The check is lexical (``..`` and absolute paths), so a symbolic link that the data's owner
-        placed inside the root is still followed.
+        See :func:`~rs_metapeft.io.path_inside` (a symbolic link inside the root is followed).
         """
-        root = Path(os.path.normpath(self.root.absolute()))
-        path = Path(os.path.normpath(root / rel))
-        if not path.is_relative_to(root):
+        path = path_inside(self.root, rel)
+        if path is None:
+            root = Path(os.path.normpath(self.root.absolute()))
             raise DataFileError(
-                f"{where}: path {rel!r} points to {path}, outside the dataset root {root}; "
-                "list only files under data.root (paths relative to it), or move the file there"
+                f"{where}: path {rel!r} points to {os.path.normpath(root / rel)}, outside the "
+                f"dataset root {root}; list only files under data.root (paths relative to it), "
+                "or move the file there"
             )
         return path
 
@@ -247,6 +251,7 @@ class GeoTiffFolder(ChipFolder):
         self.split = split
         self.transforms = transforms
         self.nodata = nodata
+        self._headers: set[tuple[str | None, float | None]] = set()
         self.extensions = tuple(e.lower() for e in extensions)
         if csv_file is not None:
             csv_path = Path(csv_file)
@@ -257,6 +262,8 @@ class GeoTiffFolder(ChipFolder):
         if classes is not None:
             rows = self._in_classes(rows)
         labelled = [(row, self._label(row.label, row.where)) for row in rows]
+        if split == "train":
+            self._warn_small_classes([y for _, y in labelled])
         #: How split membership was decided: ``"listed"`` (lists or CSV column) or ``"seeded"``.
         self.split_source = "seeded" if rows and rows[0].split is None else "listed"
         if self.split_source == "seeded":
@@ -281,7 +288,17 @@ class GeoTiffFolder(ChipFolder):
         if all_labels is None:  # folder layout: the folders are the classes
             return folders
         # A CSV's class list comes from all its rows, so every split gets the same label indices.
-        return folders if all_labels <= set(folders) else sorted(all_labels)
+        if all_labels <= set(folders):
+            return folders
+        only_csv = sorted(all_labels - set(folders))
+        if folders and self.split == "train":
+            warnings.warn(
+                f"labels {only_csv} of the CSV are no class folder of {self.root}; each became a "
+                f"class of its own ({len(all_labels)} classes). If they are typos, fix the CSV; "
+                "pin the class list with data.classes",
+                stacklevel=4,
+            )
+        return sorted(all_labels)
 
     def _in_classes(self, rows: list[_Row]) -> list[_Row]:
         """The rows of the chosen classes; the others are left out with one warning."""
@@ -296,6 +313,23 @@ class GeoTiffFolder(ChipFolder):
                 stacklevel=3,
             )
         return kept
+
+    def _warn_small_classes(self, labels: list[int]) -> None:
+        """Name the classes with fewer than :data:`FEW_IMAGES` chips.
+
+        Counted over every split where one index lists them all (a CSV, or no lists at all),
+        else over the training list.
+        """
+        counts = np.bincount(np.asarray(labels, dtype=np.int64), minlength=len(self.classes))
+        small = [f"{name} ({n})" for name, n in zip(self.classes, counts, strict=True)
+                 if n < FEW_IMAGES]
+        if small:
+            warnings.warn(
+                f"classes {', '.join(small)} of {self.root} have fewer than {FEW_IMAGES} chips: "
+                "too few to learn or to test them; add chips, or leave the classes out with "
+                "data.classes",
+                stacklevel=4,
+            )
 
     def _label(self, label: str, where: str) -> int:
         if label in self.classes:
@@ -410,6 +444,8 @@ class GeoTiffFolder(ChipFolder):
                 with rasterio.open(path) as src:
                     nodata = self.nodata if self.nodata is not None else src.nodata
                     array = src.read().astype(np.float32)
+                    # A handful of distinct (CRS, nodata) pairs at most: what the scan saw.
+                    self._headers.add((src.crs.to_string() if src.crs else None, src.nodata))
         except RasterioIOError as err:
             raise DataFileError(
                 f"cannot read {path}: {err}. The file is corrupt or truncated; replace or "
@@ -418,6 +454,25 @@ class GeoTiffFolder(ChipFolder):
         if nodata is not None:
             array[array == np.float32(nodata)] = np.nan
         return array
+
+    @property
+    def data_crs(self) -> str | None:
+        """The CRS every chip read so far is in (``"EPSG:32632"``), or ``None`` (none, or mixed).
+
+        After :meth:`scan` that is every chip of the split; without one, the first chip's.
+        """
+        if not self._headers and self.samples:
+            self._read(self.samples[0][0])
+        crs = {c for c, _ in self._headers}
+        return crs.pop() if len(crs) == 1 else None
+
+    @property
+    def declared_nodata(self) -> float | None:
+        """The nodata value training used: ``nodata`` if given, else the one all chips declare."""
+        if self.nodata is not None:
+            return self.nodata
+        values = {v for _, v in self._headers}
+        return values.pop() if len(values) == 1 else None
 
     def check_file(self, path: Path) -> str | None:
         """Why a chip is unusable (unreadable, wrong band count, no valid pixel), or ``None``."""

@@ -12,6 +12,8 @@ from ..choices import check_choice
 from .splits import stratified_split
 
 __all__ = [
+    "BALANCED",
+    "BALANCED_RATIO",
     "GROUPS",
     "GroupsRule",
     "LongtailProfile",
@@ -19,8 +21,10 @@ __all__ = [
     "class_counts",
     "groups_from_class_lists",
     "imbalance_ratio",
+    "group_rule_used",
     "log_class_counts",
     "longtail_indices",
+    "longtail_targets",
     "stratified_meta_split",
 ]
 
@@ -32,6 +36,10 @@ GROUPS = ("many", "medium", "few")
 GroupsRule = Literal["auto", "thresholds", "quantile"]
 #: How a long-tail subset thins the classes (see :func:`longtail_indices`).
 LongtailProfile = Literal["exponential", "step"]
+#: The ``auto`` rule's one group for classes of (nearly) equal size: no head, no tail.
+BALANCED = "balanced"
+#: Largest / smallest training count up to which the ``auto`` rule calls the classes balanced.
+BALANCED_RATIO = 1.2
 
 
 def class_counts(targets: Sequence[int], num_classes: int) -> list[int]:
@@ -106,6 +114,38 @@ def groups_from_class_lists(
     return [str(g) for g in groups]
 
 
+def group_rule_used(
+    counts: Sequence[int],
+    rule: GroupsRule = "auto",
+    many_threshold: int = 100,
+    few_threshold: int = 20,
+) -> str:
+    """The rule :func:`assign_groups` applies: ``thresholds``, ``quantile`` or ``balanced``.
+
+    ``auto`` becomes ``balanced`` when the largest class has at most :data:`BALANCED_RATIO`
+    times the smallest one's images, else ``thresholds`` when they give every group a class,
+    else ``quantile``.
+
+    Example:
+        >>> group_rule_used([300, 50, 5]), group_rule_used([98, 70, 54])
+        ('thresholds', 'quantile')
+        >>> group_rule_used([40, 40, 39])
+        'balanced'
+    """
+    check_choice(rule, GroupsRule, "groups rule (model.groups.rule)")
+    if rule != "auto":
+        return rule
+    counts = list(counts)
+    if counts and min(counts) > 0 and max(counts) <= BALANCED_RATIO * min(counts):
+        return "balanced"
+    by_threshold = {_threshold_group(c, many_threshold, few_threshold) for c in counts}
+    return "thresholds" if by_threshold == set(GROUPS) else "quantile"
+
+
+def _threshold_group(count: int, many_threshold: int, few_threshold: int) -> str:
+    return "many" if count > many_threshold else "few" if count < few_threshold else "medium"
+
+
 def assign_groups(
     counts: Sequence[int],
     rule: GroupsRule = "auto",
@@ -118,8 +158,9 @@ def assign_groups(
         counts: training count per class.
         rule: ``"thresholds"`` (many: count > ``many_threshold``; few: count < ``few_threshold``,
             as in the long-tail literature), ``"quantile"`` (thirds of the classes sorted by count,
-            for small data), or ``"auto"`` (thresholds when every group gets a class, else
-            quantiles).
+            for small data), or ``"auto"`` (every class ``"balanced"`` when the counts are within
+            :data:`BALANCED_RATIO` of each other; else thresholds when every group gets a class,
+            else quantiles; see :func:`group_rule_used`).
         many_threshold: many-group threshold for the thresholds rule.
         few_threshold: few-group threshold for the thresholds rule.
 
@@ -129,16 +170,15 @@ def assign_groups(
     Example:
         >>> assign_groups([300, 50, 5], rule="thresholds")
         ['many', 'medium', 'few']
+        >>> assign_groups([40, 40, 40])
+        ['balanced', 'balanced', 'balanced']
     """
-    check_choice(rule, GroupsRule, "groups rule (model.groups.rule)")
     counts = list(counts)
-    if rule in ("auto", "thresholds"):
-        groups = [
-            "many" if c > many_threshold else "few" if c < few_threshold else "medium"
-            for c in counts
-        ]
-        if rule == "thresholds" or set(groups) == set(GROUPS):
-            return groups
+    used = group_rule_used(counts, rule, many_threshold, few_threshold)
+    if used == "balanced":
+        return [BALANCED] * len(counts)
+    if used == "thresholds":
+        return [_threshold_group(c, many_threshold, few_threshold) for c in counts]
     order = np.argsort(-np.asarray(counts), kind="stable")
     thirds = np.array_split(order, 3)
     groups = [""] * len(counts)
@@ -146,6 +186,31 @@ def assign_groups(
         for c in members:
             groups[int(c)] = name
     return groups
+
+
+def longtail_targets(counts: Sequence[int], imbalance_ratio: float,
+                     profile: str = "exponential") -> list[int]:
+    """The count each class should keep in a long-tailed subset (before capping at what it has).
+
+    Classes are ranked by label: class 0 gets the largest class's count ``n_max`` and class ``c``
+    ``n_max * ratio ** (-c / (C - 1))`` (exponential) or ``n_max / ratio`` for the second half of
+    the classes (step); at least 1.
+
+    Example:
+        >>> longtail_targets([100, 100, 100], 10)
+        [100, 32, 10]
+    """
+    if profile not in ("exponential", "step"):
+        raise ValueError(f"long-tail profile must be exponential or step, got {profile!r}")
+    num_classes, n_max = len(counts), max(counts)
+    targets = []
+    for c in range(num_classes):
+        if profile == "exponential":
+            frac = imbalance_ratio ** (-c / max(num_classes - 1, 1))
+        else:
+            frac = 1.0 if c < num_classes / 2 else 1.0 / imbalance_ratio
+        targets.append(max(1, int(round(n_max * frac))))
+    return targets
 
 
 def longtail_indices(
@@ -156,9 +221,9 @@ def longtail_indices(
 ) -> np.ndarray:
     """Indices of a long-tailed subset of a (roughly balanced) dataset.
 
-    Classes are ranked by label; class 0 keeps its full count ``n_max`` and class ``c`` keeps
-    ``n_max * ratio ** (-c / (C - 1))`` (exponential) or ``n_max / ratio`` for the second half of
-    the classes (step). At least one sample per class is kept.
+    Each class keeps its :func:`longtail_targets` count, or all it has when that is fewer (so
+    the subset's ratio can fall short of ``imbalance_ratio``). At least one sample per class is
+    kept.
 
     Args:
         targets: labels of the full dataset.
@@ -173,16 +238,10 @@ def longtail_indices(
     targets = np.asarray(targets)
     num_classes = int(targets.max()) + 1
     by_class = [np.flatnonzero(targets == c) for c in range(num_classes)]
-    n_max = max(len(ix) for ix in by_class)
+    wanted = longtail_targets([len(ix) for ix in by_class], imbalance_ratio, profile)
     rng = np.random.default_rng(seed)
-    keep = []
-    for c, ix in enumerate(by_class):
-        if profile == "exponential":
-            frac = imbalance_ratio ** (-c / max(num_classes - 1, 1))
-        else:
-            frac = 1.0 if c < num_classes / 2 else 1.0 / imbalance_ratio
-        n = min(len(ix), max(1, int(round(n_max * frac))))
-        keep.append(rng.permutation(ix)[:n])
+    keep = [rng.permutation(ix)[:min(len(ix), n)]
+            for ix, n in zip(by_class, wanted, strict=True)]
     return np.sort(np.concatenate(keep))
 
 

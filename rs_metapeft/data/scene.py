@@ -159,6 +159,12 @@ class SceneChips(NonGeoDataset):
             )
         self.targets = [y for _, y in self.samples]
 
+    @property
+    def data_crs(self) -> str | None:
+        """The scene's CRS (``"EPSG:32632"``), recorded in checkpoints to check scenes against."""
+        crs = self.image.crs
+        return crs.to_string() if crs is not None else None
+
     def __len__(self) -> int:
         return len(self.samples)
 

@@ -8,6 +8,7 @@ from .artifact import (
     load_export,
     read_manifest,
     save_export,
+    write_manifest,
 )
 
 __all__ = [
@@ -18,4 +19,5 @@ __all__ = [
     "load_export",
     "read_manifest",
     "save_export",
+    "write_manifest",
 ]

@@ -5,6 +5,11 @@ statistics, and the backbone tensors a baseline trained) in ``adapter.safetensor
 ``manifest.json`` everything needed to rebuild the model and refuse data it was not made for:
 backbone and weights id, bands, statistics, stem, classes, groups, gamma map, versions. A model
 whose backbone started from random weights (no weights id to reload) is exported whole.
+
+The manifest carries a checksum of all of itself (``manifest_sha256``; the tensors' own checksum
+is one of its fields), so an edited class name, band list, statistic or backbone setting is
+refused on load instead of silently changing what the model means. Loading never downloads
+backbone weights from a hub unless the caller asks for it.
 """
 
 from __future__ import annotations
@@ -19,7 +24,7 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from .._version import __version__
-from ..io import atomic_path, atomic_write_json
+from ..io import atomic_path, atomic_write_json, path_inside
 from ..models import SpectralViTClassifier
 from ..peft import PeftConfig, gamma_map, gamma_parameters
 from ..peft.merge import remove_module
@@ -33,11 +38,15 @@ __all__ = [
     "load_export",
     "read_manifest",
     "save_export",
+    "write_manifest",
 ]
 
-FORMAT_VERSION = 1
+#: 2: the manifest's checksum covers the whole manifest (1 covered only the tensors).
+FORMAT_VERSION = 2
 ADAPTER_FILE = "adapter.safetensors"
 MANIFEST_FILE = "manifest.json"
+#: The manifest field holding the checksum of the rest of the manifest.
+CHECKSUM_FIELD = "manifest_sha256"
 _ADDED = (".lora.", ".adaptformer.", ".adapter.", ".vpt.")
 
 
@@ -51,6 +60,28 @@ def _sha256(path: Path) -> str:
         for chunk in iter(lambda: f.read(1 << 20), b""):
             digest.update(chunk)
     return digest.hexdigest()
+
+
+def _manifest_digest(manifest: dict[str, Any]) -> str:
+    """sha256 of the manifest without its checksum field, in a canonical JSON form."""
+    body = {k: v for k, v in manifest.items() if k != CHECKSUM_FIELD}
+    text = json.dumps(body, sort_keys=True, separators=(",", ":"), allow_nan=True)
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def write_manifest(folder: str | Path, manifest: dict[str, Any]) -> Path:
+    """Write ``manifest.json`` into ``folder`` (atomically) with the checksum of all of it.
+
+    Returns:
+        The manifest path.
+    """
+    manifest = json.loads(json.dumps(manifest))  # hash exactly what a reader will parse
+    manifest[CHECKSUM_FIELD] = _manifest_digest(manifest)
+    return atomic_write_json(Path(folder) / MANIFEST_FILE, manifest)
+
+
+def _is_hub(weights: str | None) -> bool:
+    return weights == "hub" or str(weights).startswith("hf-hub:")
 
 
 def adapter_state(model: SpectralViTClassifier, whole: bool = False) -> dict[str, torch.Tensor]:
@@ -133,44 +164,74 @@ def save_export(
                      "timm": timm.__version__},
         **(extra or {}),
     }
-    manifest_path = out / MANIFEST_FILE
-    atomic_write_json(manifest_path, manifest)
-    return manifest_path
+    return write_manifest(out, manifest)
 
 
 def read_manifest(folder: str | Path) -> dict[str, Any]:
-    """The manifest of an export folder.
+    """The manifest of an export folder, checked against its own checksum.
 
     Raises:
-        ExportError: no manifest, or not an rs_metapeft export.
+        ExportError: no manifest, not an rs_metapeft export, a newer format, or a manifest that
+            does not match its checksum (edited or damaged); the message names the file.
     """
     path = Path(folder) / MANIFEST_FILE
     if not path.is_file():
         raise ExportError(f"{path} does not exist: pass the folder that `rs-metapeft export` wrote")
-    manifest = json.loads(path.read_text())
-    if manifest.get("format") != "rs_metapeft-export":
+    try:
+        manifest = json.loads(path.read_text())
+    except (UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise ExportError(f"{path} is not valid JSON ({err}); export the checkpoint again") from err
+    if not isinstance(manifest, dict) or manifest.get("format") != "rs_metapeft-export":
         raise ExportError(f"{path} is not an rs_metapeft export manifest (no format field)")
     if manifest.get("format_version", 0) > FORMAT_VERSION:
         raise ExportError(f"{path} has format version {manifest['format_version']}; this "
                           f"rs_metapeft reads up to {FORMAT_VERSION}: upgrade rs_metapeft")
+    if CHECKSUM_FIELD not in manifest:
+        raise ExportError(
+            f"{path} has no {CHECKSUM_FIELD} (written by an older rs_metapeft, or stripped): its "
+            "classes, bands and settings cannot be trusted; export the checkpoint again"
+        )
+    if manifest[CHECKSUM_FIELD] != _manifest_digest(manifest):
+        raise ExportError(
+            f"{path} does not match its checksum ({CHECKSUM_FIELD}): it was edited or damaged "
+            "after export. Classes, bands, statistics and backbone settings are part of the "
+            "model; export the checkpoint again instead of editing the manifest"
+        )
     return manifest
 
 
-def load_export(folder: str | Path, weights: str | None = None) -> SpectralViTClassifier:
+def _tensors_path(folder: Path, manifest: dict[str, Any]) -> Path:
+    """The manifest's ``tensors.file``, which must lie inside the export folder."""
+    name = manifest["tensors"]["file"]
+    path = path_inside(folder, name)
+    if path is None:
+        raise ExportError(
+            f"{folder / MANIFEST_FILE}: tensors.file {name!r} points outside the export folder "
+            f"{folder}; an export loads only its own files (keep {ADAPTER_FILE} in the folder)"
+        )
+    return path
+
+
+def load_export(folder: str | Path, weights: str | None = None,
+                allow_download: bool = False) -> SpectralViTClassifier:
     """Rebuild the model of an export folder, ready for inference.
 
     Args:
         folder: what :func:`save_export` wrote.
         weights: the backbone weights to load under the adapter, if not the manifest's own
             weights id (e.g. the same file at another path; its checksum must match).
+        allow_download: an adapter-only export of hub weights (``hub``, ``hf-hub:<repo>``) may
+            fetch them (or take them from the Hugging Face cache). Off by default: an export
+            never reaches for the network unless asked.
 
     Raises:
-        ExportError: missing files, mismatching weights or tensors.
+        ExportError: missing files, an edited manifest, a ``tensors.file`` outside ``folder``,
+            hub weights without ``allow_download``, mismatching weights or tensors.
     """
     folder = Path(folder)
     manifest = read_manifest(folder)
     config = dict(manifest["model"])
-    tensors_path = folder / manifest["tensors"]["file"]
+    tensors_path = _tensors_path(folder, manifest)
     if not tensors_path.is_file():
         raise ExportError(f"{tensors_path} is missing; the export folder is incomplete")
     if _sha256(tensors_path) != manifest["tensors"]["sha256"]:
@@ -182,6 +243,13 @@ def load_export(folder: str | Path, weights: str | None = None) -> SpectralViTCl
         config["weights"] = None
     else:
         config["weights"] = weights or config["weights"]
+        if _is_hub(config["weights"]) and not allow_download:
+            raise ExportError(
+                f"{folder} holds only the adapter; its backbone weights are "
+                f"{config['weights']!r} from the hub, and loading an export downloads nothing "
+                "unless asked: pass the weights file (weights=..., --weights FILE) or "
+                "allow_download=True (--allow-download)"
+            )
         expected = manifest.get("weights_sha256")
         path = Path(config["weights"]) if config["weights"] else None
         if expected and path is not None and path.is_file() and _sha256(path) != expected:

@@ -9,10 +9,12 @@ from typing import Any
 import torch
 import yaml
 
+from ..checkpointing import read_checkpoint
 from ..data.longtail import assign_groups
+from ..io import refuse_existing
 from ..models import SpectralViTClassifier
 from ..peft.merge import merge_lora, prune_modules
-from .artifact import ExportError, save_export
+from .artifact import ADAPTER_FILE, MANIFEST_FILE, ExportError, save_export
 
 __all__ = ["evaluate", "export_checkpoint", "main", "model_from_checkpoint"]
 
@@ -28,15 +30,12 @@ def model_from_checkpoint(path: str | Path) -> tuple[SpectralViTClassifier, dict
         plus ``groups`` (many / medium / few per class, by the task's grouping rule).
 
     Raises:
-        ExportError: not a readable MetaPEFT checkpoint.
+        FileNotFoundError: no such file.
+        CheckpointReadError: a truncated or corrupt checkpoint; the message names the file.
+        ExportError: a checkpoint, but not of a MetaPEFTTask.
     """
     path = Path(path)
-    if not path.is_file():
-        raise ExportError(f"checkpoint {path} does not exist")
-    try:
-        ckpt = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as err:  # pickle errors come in many types; all mean "not our checkpoint"
-        raise ExportError(f"{path} is not a readable Lightning checkpoint: {err}") from err
+    ckpt = read_checkpoint(path)
     hp, info = ckpt.get("hyper_parameters"), ckpt.get("rs_metapeft")
     if not isinstance(hp, dict) or info is None or "state_dict" not in ckpt:
         raise ExportError(f"{path} is not a MetaPEFTTask checkpoint (no rs_metapeft metadata); "
@@ -96,6 +95,7 @@ def export_checkpoint(
     merge: bool = False,
     data_config: str | Path | None = None,
     split: str = "test",
+    overwrite: bool = False,
 ) -> dict[str, Any]:
     """Export a checkpoint: optionally prune near-zero-gamma modules and merge LoRA.
 
@@ -107,10 +107,16 @@ def export_checkpoint(
         data_config: a run's ``config.yaml``; with it the accuracy before and after pruning and
             merging is measured on ``split`` and recorded in the manifest.
         split: ``val`` or ``test``.
+        overwrite: replace an earlier export in ``out_dir``.
 
     Returns:
         A summary: manifest path, removed modules, accuracies.
+
+    Raises:
+        FileExistsError: ``out_dir`` already holds an export and ``overwrite`` is off.
     """
+    out = Path(out_dir)
+    refuse_existing([out / MANIFEST_FILE, out / ADAPTER_FILE], overwrite)
     model, info = model_from_checkpoint(checkpoint)
     batches = None
     if data_config is not None:
@@ -134,7 +140,7 @@ def export_checkpoint(
         summary["accuracy_change"] = summary["after"]["accuracy"] - summary["before"]["accuracy"]
         summary["split"] = split
     extra = {"export": {k: v for k, v in summary.items() if k != "checkpoint"},
-             "source_checkpoint": Path(checkpoint).name}
+             "source_checkpoint": Path(checkpoint).name, "data": info.get("data") or {}}
     summary["manifest"] = str(save_export(model, out_dir, info.get("classes"),
                                           info.get("train_counts"), info.get("groups"), extra))
     return summary
@@ -154,12 +160,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--data-config", default=None,
                         help="the run's config.yaml, to report accuracy before/after pruning")
     parser.add_argument("--split", choices=("val", "test"), default="test")
+    parser.add_argument("--overwrite", action="store_true",
+                        help="replace an earlier export in --out (refused otherwise)")
     args = parser.parse_args(argv)
-    try:
-        summary = export_checkpoint(args.checkpoint, args.out, args.prune_threshold, args.merge,
-                                    args.data_config, args.split)
-    except ExportError as err:
-        parser.exit(2, f"rs-metapeft export: error: {err}\n")
+    # Errors (ExportError, FileExistsError) reach `rs-metapeft`'s one-line handler.
+    summary = export_checkpoint(args.checkpoint, args.out, args.prune_threshold, args.merge,
+                                args.data_config, args.split, args.overwrite)
     print(f"exported to {Path(summary['manifest']).parent}/")
     if summary["removed"]:
         print(f"pruned {len(summary['removed'])} modules below |gamma| < "

@@ -1,4 +1,7 @@
-"""Classify a folder of GeoTIFF chips into a CSV of path, class, confidence, probabilities."""
+"""Classify a folder of GeoTIFF chips into a CSV of path, class, confidence, probabilities.
+
+Chips whose every pixel is nodata are listed with ``all_nodata`` 1 and not classified.
+"""
 
 from __future__ import annotations
 
@@ -6,6 +9,7 @@ import csv
 import io
 import os
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 import rasterio
@@ -16,8 +20,9 @@ from tqdm.auto import tqdm
 
 from ..bands import BandMismatchError, check_compatible
 from ..data.folder import DataFileError
-from ..io import atomic_write_text
+from ..io import atomic_write_text, refuse_existing
 from ..tasks import MetaPEFTTask
+from .nodata import fill_nodata, masked_pixels, nodata_value
 
 __all__ = ["predict_chips"]
 
@@ -29,11 +34,23 @@ def _described_bands(src) -> list[str] | None:
     return names if all(names) else None
 
 
-def _read(path: Path, pixels: bool = True) -> tuple[int, list[str] | None, np.ndarray | None]:
-    """Band count, band names and (with ``pixels``) the pixels of a chip; one error naming it."""
+class _Chip(NamedTuple):
+    count: int
+    names: list[str] | None
+    nodata: float | None
+    pixels: np.ndarray | None
+
+
+def _read(path: Path, pixels: bool = True) -> _Chip:
+    """Band count, band names, nodata and (with ``pixels``) the pixels of a chip.
+
+    Raises:
+        DataFileError: the file cannot be read; the message names it.
+    """
     try:
         with rasterio.open(path) as src:
-            return src.count, _described_bands(src), src.read() if pixels else None
+            return _Chip(src.count, _described_bands(src), src.nodata,
+                         src.read() if pixels else None)
     except RasterioError as err:
         raise DataFileError(f"cannot read chip {path}: {err}. Replace or remove the file.") from err
 
@@ -48,36 +65,45 @@ def _prepare(x: torch.Tensor, size: int) -> torch.Tensor:
 @torch.no_grad()
 def predict_chips(task: MetaPEFTTask, folder: str | os.PathLike,
                   output: str | os.PathLike = "predictions.csv", batch_size: int = 64,
-                  progress: bool = True) -> Path:
+                  progress: bool = True, nodata: float | None = None,
+                  overwrite: bool = False) -> Path:
     """Classify every GeoTIFF chip under ``folder`` (recursively) and write a CSV.
 
     Every file's band count (and band names, where the file describes its bands) is checked
-    against the model before any chip is classified.
+    against the model before any chip is classified. Nodata pixels (see
+    :mod:`rs_metapeft.inference.nodata`) are filled with the model's band means, as in training;
+    a chip with nothing but nodata is not classified: its row has an empty ``class``,
+    confidence 0, no probabilities and ``all_nodata`` 1.
 
     Args:
         task: a trained task (see :func:`~rs_metapeft.inference.load_task`).
         folder: folder of ``.tif`` chips.
-        output: CSV path; columns ``path`` (relative to ``folder``), ``class``, ``confidence``
-            and one probability column per class.
+        output: CSV path; columns ``path`` (relative to ``folder``), ``class``, ``confidence``,
+            one probability column per class and ``all_nodata`` (1 for a chip not classified
+            because every pixel is nodata, else 0).
         batch_size: chips per forward pass.
         progress: show a progress bar.
+        nodata: nodata value of the chips, overriding theirs and the model's recorded one.
+        overwrite: replace an existing ``output``.
 
     Returns:
         The CSV path.
 
     Raises:
+        FileExistsError: ``output`` exists and ``overwrite`` is off (checked before any work).
         FileNotFoundError: no chips in ``folder``.
         DataFileError: a chip that cannot be read; the message names it.
         BandMismatchError: chips whose bands differ from the model's; the message lists them.
 
     """
+    refuse_existing([output], overwrite)
     folder = Path(folder)
     files = sorted(p for p in folder.rglob("*") if p.suffix.lower() in _SUFFIXES)
     if not files:
         raise FileNotFoundError(f"no GeoTIFF chips (.tif) under {folder}")
     wrong, first = [], None
     for path in files:
-        count, names, _ = _read(path, pixels=False)
+        count, names, _, _ = _read(path, pixels=False)
         try:
             check_compatible(task.model.bands, names or count, data=str(path.relative_to(folder)))
         except BandMismatchError as err:
@@ -90,23 +116,35 @@ def predict_chips(task: MetaPEFTTask, folder: str | os.PathLike,
         )
     size = int(task.hparams.img_size)
     device = task.device
-    rows = []
+    fill = task.model.normalizer.mean.cpu()
+    rows = {}
     for start in tqdm(range(0, len(files), batch_size), desc="predict chips", unit="batch",
                       disable=not progress):
-        batch = files[start:start + batch_size]
-        arrays = []
-        for path in batch:
-            arrays.append(torch.from_numpy(_read(path)[2].astype(np.float32)))
+        valid, arrays = [], []
+        for path in files[start:start + batch_size]:
+            chip = _read(path)
+            value = nodata_value(task, chip.nodata, nodata)
+            x = torch.from_numpy(chip.pixels.astype(np.float32))
+            if bool(masked_pixels(x, value).all()):
+                rows[path] = None  # nothing to classify
+                continue
+            valid.append(path)
+            arrays.append(fill_nodata(x, value, fill))
+        if not valid:
+            continue
         x = torch.cat([_prepare(a[None], size) for a in arrays]).to(device)
-        probs = task(x).softmax(1).cpu().numpy()
-        for path, p in zip(batch, probs, strict=True):
-            rows.append((str(path.relative_to(folder)), task.class_names[int(p.argmax())],
-                         float(p.max()), p))
+        for path, p in zip(valid, task(x).softmax(1).cpu().numpy(), strict=True):
+            rows[path] = p
     buffer = io.StringIO()
     writer = csv.writer(buffer)
-    writer.writerow(["path", "class", "confidence", *task.class_names])
-    for rel, name, confidence, p in rows:
-        writer.writerow([rel, name, f"{confidence:.6f}", *(f"{v:.6f}" for v in p)])
+    writer.writerow(["path", "class", "confidence", *task.class_names, "all_nodata"])
+    for path in files:
+        p, rel = rows[path], str(path.relative_to(folder))
+        if p is None:
+            writer.writerow([rel, "", f"{0:.6f}", *[""] * len(task.class_names), 1])
+        else:
+            writer.writerow([rel, task.class_names[int(p.argmax())], f"{p.max():.6f}",
+                             *(f"{v:.6f}" for v in p), 0])
     output = Path(output)
     output.parent.mkdir(parents=True, exist_ok=True)
     atomic_write_text(output, buffer.getvalue())

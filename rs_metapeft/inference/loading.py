@@ -16,13 +16,17 @@ from .checkpoint import find_checkpoint, load_task
 __all__ = ["load_model"]
 
 
-def load_model(source: str | os.PathLike, device: str = "cpu") -> MetaPEFTTask:
+def load_model(source: str | os.PathLike, device: str = "cpu", weights: str | None = None,
+               allow_download: bool = False) -> MetaPEFTTask:
     """Load a trained model from a run folder, a checkpoint or an exported adapter.
 
     Args:
         source: a run folder (its ``last.ckpt`` or newest checkpoint), a ``.ckpt`` file, or an
             adapter written by ``rs-metapeft export``.
         device: where the model goes.
+        weights: for an adapter-only export, the backbone weights file to load under it.
+        allow_download: for an adapter-only export of hub weights, fetch them from the hub
+            (see :func:`~rs_metapeft.export.load_export`).
 
     Returns:
         The task in eval mode; ``model.class_names`` and ``model.model.bands`` say what it was
@@ -35,11 +39,12 @@ def load_model(source: str | os.PathLike, device: str = "cpu") -> MetaPEFTTask:
     """
     path = Path(source)
     if path.is_dir() and (path / "manifest.json").is_file():
-        return _task_from_export(path, device)
+        return _task_from_export(path, device, weights, allow_download)
     return load_task(find_checkpoint(path), device)
 
 
-def _task_from_export(folder: Path, device: str) -> MetaPEFTTask:
+def _task_from_export(folder: Path, device: str, weights: str | None,
+                      allow_download: bool) -> MetaPEFTTask:
     """Wrap a model rebuilt from an ``rs-metapeft export`` folder in a task (evaluate, predict)."""
     from ..export import load_export, read_manifest
 
@@ -49,7 +54,8 @@ def _task_from_export(folder: Path, device: str) -> MetaPEFTTask:
     # the export's own.
     task = MetaPEFTTask(**{**SpectralViTClassifier.arguments(config), "weights": None,
                            "peft": {"positions": []}})
-    task.model = load_export(folder)
+    task.model = load_export(folder, weights, allow_download)
     task.class_names = list(manifest["classes"])
     task.train_counts = list(manifest.get("train_counts") or [0] * config["num_classes"])
+    task.data_info = dict(manifest.get("data") or {})  # CRS and nodata of the training data
     return task.to(device).eval()

@@ -4,6 +4,11 @@ The scene is read through TorchGeo's :class:`~torchgeo.datasets.RasterDataset` o
 and resolution (no resampling) and tiled with :class:`~torchgeo.samplers.GridGeoSampler`. Each
 chip's class and confidence paint the chip's pixels; where chips overlap (``stride`` smaller than
 the chip), the more confident chip wins. Outputs share the scene's CRS, transform and size.
+
+Nodata (the scene's declared value, or the one the model's training data declared; see
+:mod:`rs_metapeft.inference.nodata`) is filled with the model's band means as in training; a
+pixel whose every band is nodata gets class -1 and confidence 0, and a tile with nothing else is
+not classified. A scene in another CRS than the model's training chips is refused.
 """
 
 from __future__ import annotations
@@ -22,12 +27,13 @@ from torchgeo.samplers import GridGeoSampler
 from tqdm.auto import tqdm
 
 from ..bands import check_compatible
-from ..io import atomic_path
+from ..io import atomic_path, refuse_existing
 from ..tasks import MetaPEFTTask
+from .nodata import fill_nodata, masked_pixels, nodata_value
 
-__all__ = ["predict_scene"]
+__all__ = ["NODATA_CLASS", "predict_scene", "scene_outputs"]
 
-#: Class-map value of pixels no chip covered.
+#: Class-map value of pixels no chip covered, or whose every band is nodata.
 NODATA_CLASS = -1
 
 
@@ -40,6 +46,16 @@ class _Scene(RasterDataset):
     @property
     def dtype(self) -> torch.dtype:  # noqa: D102 - the model takes float32
         return torch.float32
+
+
+def _expected_crs(task: MetaPEFTTask, crs: str | None) -> tuple[CRS | None, str]:
+    """The CRS a scene must be in, and where that requirement comes from."""
+    if crs is not None:
+        return CRS.from_user_input(crs), "was asked for"
+    recorded = (getattr(task, "data_info", None) or {}).get("crs")
+    if recorded:
+        return CRS.from_user_input(recorded), "is the CRS of the model's training chips"
+    return None, ""
 
 
 def _check_scene(task: MetaPEFTTask, scene: Path, crs: str | None, chip: int) -> dict:
@@ -55,10 +71,13 @@ def _check_scene(task: MetaPEFTTask, scene: Path, crs: str | None, chip: int) ->
             raise ValueError(
                 f"{scene} has no CRS; georeference it first (e.g. gdal_translate -a_srs)"
             )
-        if crs is not None and CRS.from_user_input(crs) != src.crs:
+        expected, why = _expected_crs(task, crs)
+        if expected is not None and expected != src.crs:
+            target = expected.to_string()
             raise ValueError(
-                f"{scene} is in {src.crs.to_string()} but {CRS.from_user_input(crs).to_string()} "
-                "was asked for; reproject the scene (gdalwarp -t_srs) or drop the crs argument"
+                f"{scene} is in {src.crs.to_string()} but {target} {why}; reproject the scene "
+                f"(gdalwarp -t_srs {target}), or pass --crs {src.crs.to_string()} (crs=...) to "
+                "accept its CRS"
             )
         if src.width < chip or src.height < chip:
             raise ValueError(
@@ -68,9 +87,10 @@ def _check_scene(task: MetaPEFTTask, scene: Path, crs: str | None, chip: int) ->
     return profile
 
 
-def _outputs(scene: Path, output: str | os.PathLike | None) -> tuple[Path, Path]:
-    base = Path(output) if output is not None else scene.with_suffix("")
-    base.parent.mkdir(parents=True, exist_ok=True)
+def scene_outputs(scene: str | os.PathLike,
+                  output: str | os.PathLike | None = None) -> tuple[Path, Path]:
+    """The class-map and confidence paths :func:`predict_scene` writes for ``scene``."""
+    base = Path(output) if output is not None else Path(scene).with_suffix("")
     return (base.with_name(base.name + "_classes.tif"),
             base.with_name(base.name + "_confidence.tif"))
 
@@ -90,32 +110,42 @@ def _write(path: Path, array: np.ndarray, profile: dict, nodata, description: st
 def predict_scene(task: MetaPEFTTask, scene: str | os.PathLike,
                   output: str | os.PathLike | None = None, stride: int | None = None,
                   batch_size: int = 64, crs: str | None = None,
-                  progress: bool = True) -> tuple[Path, Path]:
+                  progress: bool = True, nodata: float | None = None,
+                  overwrite: bool = False) -> tuple[Path, Path]:
     """Write a class-map GeoTIFF and a confidence GeoTIFF for a scene.
 
     Args:
         task: a trained task (see :func:`~rs_metapeft.inference.load_task`).
         scene: a GeoTIFF with the model's bands, in order.
         output: output prefix; writes ``PREFIX_classes.tif`` (int16 class index, -1 where no
-            chip reached; class names in the ``classes`` tag) and ``PREFIX_confidence.tif``
-            (float32 top-class probability). Default: next to the scene.
+            chip reached or every band is nodata; class names in the ``classes`` tag) and
+            ``PREFIX_confidence.tif`` (float32 top-class probability; 0 on nodata pixels, NaN
+            where no chip reached). Default: next to the scene.
         stride: pixels between chip origins (default: the model's chip size, no overlap).
         batch_size: chips per forward pass.
-        crs: the CRS the scene must be in (e.g. ``"EPSG:32632"``); a scene in another CRS is
-            refused before any work.
+        crs: the CRS the scene must be in (e.g. ``"EPSG:32632"``). Default: the CRS of the
+            model's training chips where the checkpoint records one. A scene in another CRS
+            is refused before any work.
         progress: show a progress bar.
+        nodata: nodata value of the scene, overriding its own and the model's recorded one.
+        overwrite: replace existing outputs.
 
     Returns:
         The class-map and confidence paths.
 
     Raises:
+        FileExistsError: an output exists and ``overwrite`` is off (checked before any work).
         BandMismatchError: the scene's band count or band names differ from the model's.
-        ValueError: no CRS, another CRS than ``crs``, or a scene smaller than one chip.
+        ValueError: no CRS, another CRS than required, or a scene smaller than one chip.
 
     """
     scene = Path(scene)
+    class_path, confidence_path = scene_outputs(scene, output)
+    refuse_existing([class_path, confidence_path], overwrite)
     chip = int(task.hparams.img_size)
     profile = _check_scene(task, scene, crs, chip)
+    value = nodata_value(task, profile.get("nodata"), nodata)
+    fill = task.model.normalizer.mean.cpu()
     transform = profile["transform"]
     res = (abs(transform.a), abs(transform.e))
     dataset = _Scene(paths=[str(scene)], crs=profile["crs"], res=res)
@@ -125,10 +155,18 @@ def predict_scene(task: MetaPEFTTask, scene: str | os.PathLike,
     classes = np.full((height, width), NODATA_CLASS, np.int16)
     confidence = np.full((height, width), np.nan, np.float32)
     best = np.full((height, width), -1.0, np.float32)
+    masked = np.zeros((height, width), bool)
     for batch in tqdm(loader, desc="predict scene", unit="batch", disable=not progress):
-        probs = task(batch["image"].to(task.device)).softmax(1).cpu()
-        top, label = probs.max(1)
-        for t, p, k in zip(batch["transform"], top.tolist(), label.tolist(), strict=True):
+        image = batch["image"]
+        mask = masked_pixels(image, value)
+        keep = ~mask.flatten(1).all(1)  # tiles with nothing but nodata are not classified
+        top = torch.zeros(len(image))
+        label = torch.full((len(image),), NODATA_CLASS)
+        if keep.any():
+            x = fill_nodata(image[keep], value, fill).to(task.device)
+            top[keep], label[keep] = task(x).softmax(1).cpu().max(1)
+        for t, m, p, k in zip(batch["transform"], mask.numpy(), top.tolist(), label.tolist(),
+                              strict=True):
             # Chip origin in scene pixels, from the chip's own affine transform (x0, y0).
             col = round((float(t[2]) - transform.c) / transform.a)
             row = round((float(t[5]) - transform.f) / transform.e)
@@ -136,11 +174,14 @@ def predict_scene(task: MetaPEFTTask, scene: str | os.PathLike,
             r1, c1 = min(row + chip, height), min(col + chip, width)
             if r1 <= r0 or c1 <= c0:
                 continue
-            better = best[r0:r1, c0:c1] < p
+            m = m[r0 - row:r1 - row, c0 - col:c1 - col]
+            masked[r0:r1, c0:c1] |= m
+            better = (best[r0:r1, c0:c1] < p) & ~m
             best[r0:r1, c0:c1][better] = p
             classes[r0:r1, c0:c1][better] = k
             confidence[r0:r1, c0:c1][better] = p
-    class_path, confidence_path = _outputs(scene, output)
+    classes[masked] = NODATA_CLASS
+    confidence[masked] = 0.0
     names = {"classes": json.dumps(list(task.class_names))}
     _write(class_path, classes, profile, NODATA_CLASS, "class index", names)
     _write(confidence_path, confidence, profile, float("nan"), "confidence", names)

@@ -71,6 +71,8 @@ def task_report(task: Any, confusion: np.ndarray, meta_protocol: str | None = No
     report["gamma_parameters"] = sum(p.numel() for p in gamma_parameters(model).values())
     # Set by the CLI around fit (None when only testing); `rs-metapeft compare` shows it.
     report["fit_wall_time_s"] = getattr(task, "fit_wall_time_s", None)
+    # What the run did differently from what the recipe asked; the report shows them first.
+    report["warnings"] = list(getattr(task, "run_warnings", []))
     return report
 
 

@@ -40,7 +40,7 @@ __all__ = [
 ]
 
 #: Colour of each group in every figure.
-GROUP_COLOURS = {"many": "#1f77b4", "medium": "#ff7f0e", "few": "#d62728"}
+GROUP_COLOURS = {"many": "#1f77b4", "medium": "#ff7f0e", "few": "#d62728", "balanced": "#2ca02c"}
 
 # Curves drawn from the CSV log when present, one panel each.
 _CURVES = (
@@ -106,7 +106,9 @@ def accuracy_by_count_figure(report: dict) -> Figure | None:
     ax.set_ylabel("test accuracy (%)")
     ax.set_ylim(0, 100)
     ax.set_xlabel("class (training images), most to fewest")
-    ax.legend(handles=[Patch(color=GROUP_COLOURS[g], label=g) for g in GROUPS], loc="upper right")
+    present = [g for g in GROUP_COLOURS if any(r["group"] == g for r in rows)]
+    ax.legend(handles=[Patch(color=GROUP_COLOURS[g], label=g) for g in present or GROUPS],
+              loc="upper right")
     ax.set_title("Accuracy by class, sorted by training count")
     return fig
 

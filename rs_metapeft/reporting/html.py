@@ -28,6 +28,7 @@ th { background: #f3f3f3; } td.name { text-align: left; }
 .group { color: white; border-radius: 3px; padding: 1px 6px; }
 img { max-width: 100%; display: block; margin: 1em 0; }
 .note { color: #666; font-size: 90%; }
+.warning { background: #fff3cd; border-left: 4px solid #d62728; padding: 4px 8px; }
 td.off { background: #eee; font-weight: bold; }
 """
 
@@ -111,8 +112,11 @@ def render_html(report: dict, log_rows: list[dict[str, str]] | None = None,
     values += [ga.get(g) for g in GROUPS]
     parts.append("<table><tr>" + "".join(f"<th>{h}</th>" for h in head) + "</tr><tr>"
                  + "".join(f"<td>{_pct(v)}</td>" for v in values) + "</tr></table>")
+    for warning in report.get("warnings") or []:
+        parts.append(f"<p class='warning'><b>Warning:</b> {escape(warning)}</p>")
+    groups = report.get("groups_description") or f"{report.get('groups_rule', '?')} rule"
     facts = [f"{report.get('num_test_images', '?')} test images",
-             f"groups by training count ({escape(str(report.get('groups_rule', '?')))} rule)"]
+             f"groups by training count: {escape(groups)}"]
     if report.get("trainable_parameters") is not None:
         facts.append(f"{report['trainable_parameters']:,} trainable parameters")
     if report.get("fit_wall_time_s") is not None:

@@ -6,9 +6,9 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from ..data.longtail import GROUPS, assign_groups
+from ..data.longtail import BALANCED, BALANCED_RATIO, GROUPS, assign_groups, group_rule_used
 
-__all__ = ["build_report"]
+__all__ = ["build_report", "describe_groups"]
 
 
 def _safe_div(num: np.ndarray, den: np.ndarray) -> np.ndarray:
@@ -40,7 +40,9 @@ def build_report(
 
     Returns:
         A JSON-ready dict with ``overall_accuracy``, ``class_mean_accuracy``, ``macro_f1``,
-        ``group_accuracy`` (many / medium / few), ``groups_rule`` and ``per_class`` rows.
+        ``group_accuracy`` (many / medium / few), ``groups_rule`` (as asked),
+        ``groups_rule_used`` (what ``auto`` became), ``groups_description`` (the thresholds
+        or count ranges, in words) and ``per_class`` rows.
 
     """
     confusion = np.asarray(confusion, dtype=np.float64)
@@ -51,6 +53,8 @@ def build_report(
             f"{len(train_counts)} training counts were given"
         )
     rule = "given" if groups is not None else group_rule
+    used = "given" if groups is not None else group_rule_used(
+        train_counts, group_rule, many_threshold, few_threshold)
     groups = list(groups) if groups is not None else assign_groups(
         train_counts, group_rule, many_threshold, few_threshold
     )
@@ -71,6 +75,9 @@ def build_report(
         "macro_f1": float(f1[evaluated].mean()) if evaluated.any() else 0.0,
         "group_accuracy": group_acc,
         "groups_rule": rule,
+        "groups_rule_used": used,
+        "groups_description": describe_groups(train_counts, groups, rule, used, many_threshold,
+                                              few_threshold),
         "num_test_images": int(confusion.sum()),
         "per_class": [
             {
@@ -85,3 +92,33 @@ def build_report(
         ],
         "confusion_matrix": confusion.astype(int).tolist(),
     }
+
+
+def describe_groups(counts: Sequence[int], groups: Sequence[str], rule: str, used: str,
+                    many_threshold: int = 100, few_threshold: int = 20) -> str:
+    """How the classes were grouped, in one sentence naming the thresholds or count ranges.
+
+    Example:
+        >>> describe_groups([98, 70, 54], ["many", "medium", "few"], "auto", "quantile")
+        'auto rule -> thirds by training count (many > 100 and few < 20 would leave a group empty): many 98, medium 70, few 54 training images'
+    """  # noqa: E501 - a doctest's expected output is one line
+    counts = [int(c) for c in counts]
+    ranges = []
+    for g in (*GROUPS, BALANCED):
+        members = [c for c, group in zip(counts, groups, strict=True) if group == g]
+        if members:
+            low, high = min(members), max(members)
+            ranges.append(f"{g} {low}" if low == high else f"{g} {low}-{high}")
+    span = ", ".join(ranges) + " training images"
+    head = f"{rule} rule -> " if rule != used else ""
+    if used == "thresholds":
+        return (f"{head}thresholds: many > {many_threshold}, few < {few_threshold} training "
+                f"images ({span})")
+    if used == "quantile":
+        why = (f" (many > {many_threshold} and few < {few_threshold} would leave a group empty)"
+               if rule == "auto" else "")
+        return f"{head}thirds by training count{why}: {span}"
+    if used == "balanced":
+        return (f"{head}balanced: the largest class has at most {BALANCED_RATIO} times the "
+                f"smallest one's images, so no class is head or tail ({span})")
+    return f"groups given per class: {span}"

@@ -21,6 +21,8 @@ def _pct(value: float | None) -> str:
 def format_report(report: dict) -> str:
     """Render the report as a Markdown document (also readable as plain text)."""
     lines = ["# Tail-class report", ""]
+    for warning in report.get("warnings") or []:  # first: they change what the numbers mean
+        lines += [f"> **Warning:** {warning}", ""]
     lines.append("| overall acc | class-mean acc | macro-F1 | " + " | ".join(
         f"{g} acc" for g in GROUPS) + " |")
     lines.append("|---:|---:|---:|" + "---:|" * len(GROUPS))
@@ -29,7 +31,8 @@ def format_report(report: dict) -> str:
         f"| {_pct(report['overall_accuracy'])} | {_pct(report['class_mean_accuracy'])} | "
         f"{_pct(report['macro_f1'])} | " + " | ".join(_pct(ga[g]) for g in GROUPS) + " |"
     )
-    lines += ["", f"Groups by training count ({report['groups_rule']} rule)."]
+    groups = report.get("groups_description") or f"{report['groups_rule']} rule"
+    lines += ["", f"Groups by training count: {groups}."]
     if report.get("trainable_parameters") is not None:
         lines.append(f"Trainable parameters: {report['trainable_parameters']:,}.")
     if report.get("fit_wall_time_s") is not None:

@@ -20,6 +20,7 @@ from typing import Any, Literal
 
 import lightning as L
 import torch
+from lightning.pytorch.utilities import rank_zero_warn
 from torch.utils.data import DataLoader
 from torchmetrics.classification import MulticlassAccuracy, MulticlassConfusionMatrix
 
@@ -183,6 +184,10 @@ class MetaPEFTTask(L.LightningModule):
         self.register_buffer("log_prior", torch.zeros(num_classes))
         self.class_names: list[str] = [str(i) for i in range(num_classes)]
         self.train_counts: list[int] = [0] * num_classes
+        #: The training data's CRS and nodata value (checkpoint metadata; used at prediction).
+        self.data_info: dict[str, Any] = {}
+        #: What this fit did differently from what the recipe asked (top of the report).
+        self.run_warnings: list[str] = []
         self.skipped_outer_steps = 0
         self.outer_steps = 0
         self.last_report: dict | None = None
@@ -205,6 +210,8 @@ class MetaPEFTTask(L.LightningModule):
             stats = dm.band_stats
             self.model.normalizer.set_statistics(stats.mean, stats.std)
             self.train_counts = list(dm.train_counts)
+            self.data_info = dm.data_description() if hasattr(dm, "data_description") else {}
+            self.run_warnings = list(getattr(dm, "run_warnings", []))
             counts = torch.tensor(self.train_counts, dtype=torch.float)
             self.log_prior.copy_((counts / counts.sum()).log())
         elif not bool(self.model.normalizer.fitted):
@@ -298,8 +305,21 @@ class MetaPEFTTask(L.LightningModule):
             return [main], [schedule]
         mc = self.meta_config
         self.total_outer_steps = sum(mc.is_outer_step(s) for s in range(total))
+        if self.total_outer_steps == 0:
+            self._warn_run(
+                f"model.meta.warmup_steps is {mc.warmup_steps} but the run has {total} training "
+                "steps, so no outer step runs: gamma keeps its initial value and this is a "
+                "fixed-gamma (PEFT) run, not MetaPEFT. Lower model.meta.warmup_steps or train "
+                "for longer"
+            )
         meta = build_meta_optimizer(gammas, mc.optimizer, mc.lr, mc.momentum)
         return [main, meta], [schedule]
+
+    def _warn_run(self, message: str) -> None:
+        """Warn now (once) and keep the warning for the top of the report."""
+        if message not in self.run_warnings:
+            rank_zero_warn(message)
+            self.run_warnings.append(message)
 
     def _meta_active(self) -> bool:
         return self.meta_config.enabled and bool(gamma_parameters(self.model))

@@ -44,6 +44,23 @@ def test_any_dtype_and_nodata_masked(tmp_path, dtype):
     assert not torch.isnan(filled).any()
 
 
+def test_crs_and_nodata_of_the_training_chips_are_described(tmp_path):
+    root = make_fake_geotiff_folder(tmp_path / "a", nodata=0, with_csv=True)
+    dm = GeoTiffFolderDataModule(root=str(root), csv_file="labels.csv", batch_size=2)
+    dm.setup("fit")
+    assert dm.data_description() == {"crs": "EPSG:32632", "nodata": 0.0,
+                                     "nodata_from_recipe": False}
+    dm = GeoTiffFolderDataModule(root=str(root), csv_file="labels.csv", batch_size=2,
+                                 nodata=7, classes=["crop", "forest"])
+    dm.setup("fit")
+    assert dm.data_description()["nodata"] == 7 and dm.data_description()["nodata_from_recipe"]
+    write_geotiff(root / "crop" / "crop_0.tif", np.ones((4, 16, 16), "uint16"),
+                  ("B02", "B03", "B04", "B08"), epsg=32633)
+    dm = GeoTiffFolderDataModule(root=str(root), csv_file="labels.csv", batch_size=2)
+    dm.setup("fit")
+    assert "crs" not in dm.data_description()  # mixed CRS: nothing to check scenes against
+
+
 def test_csv_index_with_split_column(tmp_path):
     root = make_fake_geotiff_folder(tmp_path, per_class=[6, 3, 3], with_csv=True)
     train = GeoTiffFolder(root, split="train", csv_file="labels.csv")

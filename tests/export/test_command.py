@@ -85,7 +85,17 @@ def test_export_command_prunes_reports_and_loads_back(run, tmp_path, capsys):
 
 
 def test_export_command_errors_are_one_line(tmp_path, capsys):
-    with pytest.raises(SystemExit) as exc:
-        main(["export", str(tmp_path / "none.ckpt"), "--out", str(tmp_path / "o")])
-    assert exc.value.code == 2
+    assert main(["export", str(tmp_path / "none.ckpt"), "--out", str(tmp_path / "o")]) == 2
     assert "none.ckpt does not exist" in capsys.readouterr().err
+
+
+def test_export_refuses_an_earlier_export_unless_overwrite(run, tmp_path, capsys):
+    _, ckpt, _ = run
+    out = tmp_path / "export"
+    assert main(["export", str(ckpt), "--out", str(out)]) == 0
+    before = (out / "manifest.json").read_bytes()
+    assert main(["export", str(ckpt), "--out", str(out), "--merge"]) == 2
+    assert "--overwrite" in capsys.readouterr().err
+    assert (out / "manifest.json").read_bytes() == before
+    assert main(["export", str(ckpt), "--out", str(out), "--merge", "--overwrite"]) == 0
+    assert json.loads((out / "manifest.json").read_text())["merged"]

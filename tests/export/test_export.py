@@ -5,7 +5,14 @@ import torch
 from safetensors.torch import load_file
 
 from rs_metapeft.data.synthetic import EUROSAT_BAND_ORDER
-from rs_metapeft.export import ADAPTER_FILE, ExportError, load_export, save_export
+from rs_metapeft.export import (
+    ADAPTER_FILE,
+    ExportError,
+    load_export,
+    read_manifest,
+    save_export,
+    write_manifest,
+)
 from rs_metapeft.models import SpectralViTClassifier
 from rs_metapeft.peft import POSITIONS, PeftConfig, gamma_map
 from rs_metapeft.peft.lora import LoRALinear
@@ -122,3 +129,42 @@ def test_bad_exports_are_refused(tmp_path, weights):
     (tmp_path / ADAPTER_FILE).write_bytes(b"garbage")
     with pytest.raises(ExportError, match="checksum"):
         load_export(tmp_path)
+
+
+@pytest.mark.parametrize("edit", [
+    lambda m: m["classes"].__setitem__(0, "Lake"),
+    lambda m: m["model"].__setitem__("weights", "hub"),
+    lambda m: m["model"].__setitem__("backbone_kwargs", {"depth": 1}),
+    lambda m: m["band_mean"].__setitem__(0, 0.0),
+    lambda m: m.pop("manifest_sha256"),
+], ids=["class", "weights", "backbone_kwargs", "statistics", "checksum removed"])
+def test_an_edited_manifest_is_refused_naming_the_file(tmp_path, weights, edit):
+    save_export(_trained(weights, PeftConfig(positions=["q"])), tmp_path, classes=list("abcd"))
+    path = tmp_path / "manifest.json"
+    manifest = json.loads(path.read_text())
+    edit(manifest)
+    path.write_text(json.dumps(manifest))
+    with pytest.raises(ExportError, match=f"{path}.*(checksum|manifest_sha256)"):
+        load_export(tmp_path)
+
+
+def test_tensors_file_must_stay_inside_the_export_folder(tmp_path, weights):
+    folder = tmp_path / "export"
+    save_export(_trained(weights, PeftConfig(positions=["q"])), folder)
+    (tmp_path / "outside.safetensors").write_bytes((folder / ADAPTER_FILE).read_bytes())
+    manifest = read_manifest(folder)
+    manifest["tensors"]["file"] = str(tmp_path / "outside.safetensors")  # re-signed, so only
+    write_manifest(folder, manifest)                                     # the path is wrong
+    with pytest.raises(ExportError, match=r"tensors.file .*outside the export folder"):
+        load_export(folder)
+
+
+def test_hub_weights_are_never_downloaded_unless_asked(tmp_path, weights):
+    model = _trained(weights, PeftConfig(positions=["q"]))
+    save_export(model, tmp_path)
+    manifest = read_manifest(tmp_path)
+    manifest["model"]["weights"] = "hub"  # as an adapter trained on timm's hub weights records
+    write_manifest(tmp_path, manifest)
+    with pytest.raises(ExportError, match="--allow-download"):
+        load_export(tmp_path)
+    assert torch.equal(load_export(tmp_path, weights=weights)(_x()), model(_x()))

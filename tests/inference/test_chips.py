@@ -4,6 +4,7 @@ import shutil
 import numpy as np
 import pytest
 import rasterio
+import torch
 
 from rs_metapeft.bands import BandMismatchError
 from rs_metapeft.cli import main
@@ -74,3 +75,43 @@ def test_cli_test_refuses_a_checkpoint_for_other_classes(trained_run, tmp_path, 
     ckpt = str(find_checkpoint(trained_run))
     assert main(["test", "--config", str(path), "--ckpt_path", ckpt]) == 2
     assert "missing from the data: ['Highway']" in capsys.readouterr().err
+
+
+def test_all_nodata_chip_is_flagged_not_classified(task, tiny_s2_root, tmp_path, monkeypatch):
+    folder = tmp_path / "chips"
+    forest = sorted((tiny_s2_root / EUROSAT_BASE_DIR / "Forest").glob("*.tif"))[0]
+    with rasterio.open(forest) as src:
+        profile, data = src.profile, src.read()
+    partial = data.copy()
+    partial[:, :8] = 0
+    folder.mkdir()
+    for name, array, nodata in (("empty.tif", np.zeros_like(data), 0), ("part.tif", partial, 0),
+                                ("untagged.tif", np.zeros_like(data), None)):
+        with rasterio.open(folder / name, "w", **{**profile, "nodata": nodata}) as dst:
+            dst.write(array)
+    # The training data declared 0 as nodata: a chip without its own tag is masked the same way.
+    monkeypatch.setattr(task, "data_info", {"nodata": 0.0})
+    out = predict_chips(task, folder, tmp_path / "p.csv", progress=False)
+    rows = {r["path"]: r for r in csv.DictReader(out.open())}
+    for name in ("empty.tif", "untagged.tif"):
+        assert rows[name]["class"] == "" and float(rows[name]["confidence"]) == 0
+        assert rows[name]["all_nodata"] == "1" and rows[name][task.class_names[0]] == ""
+    x = torch.from_numpy(partial.astype(np.float32))
+    mean = task.model.normalizer.mean.view(-1, 1, 1).expand_as(x)
+    x = torch.where(x == 0, mean, x)  # filled with the training means, as in training
+    with torch.no_grad():
+        expected = task(x[None]).softmax(1)[0]
+    assert rows["part.tif"]["all_nodata"] == "0"
+    assert float(rows["part.tif"]["confidence"]) == pytest.approx(float(expected.max()), abs=1e-5)
+
+
+def test_cli_predict_chips_refuses_an_existing_csv(trained_run, tiny_s2_root, tmp_path, capsys):
+    folder = tiny_s2_root / EUROSAT_BASE_DIR / "Highway"
+    out = tmp_path / "h.csv"
+    out.write_text("earlier results")
+    assert main(["predict-chips", str(trained_run), str(folder), "-o", str(out)]) == 2
+    assert f"{out} already exists; pass --overwrite" in capsys.readouterr().err
+    assert out.read_text() == "earlier results"
+    assert main(["predict-chips", str(trained_run), str(folder), "-o", str(out),
+                 "--overwrite"]) == 0
+    assert out.read_text().startswith("path,class,confidence,")

@@ -92,3 +92,47 @@ def test_cli_predict_scene_and_its_errors(trained_run, tiny_s2_root, tmp_path, c
     assert (tmp_path / "o_classes.tif").is_file() and (tmp_path / "o_confidence.tif").is_file()
     assert main(["predict-scene", str(trained_run), str(tmp_path / "none.tif")]) == 2
     assert "does not exist" in capsys.readouterr().err
+
+
+def test_nodata_pixels_get_the_nodata_class_and_zero_confidence(task, tiny_s2_root, tmp_path):
+    tiles = _chips(tiny_s2_root, 3)
+    tiles[0][:] = -9999  # a tile of nothing but nodata: not classified at all
+    tiles[1][:, :, :CHIP // 2] = -9999  # half a tile: the rest is classified as in training
+    scene = _scene(tmp_path / "scene.tif", tiles, rows=1, cols=3)
+    with rasterio.open(scene, "r+") as dst:
+        dst.nodata = -9999
+    classes, confidence = predict_scene(task, scene, progress=False)
+    filled = torch.from_numpy(tiles[1]).clone()
+    mean = task.model.normalizer.mean.view(-1, 1, 1).expand_as(filled)
+    filled[filled == -9999] = mean[filled == -9999]
+    with torch.no_grad():
+        probs = task(torch.stack([filled, torch.from_numpy(tiles[2])])).softmax(1).numpy()
+    with rasterio.open(classes) as c, rasterio.open(confidence) as f:
+        class_map, conf = c.read(1), f.read(1)
+    assert (class_map[:, :CHIP] == -1).all() and (conf[:, :CHIP] == 0).all()
+    assert (class_map[:, CHIP:CHIP + CHIP // 2] == -1).all()
+    assert (conf[:, CHIP:CHIP + CHIP // 2] == 0).all()
+    assert (class_map[:, CHIP + CHIP // 2:2 * CHIP] == probs[0].argmax()).all()
+    assert np.allclose(conf[:, CHIP + CHIP // 2:2 * CHIP], probs[0].max(), atol=1e-5)
+    assert (class_map[:, 2 * CHIP:] == probs[1].argmax()).all()
+
+
+def test_scene_in_another_crs_than_the_training_chips_is_refused(task, tiny_s2_root, tmp_path,
+                                                                 monkeypatch):
+    scene = _scene(tmp_path / "s.tif", _chips(tiny_s2_root, 1), rows=1, cols=1, crs="EPSG:32633")
+    monkeypatch.setattr(task, "data_info", {"crs": "EPSG:32632"})  # as a checkpoint records it
+    with pytest.raises(ValueError, match="EPSG:32633 but EPSG:32632 is the CRS of the model's "
+                                         "training chips.*--crs EPSG:32633"):
+        predict_scene(task, scene, progress=False)
+    predict_scene(task, scene, crs="EPSG:32633", progress=False)  # accepted when asked for
+
+
+def test_existing_outputs_are_refused_before_any_work(trained_run, tiny_s2_root, tmp_path,
+                                                      capsys):
+    scene = _scene(tmp_path / "s.tif", _chips(tiny_s2_root, 1), rows=1, cols=1)
+    (tmp_path / "s_confidence.tif").write_bytes(b"earlier results")
+    assert main(["predict-scene", str(trained_run), str(scene)]) == 2
+    assert "s_confidence.tif already exists; pass --overwrite" in capsys.readouterr().err
+    assert (tmp_path / "s_confidence.tif").read_bytes() == b"earlier results"
+    assert not (tmp_path / "s_classes.tif").exists()
+    assert main(["predict-scene", str(trained_run), str(scene), "--overwrite"]) == 0

@@ -12,6 +12,8 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import os
+import warnings
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -23,7 +25,14 @@ from torchgeo.datamodules import NonGeoDataModule
 
 from ...bands import resolve_bands
 from ...choices import check_choice
-from ..longtail import LongtailProfile, class_counts, log_class_counts, longtail_indices
+from ..longtail import (
+    LongtailProfile,
+    class_counts,
+    imbalance_ratio,
+    log_class_counts,
+    longtail_indices,
+    longtail_targets,
+)
 from ..meta_split import MetaProtocol, MetaSampler
 from ..resumable import ResumableDataLoader
 from ..samplers import SamplerKind, build_sampler
@@ -131,7 +140,10 @@ class LongTailDataModule(NonGeoDataModule):
                 "inner training. Drop the option and choose data.meta_protocol (val_split, "
                 "holdout or resample)"
             )
+        num_workers = _clamp_workers(num_workers)
         super().__init__(Dataset, batch_size=batch_size, num_workers=num_workers, **dataset_kwargs)
+        #: What the data did differently from what the recipe asked (reported at the top).
+        self.run_warnings: list[str] = []
         resolve_bands(bands)  # fail at construction, naming the band, not mid-run
         self.bands = list(bands)
         self.num_classes = num_classes
@@ -231,10 +243,12 @@ class LongTailDataModule(NonGeoDataModule):
     def _build_train(self) -> Dataset:
         dataset = self.split_dataset("train")
         self._check_classes(dataset, "train")
+        self.run_warnings = []
         if self.imbalance_ratio is not None:
             keep = longtail_indices(
                 _targets(dataset), self.imbalance_ratio, self.longtail_profile, self.seed
             )
+            self._check_imbalance(_targets(dataset), _targets(Subset(dataset, keep.tolist())))
             dataset = Subset(dataset, keep.tolist())
         self.meta_sampler, self.meta_datasets, self.meta_indices = None, {}, None
         if self.meta_protocol == "holdout":
@@ -267,6 +281,25 @@ class LongTailDataModule(NonGeoDataModule):
         )
         self._set_augmentation(FillNodata(self.band_stats.mean))
         return dataset
+
+    def _check_imbalance(self, full: list[int], kept: list[int]) -> None:
+        """Say so when the long-tail subset's imbalance ratio is not the one asked for, and why."""
+        asked = float(self.imbalance_ratio)
+        counts = class_counts(full, self.num_classes)
+        got = imbalance_ratio(class_counts(kept, self.num_classes))
+        if abs(got - asked) <= 0.05 * asked:
+            return
+        wanted = longtail_targets(counts, asked, self.longtail_profile)
+        short = [f"{name} ({have} < {want})" for name, have, want
+                 in zip(self.class_names, counts, wanted, strict=True) if have < want]
+        why = (f"classes {', '.join(short)} have fewer images than their target counts (the "
+               f"profile scales down from the largest class's {max(counts)}, by label order)"
+               if short else "the target counts round to whole images")
+        message = (f"data.imbalance_ratio {asked:g} was asked for but the training subset has "
+                   f"{got:.1f}: {why}. Reorder the classes (data.classes) so the largest come "
+                   "first, or ask for a ratio the data can give")
+        warnings.warn(message, stacklevel=2)
+        self.run_warnings.append(message)
 
     def _new_meta_sampler(self, targets: list[int],
                           val_targets: list[int] | None = None) -> MetaSampler:
@@ -327,6 +360,27 @@ class LongTailDataModule(NonGeoDataModule):
             )
         sampler = self._new_meta_sampler(_targets(train), _labels(val))
         self._set_meta_sampler(sampler, {"train": train, "val": val})
+
+    def data_description(self) -> dict[str, Any]:
+        """The training data's CRS and nodata value, where its dataset knows them.
+
+        Recorded in checkpoints (the task's ``data_info``) so that prediction refuses a scene in
+        another CRS and masks the nodata value that training masked.
+
+        Returns:
+            ``crs`` (e.g. ``"EPSG:32632"``), ``nodata`` and ``nodata_from_recipe`` (``data.nodata``
+            overrode the files' own), each only where known; ``{}`` before ``setup("fit")``.
+        """
+        dataset = getattr(self, "train_dataset", None)
+        while isinstance(dataset, (Subset, _ClassSubset)):
+            dataset = dataset.dataset
+        out: dict[str, Any] = {}
+        if getattr(dataset, "data_crs", None) is not None:
+            out["crs"] = dataset.data_crs
+        if getattr(dataset, "declared_nodata", None) is not None:
+            out["nodata"] = float(dataset.declared_nodata)
+            out["nodata_from_recipe"] = getattr(dataset, "nodata", None) is not None
+        return out
 
     # -- loaders -----------------------------------------------------------------------------
     def train_sampler(self, dataset: Dataset) -> Sampler | None:
@@ -452,6 +506,20 @@ class _ClassSubset(Dataset):
         sample = dict(self.dataset[self.indices[index]])
         sample["label"] = torch.tensor(self.targets[index])
         return sample
+
+
+def _clamp_workers(num_workers: int) -> int:
+    """``num_workers``, at most the CPU cores this process may use (one warning if lowered)."""
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        cores = os.cpu_count() or 1
+    if num_workers <= cores:
+        return num_workers
+    # One message here instead of PyTorch's warning on every loader that is built.
+    warnings.warn(f"data.num_workers {num_workers} is more than the {cores} CPU cores this "
+                  f"process may use; using {cores}", stacklevel=3)
+    return cores
 
 
 def _base(dataset: Dataset) -> Dataset:
