@@ -42,7 +42,9 @@ import harness  # noqa: E402
 import torch  # noqa: E402
 from torch.nn import functional as F  # noqa: E402
 
-ALL_POSITIONS = ["q", "k", "v", "o", "fc1", "fc2", "adaptformer"]
+LORA_SIX = ["q", "k", "v", "o", "fc1", "fc2"]
+ALL_POSITIONS = [*LORA_SIX, "adaptformer"]
+FIXED = {"model.meta.enabled": False}
 #: Timed configurations: name -> overrides. ``floor`` is measured on the linear probe's model.
 CONFIGS: dict[str, dict[str, Any]] = {
     "fixed-gamma PEFT": {"model.meta.enabled": False, "model.peft.positions": ALL_POSITIONS},
@@ -52,8 +54,12 @@ CONFIGS: dict[str, dict[str, Any]] = {
                                   "model.meta.hvp_batch_size": 8},
     "MetaPEFT first_order": {"model.meta.enabled": True, "model.peft.positions": ALL_POSITIONS,
                              "model.meta.hypergradient": "first_order"},
-    "full fine-tuning": {"model.meta.enabled": False, "model.peft.method": "full"},
-    "linear probe": {"model.meta.enabled": False, "model.peft.positions": []},
+    "full fine-tuning": {**FIXED, "model.peft.method": "full"},
+    "linear probe": {**FIXED, "model.peft.positions": []},
+    # the PEFT cost-floor rows (gamma fixed): one family at a time, then all six LoRA positions
+    "LoRA q,v (rank 4)": {**FIXED, "model.peft.positions": ["q", "v"], "model.peft.rank": 4},
+    "AdaptFormer only": {**FIXED, "model.peft.positions": ["adaptformer"]},
+    "LoRA q,k,v,o,fc1,fc2": {**FIXED, "model.peft.positions": LORA_SIX},
 }
 BASELINE = "fixed-gamma PEFT"
 FLOOR = "floor (frozen fwd+bwd)"
@@ -143,7 +149,7 @@ def benchmark(args, profile: harness.Profile) -> dict[str, Any]:
     loader = None
     bf16 = profile.precision.startswith("bf16")
     for _ in range(args.rounds):
-        for name in CONFIGS:
+        for name in args.configs:
             overrides = configured(name, args.every)
             why = harness.available(overrides)
             if why:
@@ -194,16 +200,30 @@ def summarise(raw: dict[str, Any], batch_size: int) -> tuple[list[dict], list[di
         ratios.append({"ratio": f"{meta_name} / fixed-gamma PEFT", "value": meta,
                        "target": "<= 1.10", "status": "PASS" if meta <= 1.10 else "FAIL"})
     ratios += [
-        {"ratio": "fixed-gamma PEFT / full fine-tuning",
-         "value": ratio(BASELINE, "full fine-tuning")},
-        {"ratio": "fixed-gamma PEFT / floor", "value": ratio(BASELINE, FLOOR)},
+        _target("fixed-gamma PEFT / full fine-tuning", ratio(BASELINE, "full fine-tuning"), 1.0,
+                strict=True),
+        _target("fixed-gamma PEFT / floor", ratio(BASELINE, FLOOR), 1.20),
+        _target("LoRA q,v (rank 4) / floor", ratio("LoRA q,v (rank 4)", FLOOR), 1.05),
+        {"ratio": "AdaptFormer only / floor", "value": ratio("AdaptFormer only", FLOOR)},
+        {"ratio": "LoRA q,k,v,o,fc1,fc2 / floor", "value": ratio("LoRA q,k,v,o,fc1,fc2", FLOOR)},
         {"ratio": "MetaPEFT / floor", "value": ratio("MetaPEFT", FLOOR)},
     ]
+    growth = raw["rss_growth"] or raw["memory"]
+    if BASELINE in growth and "full fine-tuning" in growth:
+        ratios.append(_target("fixed-gamma PEFT memory growth / full fine-tuning's",
+                              growth[BASELINE] / max(growth["full fine-tuning"], 1e-9), 1.0))
     if raw["loader_images_s"] and base:
         ratios.append({"ratio": "loader images/s / fixed-gamma PEFT training images/s",
                        "value": raw["loader_images_s"] / (batch_size / base),
                        "target": "> 1 (training, not the loader, is the bottleneck)"})
     return rows, ratios
+
+
+def _target(name: str, value: float | None, limit: float, strict: bool = False) -> dict:
+    """A ratio row with its target: ``value`` at most ``limit`` (below it when ``strict``)."""
+    ok = value is not None and (value < limit if strict else value <= limit)
+    return {"ratio": name, "value": value, "target": f"{'<' if strict else '<='} {limit:.2f}",
+            "status": "n/a" if value is None else ("PASS" if ok else "FAIL")}
 
 
 def memory_of(args, profile: harness.Profile) -> None:
@@ -227,6 +247,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     harness.add_common_arguments(parser)
     parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--configs", nargs="+", default=list(CONFIGS), choices=list(CONFIGS),
+                        metavar="NAME", help="configurations to time (default: all; the floor "
+                        f"runs with 'linear probe'): {list(CONFIGS)}")
     parser.add_argument("--cycles", type=int, default=3, help="timed outer-step cycles per run")
     parser.add_argument("--every", type=int, default=10,
                         help="an outer step every N inner steps (the target's setting)")
