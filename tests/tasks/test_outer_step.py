@@ -73,3 +73,15 @@ def test_band_statistics_and_classes_travel_in_the_checkpoint(tiny_s2_root, tmp_
     assert restored.class_names == task.class_names
     assert restored.outer_steps == task.outer_steps
     assert gamma_parameters(restored.model)
+
+
+@pytest.mark.parametrize("lookahead", ["train_step", "meta_train"])
+def test_activation_checkpointing_trains_and_meta_steps_as_without(tiny_s2_root, tmp_path,
+                                                                   lookahead):
+    tasks = [fit(tiny_s2_root, tmp_path / str(c), activation_checkpointing=c,
+                 meta={"lookahead": lookahead}, peft={"dropout": 0.0})[0] for c in (False, True)]
+    assert tasks[1].model.backbone.grad_checkpointing  # still on after the outer steps
+    assert tasks[1].outer_steps == tasks[0].outer_steps > 0
+    plain, checkpointed = (t.model.state_dict() for t in tasks)
+    for name, tensor in plain.items():
+        torch.testing.assert_close(checkpointed[name], tensor, rtol=0, atol=1e-6, msg=name)
