@@ -108,6 +108,31 @@ def time_floor(cli, steps: int, skip: int, bf16: bool) -> list[float]:
     return times[skip:]
 
 
+#: Dense bf16 peak of the GPUs this project is lent (TFLOP/s), for model FLOP utilisation.
+PEAK_BF16_TFLOPS = {"H100": 989.0, "H200": 989.0, "A100": 312.0}
+
+
+def forward_flops_per_image(model, img_size: int) -> float:
+    """FLOPs of one image's forward pass (PyTorch's FLOP counter, matrix products)."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    device = next(model.parameters()).device
+    image = torch.rand(1, len(model.bands), img_size, img_size, device=device)
+    with torch.no_grad(), FlopCounterMode(display=False) as counter:
+        model(image)
+    return float(counter.get_total_flops())
+
+
+def peak_tflops(override: float | None) -> float | None:
+    """The device's dense bf16 peak: ``override``, else looked up by CUDA device name."""
+    if override:
+        return override
+    if not torch.cuda.is_available():
+        return None
+    name = torch.cuda.get_device_name()
+    return next((v for k, v in PEAK_BF16_TFLOPS.items() if k in name), None)
+
+
 def loader_rate(cli, batches: int) -> float:
     """Images per second of the train loader alone (decode, crop, collate)."""
     loader = iter(cli.datamodule.train_dataloader())
@@ -147,6 +172,7 @@ def benchmark(args, profile: harness.Profile) -> dict[str, Any]:
     growth: dict[str, float] = {}  # CPU: peak RSS in the fit above the RSS at its start
     skipped: dict[str, str] = {}
     loader = None
+    flops = None
     bf16 = profile.precision.startswith("bf16")
     for _ in range(args.rounds):
         for name in args.configs:
@@ -169,6 +195,7 @@ def benchmark(args, profile: harness.Profile) -> dict[str, Any]:
                         memory[FLOOR] = max(memory.get(FLOOR, 0.0), harness.peak_memory_mib())
                 if name == BASELINE and loader is None:
                     loader = loader_rate(cli, args.loader_batches)
+                    flops = forward_flops_per_image(cli.model.model, profile.img_size)
     if not torch.cuda.is_available() and args.memory:
         for name in [*times]:
             argv = [a for a in sys.argv[1:] if a != "--no-memory"]
@@ -177,7 +204,15 @@ def benchmark(args, profile: harness.Profile) -> dict[str, Any]:
             growth[name] = peak["peak_mib"] - peak["before_fit_mib"]
     return {"times": times, "memory": memory, "rss_growth": growth, "skipped": skipped,
             "loader_images_s": loader, "steps": steps, "timed_from_step": skip,
+            "forward_flops_per_image": flops, "peak_tflops": peak_tflops(args.peak_tflops),
             "every": args.every}
+
+
+def _mfu(raw: dict[str, Any], images_per_s: float) -> float | None:
+    """Model FLOP utilisation: 3 x forward FLOPs per image (forward + backward, the usual
+    convention, whatever trains) times images per second, over the device's peak."""
+    flops, peak = raw.get("forward_flops_per_image"), raw.get("peak_tflops")
+    return 3 * flops * images_per_s / (peak * 1e12) if flops and peak else None
 
 
 def summarise(raw: dict[str, Any], batch_size: int) -> tuple[list[dict], list[dict]]:
@@ -188,6 +223,7 @@ def summarise(raw: dict[str, Any], batch_size: int) -> tuple[list[dict], list[di
     rows = [{"configuration": name, "step_ms": 1000 * m,
              "vs_fixed_gamma_peft": m / base if base else None,
              "images_per_s": batch_size / m, "steps_timed": len(raw["times"][name]),
+             "model_flop_utilisation": _mfu(raw, batch_size / m),
              "peak_memory_mib": raw["memory"].get(name),
              "rss_growth_in_fit_mib": raw["rss_growth"].get(name)} for name, m in median.items()]
 
@@ -256,6 +292,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--batch-size", type=int, default=None,
                         help="training batch (meta batch: half of it); default: the profile's")
     parser.add_argument("--loader-batches", type=int, default=20)
+    parser.add_argument("--peak-tflops", type=float, default=None,
+                        help="device peak (TFLOP/s) for model FLOP utilisation; default: looked "
+                        f"up by GPU name ({PEAK_BF16_TFLOPS}), none on the CPU")
     parser.add_argument("--no-memory", dest="memory", action="store_false",
                         help="CPU: skip the per-configuration peak-RSS subprocesses")
     parser.add_argument("--memory-of", default=None, help=argparse.SUPPRESS)

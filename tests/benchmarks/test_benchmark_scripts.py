@@ -210,3 +210,15 @@ def test_speed_targets_cover_the_peft_cost_floor_and_memory():
     assert status["fixed-gamma PEFT / full fine-tuning"] == "PASS"
     assert status["LoRA q,v (rank 4) / floor"] == "FAIL"  # 1.06 > 1.05
     assert status["fixed-gamma PEFT memory growth / full fine-tuning's"] == "FAIL"
+
+
+def test_model_flop_utilisation_counts_forward_and_backward(tiny_s2_root, tmp_path):
+    cli = harness.build(_overrides(tiny_s2_root, tmp_path, "linear probe"))
+    flops = speed.forward_flops_per_image(cli.model.model, 32)
+    assert flops > 0
+    raw = {"times": {"fixed-gamma PEFT": [0.5] * 4}, "memory": {}, "rss_growth": {},
+           "loader_images_s": None, "every": 2, "forward_flops_per_image": flops,
+           "peak_tflops": 1e-6}
+    rows, _ = speed.summarise(raw, batch_size=8)  # 16 images/s
+    assert rows[0]["model_flop_utilisation"] == pytest.approx(3 * flops * 16 / 1e6)
+    assert speed.peak_tflops(None) is None or torch.cuda.is_available()
