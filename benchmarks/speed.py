@@ -13,6 +13,10 @@
   this checkout lacks it).
 * ``PEFT / floor``: the floor is forward + backward of the frozen backbone with gradients only to
   the input of the first adapted block, nothing else; no PEFT method can be cheaper.
+* The PEFT cost floor (gamma fixed): LoRA q,v (rank 4), AdaptFormer only, LoRA at all six
+  positions and all seven (``fixed-gamma PEFT``) against the floor and full fine-tuning, with
+  model FLOP utilisation on a GPU; ``compiled`` rows run the inner step through
+  ``torch.compile`` (``model.compile_inner_step``; the compilation falls in the untimed warm-up).
 * Loader throughput (the train loader alone) against the training rate (images per second).
 
 Configurations run interleaved, ``--rounds`` times, in one process; the ratios are what to read
@@ -60,6 +64,12 @@ CONFIGS: dict[str, dict[str, Any]] = {
     "LoRA q,v (rank 4)": {**FIXED, "model.peft.positions": ["q", "v"], "model.peft.rank": 4},
     "AdaptFormer only": {**FIXED, "model.peft.positions": ["adaptformer"]},
     "LoRA q,k,v,o,fc1,fc2": {**FIXED, "model.peft.positions": LORA_SIX},
+    # opt-in torch.compile of the inner step (compilation happens in the untimed warm-up)
+    "fixed-gamma PEFT, compiled": {**FIXED, "model.peft.positions": ALL_POSITIONS,
+                                   "model.compile_inner_step": True},
+    "MetaPEFT, compiled inner step": {"model.meta.enabled": True,
+                                      "model.peft.positions": ALL_POSITIONS,
+                                      "model.compile_inner_step": True},
 }
 BASELINE = "fixed-gamma PEFT"
 FLOOR = "floor (frozen fwd+bwd)"

@@ -121,6 +121,9 @@ class MetaPEFTTask(L.LightningModule):
         activation_checkpointing: recompute each transformer block's activations during
             backward instead of storing them (less memory, about one more forward of compute);
             for ViT-B/L on a GPU. Gradients and hypergradients are unchanged.
+        compile_inner_step: run the inner training step's forward (and so its backward)
+            through ``torch.compile``; the meta step's hypergradients stay eager (they call the
+            model functionally, with double backward). The first steps pay the compilation.
     """
 
     def __init__(
@@ -146,6 +149,7 @@ class MetaPEFTTask(L.LightningModule):
         head_scale: float = 25.0,
         head_init: str = "random",
         activation_checkpointing: bool = False,
+        compile_inner_step: bool = False,
     ) -> None:
         super().__init__()
         peft, meta, optimizer, groups = (
@@ -166,7 +170,9 @@ class MetaPEFTTask(L.LightningModule):
             "report_dir": report_dir,
             "stem": stem, "head_scale": head_scale, "head_init": head_init,
             "activation_checkpointing": activation_checkpointing,
+            "compile_inner_step": compile_inner_step,
         })
+        self.compile_inner_step = compile_inner_step
         self.automatic_optimization = False
         self.peft_config, self.meta_config = peft, meta
         self.optim_config, self.groups_config = optimizer, groups
@@ -326,7 +332,7 @@ class MetaPEFTTask(L.LightningModule):
             rng = torch.get_rng_state()
             if self.device.type == "cuda":
                 rng = (rng, torch.cuda.get_rng_state())
-        logits = self.model(batch["image"])
+        logits = self._inner_forward(batch["image"])
         loss = self.training_loss(logits, batch["label"])
         main.zero_grad(set_to_none=True)
         self.manual_backward(loss)
@@ -341,6 +347,15 @@ class MetaPEFTTask(L.LightningModule):
             self.outer_step()  # separate look-ahead from the stepped phi; leaves phi as it is
         self.log("train/loss", loss, prog_bar=True)
         return loss.detach()
+
+    def _inner_forward(self, images: torch.Tensor) -> torch.Tensor:
+        """The model's forward for the inner step: compiled once when asked, else eager."""
+        if not self.compile_inner_step:
+            return self.model(images)
+        compiled = self.__dict__.get("_compiled_model")
+        if compiled is None:  # kept out of the module tree: no second copy in the state dict
+            compiled = self.__dict__["_compiled_model"] = torch.compile(self.model)
+        return compiled(images)
 
     def _lookahead_rule(self, phi: dict[str, torch.Tensor]):
         """The inner optimiser's next update as a differentiable rule (its state as it is now)."""
