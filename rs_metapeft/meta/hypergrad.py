@@ -25,6 +25,7 @@ when unrolled. For an elementwise ``U`` the path through ``phi'`` is
 from __future__ import annotations
 
 import contextlib
+import functools
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Literal, get_args
@@ -43,6 +44,7 @@ __all__ = [
     "Hypergradient",
     "HypergradientMode",
     "Lookahead",
+    "activations_kept",
     "OuterStepPlan",
     "lookahead_hypergradient",
     "outer_step_plan",
@@ -127,6 +129,34 @@ class Hypergradient:
         return all(bool(torch.isfinite(g).all()) for g in self.grads.values())
 
 
+@contextlib.contextmanager
+def activations_kept(model: nn.Module):
+    """Switch off timm's activation checkpointing in ``model`` for the block (restored after).
+
+    The hypergradients run the model through :func:`torch.func.functional_call`, whose swapped-in
+    parameters are gone by the time a checkpointed block would recompute its activations in
+    backward (it would recompute with the module's own tensors, and PyTorch refuses). The outer
+    step therefore keeps its activations; the inner steps still recompute theirs.
+    """
+    switched = [m for m in model.modules() if getattr(m, "grad_checkpointing", False)]
+    for m in switched:
+        m.grad_checkpointing = False
+    try:
+        yield
+    finally:
+        for m in switched:
+            m.grad_checkpointing = True
+
+
+def _keeps_activations(hypergradient_fn):
+    @functools.wraps(hypergradient_fn)
+    def wrapper(model: nn.Module, *args, **kwargs):
+        with activations_kept(model):
+            return hypergradient_fn(model, *args, **kwargs)
+    return wrapper
+
+
+@_keeps_activations
 def lookahead_hypergradient(
     model: nn.Module,
     loss_fn: LossFn,
@@ -160,13 +190,13 @@ def lookahead_hypergradient(
         raise ValueError("the model has no modulators (PEFT modules with a gamma)")
     rule = _rule(rule, phi)
     gamma = {n: p.detach().clone().requires_grad_(True) for n, p in gamma_live.items()}
-    # CPU flash attention has no double backward; the math kernel has.
-    kernel = sdpa_kernel(SDPBackend.MATH) if unrolled else contextlib.nullcontext()
     names = list(phi)
     current = dict(phi)
     state = None
     first_loss = None
-    with kernel:
+    with contextlib.ExitStack() as stack:
+        if unrolled:  # CPU flash attention has no double backward; the math kernel has
+            stack.enter_context(sdpa_kernel(SDPBackend.MATH))
         for images, labels in train_batches:
             loss = loss_fn(functional_call(model, {**current, **gamma}, (images,)), labels)
             first_loss = loss.detach() if first_loss is None else first_loss
@@ -192,6 +222,7 @@ def _zeros_if_none(grads, like):
     return [torch.zeros_like(t) if g is None else g for g, t in zip(grads, like, strict=True)]
 
 
+@_keeps_activations
 def step_hypergradient(
     model: nn.Module,
     loss_fn: LossFn,

@@ -58,17 +58,25 @@ class LoRA(ModulatedModule):
         """The LoRA scaling alpha / r."""
         return self.alpha / self.rank
 
+    def scaled_B(self) -> torch.Tensor:
+        """``B`` with the module's whole scale, ``gamma * alpha / r``, folded into its rows.
+
+        Scaling the small ``out x r`` factor instead of the layer's full-width output costs
+        ``out * r`` multiplications rather than one per output element and token, keeps no
+        extra full-width activation for backward, and leaves the gradients to gamma exact.
+        """
+        scale = self.modulation() * self.scaling
+        if scale.dim():  # per output channel: one factor per row of B
+            scale = scale.unsqueeze(-1)
+        return self.lora_B * scale
+
     def delta_weight(self) -> torch.Tensor:
         """The modulated weight update ``gamma * (alpha/r) * B A`` (out x in)."""
-        gamma = self.modulation()
-        if gamma.dim():  # per output channel: scales the rows of B A
-            gamma = gamma.unsqueeze(-1)
-        return gamma * self.scaling * (self.lora_B @ self.lora_A)
+        return self.scaled_B() @ self.lora_A
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """The modulated update of this slice for input ``x``."""
-        low_rank = F.linear(F.linear(self.dropout(x), self.lora_A), self.lora_B)
-        return self.modulation() * self.scaling * low_rank
+        return F.linear(F.linear(self.dropout(x), self.lora_A), self.scaled_B())
 
 
 class LoRALinear(nn.Linear):
@@ -106,17 +114,25 @@ class LoRALinear(nn.Linear):
         return module
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """Base projection plus every slice's modulated LoRA update."""
+        """Base projection plus every slice's modulated LoRA update, as one low-rank product.
+
+        The slices' ``A`` factors are stacked into one ``(sum r) x in`` matrix and their scaled
+        ``B`` factors placed block-diagonally into one ``out x (sum r)`` matrix (zero rows for
+        slices without LoRA), so q, k and v cost one pair of small products and one addition
+        to the fused output, with no split and concatenate of full-width tensors.
+        """
         out = F.linear(x, self.weight, self.bias)
         if not len(self.lora):
             return out
-        if len(self.slices) == 1:
-            return out + self.lora[self.slices[0]](x)
-        parts = list(out.split(self.slice_size, dim=-1))
-        for i, name in enumerate(self.slices):
-            if name in self.lora:
-                parts[i] = parts[i] + self.lora[name](x)
-        return torch.cat(parts, dim=-1)
+        present = [self.lora[name] for name in self.slices if name in self.lora]
+        if self.training and any(not isinstance(m.dropout, nn.Identity) for m in present):
+            # each LoRA draws its own dropout mask, as separate modules would
+            low_rank = torch.cat([F.linear(m.dropout(x), m.lora_A) for m in present], dim=-1)
+        else:
+            low_rank = F.linear(x, torch.cat([m.lora_A for m in present]))
+        blocks = [self.lora[name].scaled_B() if name in self.lora
+                  else self.weight.new_zeros(self.slice_size, 0) for name in self.slices]
+        return out + F.linear(low_rank, torch.block_diag(*blocks))
 
     def merged_weight(self) -> torch.Tensor:
         """The base weight with every LoRA update folded in."""

@@ -132,6 +132,12 @@ class MetaPEFTTask(L.LightningModule):
         stem: spectral stem: ``rgb_select``, ``band_mix``, ``patch_expand``, ``wavelength_hyper``.
         head_scale: logit scale of the cosine head.
         head_init: ``random`` or ``class_mean`` (head from class-mean features at fit start).
+        activation_checkpointing: recompute each transformer block's activations during
+            backward instead of storing them (less memory, about one more forward of compute);
+            for ViT-B/L on a GPU. Gradients and hypergradients are unchanged.
+        compile_inner_step: run the inner training step's forward (and so its backward)
+            through ``torch.compile``; the meta step's hypergradients stay eager (they call the
+            model functionally, with double backward). The first steps pay the compilation.
     """
 
     def __init__(
@@ -156,6 +162,8 @@ class MetaPEFTTask(L.LightningModule):
         stem: StemKind = "band_mix",
         head_scale: float = 25.0,
         head_init: HeadInit = "random",
+        activation_checkpointing: bool = False,
+        compile_inner_step: bool = False,
     ) -> None:
         super().__init__()
         peft, meta, optimizer, groups = (
@@ -173,6 +181,7 @@ class MetaPEFTTask(L.LightningModule):
             "bands": list(bands), "peft": asdict(peft), "meta": asdict(meta),
             "optimizer": asdict(optimizer), "groups": asdict(groups),
         })
+        self.compile_inner_step = compile_inner_step
         self.automatic_optimization = False
         self.peft_config, self.meta_config = peft, meta
         self.optim_config, self.groups_config = optimizer, groups
@@ -181,6 +190,10 @@ class MetaPEFTTask(L.LightningModule):
         self.head_init = head_init
         self.report_dir = report_dir
         self.model = SpectralViTClassifier.from_config(self.hparams, peft=peft)
+        # Recompute each block's activations in backward instead of keeping them: memory for
+        # compute, for large backbones (timm's non-reentrant checkpointing; the hypergradients
+        # switch it off for their own, functional, passes).
+        self.model.backbone.set_grad_checkpointing(activation_checkpointing)
         self.register_buffer("log_prior", torch.zeros(num_classes))
         self.class_names: list[str] = [str(i) for i in range(num_classes)]
         self.train_counts: list[int] = [0] * num_classes
@@ -344,7 +357,7 @@ class MetaPEFTTask(L.LightningModule):
             rng = torch.get_rng_state()
             if self.device.type == "cuda":
                 rng = (rng, torch.cuda.get_rng_state())
-        logits = self.model(batch["image"])
+        logits = self._inner_forward(batch["image"])
         loss = self.training_loss(logits, batch["label"])
         main.zero_grad(set_to_none=True)
         self.manual_backward(loss)
@@ -359,6 +372,15 @@ class MetaPEFTTask(L.LightningModule):
             self.outer_step()  # separate look-ahead from the stepped phi; leaves phi as it is
         self.log("train/loss", loss, prog_bar=True)
         return loss.detach()
+
+    def _inner_forward(self, images: torch.Tensor) -> torch.Tensor:
+        """The model's forward for the inner step: compiled once when asked, else eager."""
+        if not self.compile_inner_step:
+            return self.model(images)
+        compiled = self.__dict__.get("_compiled_model")
+        if compiled is None:  # kept out of the module tree: no second copy in the state dict
+            compiled = self.__dict__["_compiled_model"] = torch.compile(self.model)
+        return compiled(images)
 
     def _lookahead_rule(self, phi: dict[str, torch.Tensor]):
         """The inner optimiser's next update as a differentiable rule (its state as it is now)."""

@@ -193,4 +193,32 @@ def test_floor_step_sends_gradients_only_to_the_block_input(tiny_s2_root, tmp_pa
     assert by["MetaPEFT / fixed-gamma PEFT"]["value"] == pytest.approx(1.5)
     assert by["MetaPEFT / fixed-gamma PEFT"]["status"] == "FAIL"
     assert by["fixed-gamma PEFT / floor"]["value"] == pytest.approx(2.0)
+    assert by["fixed-gamma PEFT / floor"]["status"] == "FAIL"  # the cost-floor target is 1.20
     assert by["fixed-gamma PEFT / full fine-tuning"]["value"] is None
+    assert by["fixed-gamma PEFT / full fine-tuning"]["status"] == "n/a"
+
+
+def test_speed_targets_cover_the_peft_cost_floor_and_memory():
+    times = {"fixed-gamma PEFT": [0.115] * 4, "full fine-tuning": [0.2] * 4,
+             "LoRA q,v (rank 4)": [0.106] * 4, speed.FLOOR: [0.1] * 4}
+    _, ratios = speed.summarise({"times": times, "memory": {}, "loader_images_s": None,
+                                 "rss_growth": {"fixed-gamma PEFT": 300.0,
+                                                "full fine-tuning": 250.0}, "every": 2},
+                                batch_size=8)
+    status = {r["ratio"]: r.get("status") for r in ratios}
+    assert status["fixed-gamma PEFT / floor"] == "PASS"
+    assert status["fixed-gamma PEFT / full fine-tuning"] == "PASS"
+    assert status["LoRA q,v (rank 4) / floor"] == "FAIL"  # 1.06 > 1.05
+    assert status["fixed-gamma PEFT memory growth / full fine-tuning's"] == "FAIL"
+
+
+def test_model_flop_utilisation_counts_forward_and_backward(tiny_s2_root, tmp_path):
+    cli = harness.build(_overrides(tiny_s2_root, tmp_path, "linear probe"))
+    flops = speed.forward_flops_per_image(cli.model.model, 32)
+    assert flops > 0
+    raw = {"times": {"fixed-gamma PEFT": [0.5] * 4}, "memory": {}, "rss_growth": {},
+           "loader_images_s": None, "every": 2, "forward_flops_per_image": flops,
+           "peak_tflops": 1e-6}
+    rows, _ = speed.summarise(raw, batch_size=8)  # 16 images/s
+    assert rows[0]["model_flop_utilisation"] == pytest.approx(3 * flops * 16 / 1e6)
+    assert speed.peak_tflops(None) is None or torch.cuda.is_available()

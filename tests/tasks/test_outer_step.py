@@ -73,3 +73,26 @@ def test_band_statistics_and_classes_travel_in_the_checkpoint(tiny_s2_root, tmp_
     assert restored.class_names == task.class_names
     assert restored.outer_steps == task.outer_steps
     assert gamma_parameters(restored.model)
+
+
+@pytest.mark.parametrize("lookahead", ["train_step", "meta_train"])
+def test_activation_checkpointing_trains_and_meta_steps_as_without(tiny_s2_root, tmp_path,
+                                                                   lookahead):
+    tasks = [fit(tiny_s2_root, tmp_path / str(c), activation_checkpointing=c,
+                 meta={"lookahead": lookahead}, peft={"dropout": 0.0})[0] for c in (False, True)]
+    assert tasks[1].model.backbone.grad_checkpointing  # still on after the outer steps
+    assert tasks[1].outer_steps == tasks[0].outer_steps > 0
+    plain, checkpointed = (t.model.state_dict() for t in tasks)
+    for name, tensor in plain.items():
+        torch.testing.assert_close(checkpointed[name], tensor, rtol=0, atol=1e-6, msg=name)
+
+
+@pytest.mark.slow
+def test_a_compiled_inner_step_trains_as_the_eager_one(tiny_s2_root, tmp_path):
+    tasks = [fit(tiny_s2_root, tmp_path / str(c), compile_inner_step=c,
+                 peft={"dropout": 0.0})[0] for c in (False, True)]
+    assert "_compiled_model" in vars(tasks[1]) and tasks[1].outer_steps == tasks[0].outer_steps
+    assert set(tasks[1].state_dict()) == set(tasks[0].state_dict())  # no compiled copy saved
+    plain, compiled = (t.model.state_dict() for t in tasks)
+    for name, tensor in plain.items():
+        torch.testing.assert_close(compiled[name], tensor, rtol=1e-4, atol=1e-5, msg=name)

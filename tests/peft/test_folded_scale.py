@@ -1,0 +1,107 @@
+"""Folded scales and the fused q/k/v product compute what the textbook formulas say (float64).
+
+The references below are the modules' formulas written out the slow way (each slice's update
+``gamma * scale * B A x`` added to its own slice of the output); the modules fold the scale into
+their small factors and run q, k and v as one low-rank product, which must not change a digit
+that matters: outputs and every gradient, gamma's included, within 1e-6.
+"""
+
+import pytest
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from rs_metapeft.peft.adapter import Adapter
+from rs_metapeft.peft.adaptformer import AdaptFormer
+from rs_metapeft.peft.lora import LoRALinear
+
+IN, OUT, RANK, ALPHA = 12, 18, 2, 3.0
+
+
+def _randomised(module: nn.Module, gamma_param: str, per_channel: bool) -> nn.Module:
+    torch.manual_seed(3)
+    for m in module.modules():
+        for name, p in m.named_parameters(recurse=False):
+            if name == "gamma":  # a gamma away from its initial value, different per module
+                p.data.uniform_(0.2, 1.5) if gamma_param != "log" else p.data.uniform_(-1, 1)
+            else:
+                p.data.normal_(0, 0.5)
+    return module.double()
+
+
+def _lora_linear(slices, present, gamma_param, per_channel):
+    base = nn.Linear(IN, OUT * len(slices) // 3 if len(slices) == 3 else OUT)
+    layer = LoRALinear(base, slices)
+    for name in present:
+        layer.add_lora(name, RANK, ALPHA, 0.0, 0, gamma_param, per_channel)
+    return _randomised(layer, gamma_param, per_channel)
+
+
+def _lora_reference(layer: LoRALinear, x: torch.Tensor) -> torch.Tensor:
+    out = F.linear(x, layer.weight, layer.bias)
+    parts = list(out.split(layer.slice_size, dim=-1))
+    for i, name in enumerate(layer.slices):
+        if name in layer.lora:
+            m = layer.lora[name]
+            update = x @ m.lora_A.T @ m.lora_B.T
+            parts[i] = parts[i] + m.modulation() * m.scaling * update
+    return torch.cat(parts, dim=-1)
+
+
+def _grads(module: nn.Module, output: torch.Tensor, x: torch.Tensor) -> list[torch.Tensor]:
+    weights = torch.linspace(-1, 1, output.numel(), dtype=output.dtype).view_as(output)
+    params = [p for p in module.parameters() if p.requires_grad]
+    return torch.autograd.grad((output * weights).sum(), [x, *params])
+
+
+@pytest.mark.parametrize("gamma_param", ["identity", "softplus", "log"])
+@pytest.mark.parametrize("per_channel", [False, True])
+@pytest.mark.parametrize(("slices", "present"), [
+    (("q", "k", "v"), ("q", "k", "v")),
+    (("q", "k", "v"), ("q", "v")),  # the paper's LoRA q,v: a zero block for k
+    (("q", "k", "v"), ("k",)),
+    (("fc1",), ("fc1",)),
+])
+def test_lora_linear_matches_the_per_slice_formula(slices, present, gamma_param, per_channel):
+    layer = _lora_linear(slices, present, gamma_param, per_channel)
+    x = torch.randn(2, 5, IN, dtype=torch.float64, requires_grad=True)
+    fused, reference = layer(x), _lora_reference(layer, x)
+    torch.testing.assert_close(fused, reference, rtol=0, atol=1e-6)
+    for got, want in zip(_grads(layer, fused, x), _grads(layer, reference, x), strict=True):
+        torch.testing.assert_close(got, want, rtol=0, atol=1e-6)
+
+
+def test_merged_weight_equals_the_layer_it_replaces():
+    layer = _lora_linear(("q", "k", "v"), ("q", "v"), "log", False).eval()
+    x = torch.randn(4, IN, dtype=torch.float64)
+    torch.testing.assert_close(layer.to_linear()(x), layer(x), rtol=0, atol=1e-5)
+
+
+def test_each_lora_keeps_its_own_dropout_mask_in_training():
+    layer = LoRALinear(nn.Linear(IN, 3 * OUT), ("q", "k", "v"))
+    for name in ("q", "k", "v"):
+        layer.add_lora(name, RANK, ALPHA, 0.5, 0)
+    _randomised(layer, "identity", False).train()
+    x = torch.randn(3, IN, dtype=torch.float64)
+    torch.manual_seed(7)
+    fused = layer(x)
+    torch.manual_seed(7)  # the same masks, drawn slice by slice as separate modules draw them
+    reference = F.linear(x, layer.weight, layer.bias).split(OUT, dim=-1)
+    reference = torch.cat([part + layer.lora[name](x)
+                           for part, name in zip(reference, ("q", "k", "v"), strict=True)], -1)
+    torch.testing.assert_close(fused, reference, rtol=0, atol=1e-12)
+
+
+@pytest.mark.parametrize("kind", [Adapter, AdaptFormer])
+@pytest.mark.parametrize("gamma_param", ["identity", "softplus", "log"])
+@pytest.mark.parametrize("per_channel", [False, True])
+def test_bottleneck_modules_match_the_scaled_formula(kind, gamma_param, per_channel):
+    module = _randomised(kind(IN, 4, ALPHA, 0.0, 0, gamma_param, per_channel), gamma_param,
+                         per_channel)
+    x = torch.randn(2, 5, IN, dtype=torch.float64, requires_grad=True)
+    h = module.norm(x) if kind is AdaptFormer else x
+    reference = module.modulation() * ALPHA * module.up(torch.relu(module.down(h)))
+    folded = module(x)
+    torch.testing.assert_close(folded, reference, rtol=0, atol=1e-6)
+    for got, want in zip(_grads(module, folded, x), _grads(module, reference, x), strict=True):
+        torch.testing.assert_close(got, want, rtol=0, atol=1e-6)
