@@ -20,7 +20,7 @@ from pathlib import Path
 
 from jsonargparse import ArgumentParser
 from lightning.pytorch.callbacks import ModelCheckpoint
-from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
+from lightning.pytorch.cli import LightningCLI
 from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
 
 from .checkpointing import (
@@ -51,21 +51,6 @@ _LIGHTNING_HELP = {
     "predict": ("Class probabilities on a recipe's predict split (Lightning's predict loop).",
                 "rs-metapeft predict --config demo --ckpt_path CKPT"),
 }
-
-
-class _OneLineParser(LightningArgumentParser):
-    """Report a bad recipe key or value in one line naming the field (no usage screen)."""
-
-    def error(self, message: str, ex: Exception | None = None):  # noqa: D102 - argparse hook
-        from jsonargparse import ArgumentParser as _Plain
-
-        # Internal callers that catch parse errors (exit_on_error off, debug mode) get the
-        # original behaviour; only the final "print usage and exit" becomes one line.
-        if not self.exit_on_error or _debug():
-            return _Plain.error(self, message, ex)
-        print(f"error: {one_line_parse_error(message)}  (--help lists the options)",
-              file=sys.stderr)
-        self.exit(2)
 
 
 def one_line_parse_error(message: str) -> str:
@@ -256,7 +241,6 @@ def build_cli(args: list[str] | None = None, run: bool = True) -> RSMetaPEFTCLI:
     return RSMetaPEFTCLI(
         MetaPEFTTask,
         LongTailDataModule,
-        parser_class=_OneLineParser,
         subclass_mode_data=True,
         seed_everything_default=0,
         save_config_kwargs={"overwrite": True},
@@ -432,15 +416,23 @@ def _fail(name: str, err: Exception) -> int:
     return 2
 
 
-def _one_line(err: BaseException) -> str:
-    # jsonargparse wraps an error raised while building the data module (a missing root, a bad
-    # CSV row) in its union-type report, which buries the message; show the original.
-    while _UNION_ERROR in str(err) and (err.__cause__ or err.__context__) is not None:
-        err = err.__cause__ or err.__context__
-    return " ".join(str(err).split()) or type(err).__name__
+def _chain(err: BaseException) -> list[BaseException]:
+    """``err`` and the errors it was raised from, outermost first."""
+    chain = [err]
+    while (nxt := chain[-1].__cause__ or chain[-1].__context__) is not None and nxt not in chain:
+        chain.append(nxt)
+    return chain
 
 
-_UNION_ERROR = "Does not validate against any of the Union subtypes"
+def _raised_here(err: BaseException) -> bool:
+    """Whether ``err`` was raised by this package's code (not by the parser wrapping it)."""
+    tb = err.__traceback__
+    while tb is not None and tb.tb_next is not None:
+        tb = tb.tb_next
+    return tb is not None and Path(tb.tb_frame.f_code.co_filename).is_relative_to(_PACKAGE)
+
+
+_PACKAGE = Path(__file__).resolve().parent
 
 
 def _delegate(name: str, module: str, function: str = "main") -> Callable[[list[str]], int]:
@@ -550,13 +542,23 @@ _LITERAL_REFUSAL = re.compile(r"Expected a typing\.Literal(\[.*?\])\. Got value:
 
 
 def _one_line(err: BaseException) -> str:
-    """The error's message on one line; a refused choice as ``key must be one of ..., got ...``."""
+    """The error's message on one line; a refused choice as ``key must be one of ..., got ...``.
+
+    jsonargparse wraps an error raised while building the data module (a missing root, a bad
+    CSV row) in its union-type report, which buries the message: the package's own error in
+    the chain is shown instead; a refusal of the parser's own becomes the field it names.
+    """
+    ours = next((e for e in _chain(err) if _raised_here(e)), None)
+    if ours is not None and ours is not err and not isinstance(ours, ArgumentError):
+        err = ours
     text = str(err)
     refused = _LITERAL_REFUSAL.search(text)
     if isinstance(err, ArgumentError) and refused:
         keys = re.findall(r'Parser key "([^"]+)"', text[:refused.start()])
         choices = ", ".join(map(str, ast.literal_eval(refused.group(1))))
         return f"{'.'.join(keys)} must be one of {choices}, got {refused.group(2).strip()!r}"
+    if isinstance(err, ArgumentError):  # the field it names, not the parser's nested report
+        return one_line_parse_error(text)
     return " ".join(text.split()) or type(err).__name__
 
 
