@@ -44,13 +44,15 @@ measure with one seed first, then extend with ``--resume``:
 
 The JSON (``benchmarks/results/efficacy[-TAG].json``) is rewritten atomically after every
 finished run; ``--resume`` keeps the runs already in it and skips those (dataset, seed, method)
-runs (Optuna: per (dataset, seed)), so a stopped run loses at most the run in progress.
+runs, so a stopped run loses at most the run in progress (an Optuna search keeps its finished
+trials in ``efficacy-TAG.optuna-DATASET-seedN.partial.json`` and resumes at the next trial).
 """
 
 from __future__ import annotations
 
 import argparse
 import dataclasses
+import json
 import math
 import os
 import statistics
@@ -61,6 +63,8 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import harness  # noqa: E402
+
+from rs_metapeft.io import atomic_write_json  # noqa: E402
 
 FORMAT = 2  # of the result file; --resume refuses another
 LORA_ALL = ["q", "k", "v", "o", "fc1", "fc2"]
@@ -224,33 +228,59 @@ def optuna_space(trial, rank: int, blocks: int) -> dict[str, Any]:
 
 
 def run_optuna(base: dict[str, Any], rank: int, blocks: int, trials: int,
-               seed: int) -> dict[str, Any]:
+               seed: int, journal: Path | None = None) -> dict[str, Any]:
     """``trials`` fixed-gamma runs chosen by TPE; the record of the best validation trial.
 
     Its ``train_s`` / ``wall_s`` are the whole search's (all trials); ``best_train_s`` is the
     selected trial's own.
+
+    ``journal``, when given, is a JSON file that receives every finished trial (atomically),
+    so a stopped search resumes at its next trial instead of its first: the finished trials
+    are given back to the study (``Study.add_trial``) and TPE continues from them. A resumed
+    search proposes what TPE proposes given those trials, which need not be what an unbroken
+    search with the same seed would have proposed (the sampler's random state is not kept);
+    the record says ``resumed_at``. The journal is removed when the search is complete.
     """
     import optuna
+    from optuna.distributions import distribution_to_json, json_to_distribution
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     runs: list[dict[str, Any]] = []
+    sampler = optuna.samplers.TPESampler(seed=seed, n_startup_trials=min(4, trials))
+    study = optuna.create_study(direction="maximize", sampler=sampler)
+    if journal is not None and journal.is_file():
+        for row in json.loads(journal.read_text()):
+            study.add_trial(optuna.trial.create_trial(
+                params=row["params"], value=row["val"]["class_mean"],
+                distributions={k: json_to_distribution(v)
+                               for k, v in row["distributions"].items()}))
+            runs.append(row)
+        print(f"Optuna seed {seed}: resuming at trial {len(runs)} of {trials} from {journal}",
+              flush=True)
+    resumed_at = len(runs)
 
     def objective(trial) -> float:
         overrides = optuna_space(trial, rank, blocks)
         row = run_one(base, OPTUNA, overrides, seed)
         row["params"] = dict(trial.params)
+        row["distributions"] = {k: distribution_to_json(d) for k, d in trial.distributions.items()}
         runs.append(row)
+        if journal is not None:
+            atomic_write_json(journal, runs)
         return row["val"]["class_mean"]
 
-    sampler = optuna.samplers.TPESampler(seed=seed, n_startup_trials=min(4, trials))
-    study = optuna.create_study(direction="maximize", sampler=sampler)
-    study.optimize(objective, n_trials=trials)
+    study.optimize(objective, n_trials=max(trials - len(runs), 0))
     best = dict(runs[study.best_trial.number])
     best["best_train_s"] = best["train_s"]
     best["train_s"] = sum(r["train_s"] for r in runs)
     best["wall_s"] = sum(r["wall_s"] for r in runs)
     best["trials"] = [{k: r[k] for k in ("params", "val", "test", "train_s", "wall_s")}
                       for r in runs]
+    best.pop("distributions", None)
+    if resumed_at:
+        best["resumed_at"] = resumed_at
+    if journal is not None:
+        journal.unlink(missing_ok=True)
     return best
 
 
@@ -470,6 +500,11 @@ def result_path(args, profile: harness.Profile) -> Path:
                            + ".json")
 
 
+def optuna_journal(path: Path, dataset: str, seed: int) -> Path:
+    """The file an unfinished Optuna search keeps its finished trials in (beside ``path``)."""
+    return path.with_name(f"{path.stem}.optuna-{dataset}-seed{seed}.partial.json")
+
+
 def load_previous(path: Path, profile: harness.Profile, rank: int,
                   args=None) -> dict[str, Any]:
     """The runs of an earlier result of the same tag: ``{dataset: {method: [records]}}``.
@@ -580,7 +615,8 @@ def benchmark(args, on_update=None) -> dict[str, Any]:
                       f"({row['wall_s']:.1f}s)", flush=True)
                 record(dataset, row)
             if args.optuna_trials and seed in optuna_seeds and not done(dataset, OPTUNA, seed):
-                best = run_optuna(base, rank, profile.blocks, args.optuna_trials, seed)
+                best = run_optuna(base, rank, profile.blocks, args.optuna_trials, seed,
+                                  journal=optuna_journal(path, dataset, seed))
                 print(f"[{dataset} seed {seed}] {OPTUNA}: few {harness.fmt(best['test']['few'])} "
                       f"val {best['val']['class_mean']:.3f} params {best['params']}", flush=True)
                 record(dataset, best)

@@ -222,3 +222,29 @@ def test_model_flop_utilisation_counts_forward_and_backward(tiny_s2_root, tmp_pa
     rows, _ = speed.summarise(raw, batch_size=8)  # 16 images/s
     assert rows[0]["model_flop_utilisation"] == pytest.approx(3 * flops * 16 / 1e6)
     assert speed.peak_tflops(None) is None or torch.cuda.is_available()
+
+
+def test_stopped_optuna_search_resumes_at_its_next_trial(tmp_path, monkeypatch):
+    calls = []
+    fake = _fake_run(calls)
+
+    def stops_at_third_trial(overrides):
+        if len(calls) == 2:
+            raise KeyboardInterrupt  # the session ended during trial 3
+        return fake(overrides)
+
+    monkeypatch.setattr(harness, "fit_and_evaluate", stops_at_third_trial)
+    argv = ["--quick", "--datasets", "s2", "--seeds", "0", "--methods", efficacy.TWIN,
+            "--optuna-trials", "3", "--optuna-seeds", "0", "--results", str(tmp_path),
+            "--tag", "t", "--resume"]
+    (tmp_path / "efficacy-t.json").unlink(missing_ok=True)
+    with pytest.raises(KeyboardInterrupt):
+        efficacy.main(argv)
+    journal = tmp_path / "efficacy-t.optuna-s2-seed0.partial.json"
+    assert len(json.loads(journal.read_text())) == 1  # the twin ran first, then one trial
+    monkeypatch.setattr(harness, "fit_and_evaluate", fake)
+    result = efficacy.main(argv)
+    assert len(calls) == 4  # twin, trial 1, then only trials 2 and 3
+    (best,) = result["datasets"]["s2"]["runs"][efficacy.OPTUNA]
+    assert len(best["trials"]) == 3 and best["resumed_at"] == 1
+    assert not journal.exists()
