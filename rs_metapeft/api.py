@@ -18,6 +18,7 @@ import yaml
 
 from .bands import check_compatible
 from .cli import build_cli, default_loggers
+from .io import refuse_existing
 from .recipes import recipe_path
 
 __all__ = ["evaluate", "fit", "load_model", "load_recipe", "predict"]
@@ -117,7 +118,8 @@ def load_model(source: str | os.PathLike, device: str = "cpu", weights: str | No
 
 
 def evaluate(model: Any, recipe: Recipe, overrides: dict[str, Any] | None = None,
-             output: str | os.PathLike | None = None, verbose: bool = True) -> dict:
+             output: str | os.PathLike | None = None, verbose: bool = True,
+             overwrite: bool = False) -> dict:
     """Test a trained model on a recipe's test split and return the report.
 
     The recipe's data must have the model's bands and classes (same names, same order);
@@ -130,9 +132,14 @@ def evaluate(model: Any, recipe: Recipe, overrides: dict[str, Any] | None = None
         output: folder for report.json/.md/.html (default: a version folder under
             ``./runs/evaluate``).
         verbose: print the report.
+        overwrite: replace a report already in ``output`` (otherwise it is refused before
+            any work, as the CLI's ``test --overwrite`` does).
 
     Returns:
         The report dict.
+
+    Raises:
+        FileExistsError: ``output`` already holds a report and ``overwrite`` is false.
 
     Example (``run`` and ``twin`` come from the :func:`fit` example):
         >>> report = evaluate(run, twin, output=f"{tmp}/evaluation", verbose=False)
@@ -145,6 +152,8 @@ def evaluate(model: Any, recipe: Recipe, overrides: dict[str, Any] | None = None
     from .data.datamodules import build_datamodule
     from .inference import check_matches
 
+    if output is not None:
+        refuse_existing([Path(output) / "report.json"], overwrite, flag="overwrite=True")
     task = model if isinstance(model, torch.nn.Module) else load_model(model)
     data_cfg = _data_section(recipe, overrides)
     dm = build_datamodule(data_cfg)

@@ -51,6 +51,15 @@ def test_evaluate_unknown_data_key_names_it(trained_run, tmp_path):
         api.evaluate(trained_run, recipe, output=tmp_path / "eval", verbose=False)
 
 
+def test_evaluate_keeps_an_earlier_report(trained_run, tmp_path):
+    out = tmp_path / "eval"
+    out.mkdir()
+    (out / "report.json").write_text("{}")
+    with pytest.raises(FileExistsError, match="overwrite=True"):
+        api.evaluate(trained_run, "demo", output=out, verbose=False)
+    assert (out / "report.json").read_text() == "{}"
+
+
 def test_predict_tensor_checks_band_count(trained_run):
     import torch
 
