@@ -93,13 +93,18 @@ def floor_step(model, image: torch.Tensor, label: torch.Tensor, first: int = 0) 
     return x.grad
 
 
-def time_floor(cli, steps: int, skip: int, bf16: bool) -> list[float]:
-    """Step times of :func:`floor_step` on the linear probe's (frozen, fitted) model."""
-    model = cli.model.model
+def bare_step(model, optimizer, image: torch.Tensor, label: torch.Tensor) -> None:
+    """One inner step without Lightning: forward, cross-entropy, backward, optimiser step."""
+    loss = F.cross_entropy(model(image).float(), label)
+    loss.backward()
+    if optimizer is not None:
+        optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
+
+
+def _time_steps(cli, steps: int, skip: int, bf16: bool, step) -> list[float]:
+    """Times of ``step(image, label)`` over the train loader's batches, after ``skip`` steps."""
     device = cli.model.device
-    for p in model.parameters():
-        p.requires_grad_(False)
-    model.train()
     batches = iter(cli.datamodule.train_dataloader())
     times = []
     for _ in range(steps):
@@ -112,10 +117,35 @@ def time_floor(cli, steps: int, skip: int, bf16: bool) -> list[float]:
         harness._sync()
         start = time.perf_counter()
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
-            floor_step(model, image, label)
+            step(image, label)
         harness._sync()
         times.append(time.perf_counter() - start)
     return times[skip:]
+
+
+def time_floor(cli, steps: int, skip: int, bf16: bool) -> list[float]:
+    """Step times of :func:`floor_step` on the linear probe's (frozen, fitted) model."""
+    model = cli.model.model
+    for p in model.parameters():
+        p.requires_grad_(False)
+    model.train()
+    return _time_steps(cli, steps, skip, bf16, lambda x, y: floor_step(model, x, y))
+
+
+def time_bare(cli, steps: int, skip: int, bf16: bool) -> list[float]:
+    """Step times of :func:`bare_step` on a fitted gamma-fixed model (AdamW on what trains).
+
+    The floor is a bare loop too, so ``bare / floor`` compares like with like: the Lightning
+    step's own work (logging, metrics, the loss's long-tail terms, hooks) is in neither.
+    A compiled inner step (``model.compile_inner_step``) is timed compiled.
+    """
+    task = cli.model
+    model = task.model
+    params = [p for p in model.parameters() if p.requires_grad]
+    optimizer = torch.optim.AdamW(params, lr=1e-4) if params else None
+    forward = task.__dict__.get("_compiled_model") or model
+    model.train()
+    return _time_steps(cli, steps, skip, bf16, lambda x, y: bare_step(forward, optimizer, x, y))
 
 
 #: Dense bf16 peak of the GPUs this project is lent (TFLOP/s), for model FLOP utilisation.
@@ -178,6 +208,7 @@ def benchmark(args, profile: harness.Profile) -> dict[str, Any]:
     """Interleaved timing of every configuration, the floor and the loader."""
     steps, skip = plan(args.every, args.cycles)
     times: dict[str, list[float]] = {}
+    bare: dict[str, list[float]] = {}  # the same models in a loop without Lightning
     memory: dict[str, float] = {}
     growth: dict[str, float] = {}  # CPU: peak RSS in the fit above the RSS at its start
     skipped: dict[str, str] = {}
@@ -198,6 +229,8 @@ def benchmark(args, profile: harness.Profile) -> dict[str, Any]:
                 if torch.cuda.is_available():
                     memory[name] = max(memory.get(name, 0.0), harness.peak_memory_mib())
                 times.setdefault(name, []).extend(t[skip:])
+                if not overrides.get("model.meta.enabled"):
+                    bare.setdefault(name, []).extend(time_bare(cli, steps, skip, bf16))
                 if name == "linear probe":
                     harness.reset_peak_memory()
                     times.setdefault(FLOOR, []).extend(time_floor(cli, steps, skip, bf16))
@@ -212,8 +245,8 @@ def benchmark(args, profile: harness.Profile) -> dict[str, Any]:
             peak = harness.memory_in_subprocess(Path(__file__), argv, name)
             memory[name] = peak["peak_mib"]
             growth[name] = peak["peak_mib"] - peak["before_fit_mib"]
-    return {"times": times, "memory": memory, "rss_growth": growth, "skipped": skipped,
-            "loader_images_s": loader, "steps": steps, "timed_from_step": skip,
+    return {"times": times, "bare_times": bare, "memory": memory, "rss_growth": growth,
+            "skipped": skipped, "loader_images_s": loader, "steps": steps, "timed_from_step": skip,
             "forward_flops_per_image": flops, "peak_tflops": peak_tflops(args.peak_tflops),
             "every": args.every}
 
@@ -229,29 +262,46 @@ def summarise(raw: dict[str, Any], batch_size: int) -> tuple[list[dict], list[di
     """Rows per configuration and the headline ratios."""
     # Runs are concatenated round by round; each holds whole cycles, so cycles never straddle.
     median = {name: cycle_step_time(t, raw["every"]) for name, t in raw["times"].items() if t}
+    # The floor is a bare loop; gamma-fixed configurations are timed in one as well.
+    bare = {name: cycle_step_time(t, raw["every"])
+            for name, t in raw.get("bare_times", {}).items() if t}
+    if FLOOR in median:
+        bare[FLOOR] = median[FLOOR]
     base = median.get(BASELINE)
+    floor = bare.get(FLOOR)
     rows = [{"configuration": name, "step_ms": 1000 * m,
              "vs_fixed_gamma_peft": m / base if base else None,
+             "bare_step_ms": 1000 * bare[name] if name in bare else None,
+             "bare_vs_floor": bare[name] / floor if name in bare and floor else None,
              "images_per_s": batch_size / m, "steps_timed": len(raw["times"][name]),
              "model_flop_utilisation": _mfu(raw, batch_size / m),
              "peak_memory_mib": raw["memory"].get(name),
              "rss_growth_in_fit_mib": raw["rss_growth"].get(name)} for name, m in median.items()]
 
-    def ratio(a: str, b: str) -> float | None:
-        return median[a] / median[b] if a in median and b in median else None
+    def ratio(a: str, b: str, times: dict[str, float] = median) -> float | None:
+        return times[a] / times[b] if a in times and b in times else None
 
     ratios = []
     for meta_name in [n for n in median if n.startswith("MetaPEFT")]:
         meta = ratio(meta_name, BASELINE)
         ratios.append({"ratio": f"{meta_name} / fixed-gamma PEFT", "value": meta,
                        "target": "<= 1.10", "status": "PASS" if meta <= 1.10 else "FAIL"})
+    # The cost-floor targets compare bare loops (the issue's definition); the same ratios of
+    # whole Lightning steps follow for the record (they hold the task's own per-step work).
     ratios += [
-        _target("fixed-gamma PEFT / full fine-tuning", ratio(BASELINE, "full fine-tuning"), 1.0,
-                strict=True),
-        _target("fixed-gamma PEFT / floor", ratio(BASELINE, FLOOR), 1.20),
-        _target("LoRA q,v (rank 4) / floor", ratio("LoRA q,v (rank 4)", FLOOR), 1.05),
-        {"ratio": "AdaptFormer only / floor", "value": ratio("AdaptFormer only", FLOOR)},
-        {"ratio": "LoRA q,k,v,o,fc1,fc2 / floor", "value": ratio("LoRA q,k,v,o,fc1,fc2", FLOOR)},
+        _target("fixed-gamma PEFT / full fine-tuning (bare loop)",
+                ratio(BASELINE, "full fine-tuning", bare), 1.0, strict=True),
+        _target("fixed-gamma PEFT / floor (bare loop)", ratio(BASELINE, FLOOR, bare), 1.20),
+        _target("LoRA q,v (rank 4) / floor (bare loop)",
+                ratio("LoRA q,v (rank 4)", FLOOR, bare), 1.05),
+        {"ratio": "AdaptFormer only / floor (bare loop)",
+         "value": ratio("AdaptFormer only", FLOOR, bare)},
+        {"ratio": "LoRA q,k,v,o,fc1,fc2 / floor (bare loop)",
+         "value": ratio("LoRA q,k,v,o,fc1,fc2", FLOOR, bare)},
+        {"ratio": "fixed-gamma PEFT / full fine-tuning (Lightning step)",
+         "value": ratio(BASELINE, "full fine-tuning")},
+        {"ratio": "fixed-gamma PEFT (Lightning step) / floor", "value": ratio(BASELINE, FLOOR)},
+        {"ratio": "linear probe (Lightning step) / floor", "value": ratio("linear probe", FLOOR)},
         {"ratio": "MetaPEFT / floor", "value": ratio("MetaPEFT", FLOOR)},
     ]
     growth = raw["rss_growth"] or raw["memory"]
