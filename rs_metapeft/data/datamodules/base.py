@@ -259,19 +259,30 @@ class LongTailDataModule(NonGeoDataModule):
             dataset = Subset(dataset, sampler.train_indices.tolist())
         targets = _targets(dataset)
         self.train_counts = class_counts(targets, self.num_classes)
+        self._refuse_empty_classes("images of classes")
+        log_class_counts(self.class_names, self.train_counts, "train")
+        self._fit_band_statistics(dataset, np.asarray(targets, dtype=np.int64))
+        return dataset
+
+    def _refuse_empty_classes(self, what: str) -> None:
+        """Fail, naming them, when classes have no training samples (``train_counts`` is 0)."""
         empty = [n for n, c in zip(self.class_names, self.train_counts, strict=True) if c == 0]
         if empty:
             kept = [n for n in self.class_names if n not in empty]
             raise ValueError(
-                f"the training split has no images of classes {empty}; add training images of "
+                f"the training split has no {what} {empty}; add training images of "
                 f"these classes, or leave them out with data.classes: {json.dumps(kept)} (the "
                 "classes to use, in label order)"
             )
-        log_class_counts(self.class_names, self.train_counts, "train")
-        fingerprint = hashlib.sha256(np.asarray(targets, dtype=np.int64).tobytes()).hexdigest()[:16]
+
+    def _fit_band_statistics(self, dataset: Dataset, labels: np.ndarray) -> None:
+        """Per-band statistics of the training images, cached under the data and its labels."""
+        fingerprint = hashlib.sha256(
+            np.ascontiguousarray(labels, dtype=np.int64).tobytes()
+        ).hexdigest()[:16]
         key = (
             f"{self.dataset_key()}|ir={self.imbalance_ratio}|{self.longtail_profile}|"
-            f"seed={self.seed}|n={len(targets)}|targets={fingerprint}"
+            f"seed={self.seed}|n={len(labels)}|targets={fingerprint}"
         )
         self.band_stats = cached_band_statistics(
             self.stats_cache, key, self.bands,
@@ -280,7 +291,6 @@ class LongTailDataModule(NonGeoDataModule):
             ),
         )
         self._set_augmentation(FillNodata(self.band_stats.mean))
-        return dataset
 
     def _check_imbalance(self, full: list[int], kept: list[int]) -> None:
         """Say so when the long-tail subset's imbalance ratio is not the one asked for, and why."""
