@@ -111,6 +111,9 @@ class LongTailDataModule(NonGeoDataModule):
             ``num_classes`` follows the list's length. ``None`` (default) uses every class.
     """
 
+    #: Samples carry one class index as ``label`` (a multi-label datamodule: a multi-hot vector).
+    multilabel = False
+
     def __init__(
         self,
         bands: list[str],
@@ -202,6 +205,10 @@ class LongTailDataModule(NonGeoDataModule):
         if self.class_subset is None or names == self.class_subset:
             return dataset
         return _ClassSubset(dataset, self.class_subset, split)
+
+    def label_counts(self, dataset: Dataset) -> list[int]:
+        """Samples of each class in one split's dataset (what ``train_counts`` is for training)."""
+        return class_counts(_targets(dataset), self.num_classes)
 
     def dataset_key(self) -> str:
         """Identifies the training data for the statistics cache (override to add settings)."""

@@ -75,12 +75,16 @@ class MultiLabelDataModule(LongTailDataModule):
             return dataset
         return _LabelSubset(dataset, self.class_subset, split)
 
+    def label_counts(self, dataset: Dataset) -> list[int]:
+        """Samples carrying each label in one split's dataset (label frequencies)."""
+        return label_matrix(dataset).sum(0).astype(int).tolist()
+
     def _build_train(self) -> Dataset:
         dataset = self.split_dataset("train")
         self._check_classes(dataset, "train")
         self.run_warnings = []
         labels = label_matrix(dataset)
-        self.train_counts = labels.sum(0).astype(int).tolist()
+        self.train_counts = labels.sum(0).astype(int).tolist()  # as label_counts(), read once
         self._refuse_empty_classes("images with labels")
         log_class_counts(self.class_names, self.train_counts, "train")
         self._fit_band_statistics(dataset, labels)
