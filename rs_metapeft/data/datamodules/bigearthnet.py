@@ -116,7 +116,7 @@ class BigEarthNetDataModule(MultiLabelDataModule):
             ``[VV, VH, B04, B03, B02, B08]``).
         num_classes: the label nomenclature, 19 or 43 classes; with ``data.classes`` a subset of
             its names (``num_classes`` then follows the subset's length).
-        download: download the data if missing (needs the internet; about 66 GB for S1 and S2).
+        download: download the data if missing (needs the internet; tens of GB a sensor).
         **kwargs: :class:`MultiLabelDataModule` options.
     """
 
