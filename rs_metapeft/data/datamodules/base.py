@@ -204,6 +204,10 @@ class LongTailDataModule(NonGeoDataModule):
         names = [str(n) for n in getattr(_base(dataset), "classes", [])]
         if self.class_subset is None or names == self.class_subset:
             return dataset
+        return self._class_subset(dataset, split)
+
+    def _class_subset(self, dataset: Dataset, split: str) -> Dataset:
+        """The ``data.classes`` part of a split whose classes differ from it."""
         return _ClassSubset(dataset, self.class_subset, split)
 
     def label_counts(self, dataset: Dataset) -> list[int]:
@@ -502,13 +506,7 @@ class _ClassSubset(Dataset):
     """The images of some classes of a dataset, relabelled ``0 .. k-1`` in the order given."""
 
     def __init__(self, dataset: Dataset, classes: list[str], split: str) -> None:
-        names = [str(n) for n in getattr(_base(dataset), "classes", [])]
-        unknown = [c for c in classes if c not in names]
-        if unknown:
-            raise ValueError(
-                f"data.classes: {unknown} are not classes of the {split} split; choose among "
-                f"{', '.join(names)}"
-            )
+        names = _subset_names(dataset, classes, split)
         relabel = {names.index(c): i for i, c in enumerate(classes)}
         labels = _labels(dataset)
         self.dataset = dataset
@@ -523,6 +521,18 @@ class _ClassSubset(Dataset):
         sample = dict(self.dataset[self.indices[index]])
         sample["label"] = torch.tensor(self.targets[index])
         return sample
+
+
+def _subset_names(dataset: Dataset, classes: list[str], split: str) -> list[str]:
+    """The dataset's class names, after checking that ``data.classes`` names only those."""
+    names = [str(n) for n in getattr(_base(dataset), "classes", [])]
+    unknown = [c for c in classes if c not in names]
+    if unknown:
+        raise ValueError(
+            f"data.classes: {unknown} are not classes of the {split} split; choose among "
+            f"{', '.join(names)}"
+        )
+    return names
 
 
 def _clamp_workers(num_workers: int) -> int:

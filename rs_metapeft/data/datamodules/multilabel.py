@@ -19,7 +19,7 @@ import torch
 from torch.utils.data import Dataset, Sampler, Subset
 
 from ..longtail import log_class_counts
-from .base import LongTailDataModule, _base
+from .base import LongTailDataModule, _subset_names
 
 __all__ = ["MultiLabelDataModule", "label_matrix"]
 
@@ -67,12 +67,8 @@ class MultiLabelDataModule(LongTailDataModule):
             )
         super().__init__(**kwargs)
 
-    def split_dataset(self, split: str) -> Dataset:
-        """The dataset of one split, limited to the ``data.classes`` labels when that is set."""
-        dataset = self.make_dataset(split)
-        names = [str(n) for n in getattr(_base(dataset), "classes", [])]
-        if self.class_subset is None or names == self.class_subset:
-            return dataset
+    def _class_subset(self, dataset: Dataset, split: str) -> Dataset:
+        """The ``data.classes`` labels of a split (columns of its multi-hot labels)."""
         return _LabelSubset(dataset, self.class_subset, split)
 
     def label_counts(self, dataset: Dataset) -> list[int]:
@@ -124,13 +120,7 @@ class _LabelSubset(Dataset):
     """
 
     def __init__(self, dataset: Dataset, classes: list[str], split: str) -> None:
-        names = [str(n) for n in getattr(_base(dataset), "classes", [])]
-        unknown = [c for c in classes if c not in names]
-        if unknown:
-            raise ValueError(
-                f"data.classes: {unknown} are not labels of the {split} split; choose among "
-                f"{', '.join(names)}"
-            )
+        names = _subset_names(dataset, classes, split)
         self.columns = [names.index(c) for c in classes]
         kept = label_matrix(dataset)[:, self.columns]
         self.dataset = dataset
