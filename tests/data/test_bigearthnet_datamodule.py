@@ -127,3 +127,20 @@ def test_meta_batches_are_refused_with_a_reason(bigearthnet_root):
     dm.setup("fit")
     with pytest.raises(NotImplementedError, match="multi-label"):
         dm.meta_batch("val")
+
+
+def test_label_matrix_is_cached_with_the_statistics(bigearthnet_root, tmp_path, monkeypatch):
+    from rs_metapeft.data.datamodules.bigearthnet import _BigEarthNetWithLabels
+
+    first = BigEarthNetDataModule(root=str(bigearthnet_root), bands="s1", stats_cache=str(tmp_path))
+    first.setup("fit")
+    assert len(list(tmp_path.glob("bigearthnet-labels-*.npy"))) == 1
+
+    def unread(self):
+        raise AssertionError("a cached label matrix reads no JSON file")
+
+    monkeypatch.setattr(_BigEarthNetWithLabels, "_read_labels", unread)
+    again = BigEarthNetDataModule(root=str(bigearthnet_root), bands="s1", stats_cache=str(tmp_path))
+    again.setup("fit")
+    assert again.train_counts == first.train_counts
+    assert again.band_stats.mean == first.band_stats.mean

@@ -2,19 +2,24 @@
 
 The real TorchGeo class reads the files (``download=True`` works for online users); a thin
 subclass adds the label names, an ``(N, K)`` label matrix read from the patches' JSON files
-(no image is read) and a band subset. TorchGeo resamples every band to 120 x 120 pixels;
+(no image is read; cached beside the band statistics with ``data.stats_cache``) and a band
+subset. TorchGeo resamples every band to 120 x 120 pixels;
 ``data.image_size`` resizes on device.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
+from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
 from torch.utils.data import Dataset
 from torchgeo.datasets import BigEarthNet
 
+from ...io import atomic_path
 from ..bigearthnet import BIGEARTHNET_ALL_BANDS, BIGEARTHNET_S1_BANDS, BIGEARTHNET_S2_BANDS
 from .multilabel import MultiLabelDataModule
 
@@ -33,12 +38,15 @@ class _BigEarthNetWithLabels(BigEarthNet):
     Args:
         *args: :class:`~torchgeo.datasets.BigEarthNet` arguments.
         channels: indices of the channels to keep, in this order; ``None`` keeps all.
+        cache_dir: folder where the label matrix is cached (``.npy``, keyed by root, split file
+            and nomenclature); ``None`` reads the JSON files every time.
         **kwargs: :class:`~torchgeo.datasets.BigEarthNet` arguments.
     """
 
-    def __init__(self, *args: Any, channels: list[int] | None = None, **kwargs: Any) -> None:
+    def __init__(self, *args: Any, channels: list[int] | None = None,
+                 cache_dir: str | None = None, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self.channels = channels
+        self.channels, self.cache_dir = channels, cache_dir
 
     @property
     def classes(self) -> list[str]:
@@ -49,10 +57,29 @@ class _BigEarthNetWithLabels(BigEarthNet):
     def label_matrix(self) -> np.ndarray:
         """Multi-hot labels of every patch, ``(N, num_classes)`` uint8, from the JSON files."""
         if not hasattr(self, "_label_matrix"):
-            rows = [self._target(i) for i in range(len(self))]
-            self._label_matrix = (np.stack(rows).astype(np.uint8) if rows
-                                  else np.zeros((0, self.num_classes), np.uint8))
+            self._label_matrix = self._cached_labels()
         return self._label_matrix
+
+    def _cached_labels(self) -> np.ndarray:
+        # The full training split is ~270k JSON files: read them once, not at every run.
+        if self.cache_dir is None:
+            return self._read_labels()
+        csv = Path(self.root, self.splits_metadata[self.split]["filename"])
+        key = json.dumps([str(Path(self.root).resolve()), self.num_classes, self.bands == "s2"])
+        digest = hashlib.sha256(key.encode() + csv.read_bytes()).hexdigest()[:16]
+        path = Path(self.cache_dir) / f"bigearthnet-labels-{digest}.npy"
+        if path.exists():
+            return np.load(path)
+        labels = self._read_labels()
+        with atomic_path(path, keep_suffix=True) as tmp:
+            np.save(tmp, labels)
+        return labels
+
+    def _read_labels(self) -> np.ndarray:
+        rows = [self._target(i) for i in range(len(self))]
+        if not rows:
+            return np.zeros((0, self.num_classes), np.uint8)
+        return np.stack(rows).astype(np.uint8)
 
     def _target(self, index: int) -> np.ndarray:
         try:
@@ -174,7 +201,7 @@ class BigEarthNetDataModule(MultiLabelDataModule):
         self._check_files()
         dataset = _BigEarthNetWithLabels(
             self.root, split=split, bands=self.sensors, num_classes=self.label_set,
-            download=self.download, channels=self.channels,
+            download=self.download, channels=self.channels, cache_dir=self.stats_cache,
         )
         if len(dataset) == 0:
             csv = os.path.join(self.root, BigEarthNet.splits_metadata[split]["filename"])
