@@ -50,6 +50,7 @@ __all__ = [
     "CLC_CODES",
     "MultiLabelSpec",
     "generate_bigearthnet_like",
+    "label_frequencies",
     "label_names",
     "to_19_classes",
 ]

@@ -1,9 +1,10 @@
 """Multi-label scene datamodules: what they share on top of :class:`LongTailDataModule`.
 
-A sample's ``label`` is a multi-hot tensor of shape ``[num_classes]`` (a scene carries every land
-cover it contains). The long tail is one of label frequencies: :attr:`train_counts` holds, per
-label, the training samples that carry it. Datasets expose their labels as an ``(N, K)``
-``label_matrix`` (read without reading any image); ``data.classes`` keeps some labels' columns.
+A sample's ``label`` is a multi-hot int64 tensor of shape ``[num_classes]`` (a scene carries every
+land cover it contains; a loss wants it as float). The long tail is one of label frequencies:
+:attr:`train_counts` holds, per label, the training samples that carry it. Datasets expose their
+labels as an ``(N, K)`` ``label_matrix`` (read without reading any image); ``data.classes`` keeps
+some labels' columns.
 
 Options that only make sense for one label per sample are refused at construction:
 ``imbalance_ratio`` (a multi-label set cannot be thinned label by label) and the class-aware
