@@ -73,3 +73,18 @@ def test_compatible_bands_compare_by_band_not_by_spelling():
                                                 r"\(VV, VH\); give data with exactly these bands"):
         check_compatible(["VV", "VH"], 3, data="x.tif")
     assert issubclass(BandMismatchError, ValueError)  # existing `except ValueError` still catch it
+
+
+def test_fused_sentinel1_sentinel2_bands():
+    """BigEarthNet's fused input: both polarisations and every Sentinel-2 band, in one list."""
+    from rs_metapeft.data.bigearthnet import BIGEARTHNET_ALL_BANDS
+
+    bands = resolve_bands(list(BIGEARTHNET_ALL_BANDS))
+    assert [b.sensor for b in bands[:2]] == ["sentinel1"] * 2
+    assert all(b.sensor == "sentinel2" and b.wavelength_nm for b in bands[2:])
+    assert BandSet(BIGEARTHNET_ALL_BANDS).modality == "mixed"
+    check_compatible(BIGEARTHNET_ALL_BANDS, ["vh", "vv", "coastal", "blue", "green", "red",
+                                             "rededge1", "rededge2", "rededge3", "nir", "nir08",
+                                             "water_vapour", "swir16", "swir22"])
+    with pytest.raises(BandMismatchError, match="different order"):
+        check_compatible(BIGEARTHNET_ALL_BANDS, ["VV", "VH", *BIGEARTHNET_ALL_BANDS[2:]])

@@ -1,15 +1,19 @@
 """Data: TorchGeo-backed long-tailed datasets, synthetic scenes, statistics and datamodules."""
 
+from .bigearthnet import MultiLabelSpec, generate_bigearthnet_like
 from .datamodules import (
+    BigEarthNetDataModule,
     ChipFolderDataModule,
     EuroSATLongTailDataModule,
     EuroSATS1LongTailDataModule,
     GeoTiffFolderDataModule,
     LongTailDataModule,
+    MultiLabelDataModule,
     RESISC45LongTailDataModule,
     SARShipChipsDataModule,
     SceneChipsDataModule,
     So2SatLongTailDataModule,
+    SyntheticBigEarthNetDataModule,
     SyntheticEuroSATDataModule,
     SyntheticSARDataModule,
     UCMercedLongTailDataModule,
@@ -24,6 +28,7 @@ from .synthetic import SyntheticSpec, generate_eurosat_like, generate_sar_twin
 
 __all__ = [
     "BandStatistics",
+    "BigEarthNetDataModule",
     "ChipFolder",
     "ChipFolderDataModule",
     "DataFileError",
@@ -32,6 +37,8 @@ __all__ = [
     "GeoTiffFolder",
     "GeoTiffFolderDataModule",
     "LongTailDataModule",
+    "MultiLabelDataModule",
+    "MultiLabelSpec",
     "RESISC45LongTailDataModule",
     "SARPreprocessing",
     "SARShipChips",
@@ -39,6 +46,7 @@ __all__ = [
     "SceneChips",
     "SceneChipsDataModule",
     "So2SatLongTailDataModule",
+    "SyntheticBigEarthNetDataModule",
     "SyntheticEuroSATDataModule",
     "SyntheticSARDataModule",
     "SyntheticSpec",
@@ -48,6 +56,7 @@ __all__ = [
     "chip_label",
     "class_counts",
     "compute_band_statistics",
+    "generate_bigearthnet_like",
     "generate_eurosat_like",
     "generate_sar_twin",
     "longtail_indices",

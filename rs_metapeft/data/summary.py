@@ -1,10 +1,10 @@
 """``rs-metapeft stats``: what a recipe's data looks like before training on it.
 
 Per-band statistics of the training split (mean, std, 2nd/98th percentiles, valid pixels), the
-class histogram of every split, the training imbalance ratio and the many / medium / few groups
-the report would use. The datamodule is built from the recipe's ``data`` section exactly as the
-training command builds it (same parser, same checks), so a recipe that passes ``stats`` has had
-every file scanned.
+class histogram of every split (multi-label data: the samples carrying each label), the training
+imbalance ratio and the many / medium / few groups the report would use. The datamodule is built
+from the recipe's ``data`` section exactly as the training command builds it (same parser, same
+checks), so a recipe that passes ``stats`` has had every file scanned.
 """
 
 from __future__ import annotations
@@ -17,9 +17,9 @@ import yaml
 
 from ..io import atomic_write_json
 from ..recipes import recipe_path
-from .datamodules.base import LongTailDataModule, _targets
+from .datamodules.base import LongTailDataModule
 from .datamodules.build import build_datamodule
-from .longtail import assign_groups, class_counts, imbalance_ratio
+from .longtail import assign_groups, imbalance_ratio
 
 __all__ = ["dataset_summary", "datamodule_from_recipe", "format_summary", "stats_main"]
 
@@ -64,6 +64,7 @@ def dataset_summary(
         "bands": list(dm.bands),
         "band_statistics": stats.to_dict() if stats is not None else None,
         "classes": list(dm.class_names),
+        "multilabel": dm.multilabel,
         "counts": {"train": counts},
         "imbalance_ratio": imbalance_ratio(counts),
         "groups": assign_groups(counts, groups_rule, many_threshold, few_threshold),
@@ -76,7 +77,7 @@ def dataset_summary(
         except Exception as err:  # a split may legitimately not exist (e.g. no test list)
             summary["notes"].append(f"{split}: not available ({err})")
             continue
-        summary["counts"][split] = class_counts(_targets(dataset), dm.num_classes)
+        summary["counts"][split] = dm.label_counts(dataset)
     return summary
 
 
@@ -92,7 +93,9 @@ def format_summary(summary: dict[str, Any]) -> str:
         lines.append(f"  {band:<8}{st['mean'][i]:>12.4g}{st['std'][i]:>12.4g}{p02:>12.4g}"
                      f"{p98:>12.4g}{st['count'][i]:>12d}")
     splits = list(summary["counts"])
-    lines += ["", "Class histogram:",
+    histogram = ("Label histogram (samples carrying each label):" if summary.get("multilabel")
+                 else "Class histogram:")
+    lines += ["", histogram,
               "  " + f"{'class':<24}" + "".join(f"{s:>8}" for s in splits) + f"{'group':>9}"]
     for c, name in enumerate(summary["classes"]):
         row = "".join(f"{summary['counts'][s][c]:>8d}" for s in splits)

@@ -192,12 +192,33 @@ def _class_recipe(label: int, rng_seed: int) -> tuple[str, np.ndarray, np.ndarra
     fg_b, bg_b = _BACKSCATTER_DB[fg], _BACKSCATTER_DB[bg]
     if label >= len(_CLASS_RECIPES):
         crng = np.random.default_rng([rng_seed, label])
-        fg_s = fg_s * crng.uniform(0.7, 1.3, fg_s.shape).astype(np.float32)
-        bg_s = bg_s * crng.uniform(0.7, 1.3, bg_s.shape).astype(np.float32)
-        shift = crng.uniform(-3, 3, 2)
-        fg_b = tuple(np.add(fg_b, shift))
-        bg_b = tuple(np.add(bg_b, -shift))
+        fg_s, bg_s, fg_b, bg_b = _perturb_materials(fg_s, bg_s, fg_b, bg_b, crng, 0.3, 3.0)
     return texture, fg_s, bg_s, fg_b, bg_b
+
+
+def _perturb_materials(fg_s: np.ndarray, bg_s: np.ndarray, fg_b: tuple, bg_b: tuple,
+                       crng: np.random.Generator, spread: float, shift_db: float) -> tuple:
+    """Two spectra scaled band-wise by 1 +- ``spread`` and backscatter moved by +- ``shift_db``."""
+    fg_s = fg_s * crng.uniform(1 - spread, 1 + spread, fg_s.shape).astype(np.float32)
+    bg_s = bg_s * crng.uniform(1 - spread, 1 + spread, bg_s.shape).astype(np.float32)
+    shift = crng.uniform(-shift_db, shift_db, 2)
+    return fg_s, bg_s, tuple(np.add(fg_b, shift)), tuple(np.add(bg_b, -shift))
+
+
+def _optical_dn(refl: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """Observe a reflectance scene: per-scene gain (illumination), noise, uint16 DN (x 10000)."""
+    refl = refl * rng.uniform(0.75, 1.25)
+    refl = refl + rng.normal(0, 0.02, refl.shape)
+    return np.clip(refl * 10000, 0, 65535).astype(np.uint16)
+
+
+def _sar_db(db: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """Observe a backscatter scene (dB): per-scene calibration offset, 4-look speckle, float32."""
+    db = db + rng.normal(0, 1.0)
+    looks = 4.0
+    speckle = rng.gamma(looks, 1.0 / looks, db.shape)
+    linear = 10 ** (db / 10) * speckle
+    return (10 * np.log10(np.maximum(linear, 1e-6))).astype(np.float32)
 
 
 def _split_counts(spec: SyntheticSpec) -> dict[str, list[int]]:
@@ -208,10 +229,13 @@ def _split_counts(spec: SyntheticSpec) -> dict[str, list[int]]:
     }
 
 
-def _write_tif(path: Path, data: np.ndarray, rng: np.random.Generator, band_names) -> None:
-    """Write a (C, H, W) array as a georeferenced GeoTIFF (UTM 32N, 10 m pixels)."""
+def _write_tif(path: Path, data: np.ndarray, rng: np.random.Generator, band_names,
+               pixel_size: float = 10.0, origin: tuple[float, float] | None = None) -> None:
+    """Write a (C, H, W) array as a georeferenced GeoTIFF (UTM 32N; origin drawn if not given)."""
     bands, height, width = data.shape
-    transform = from_origin(rng.uniform(3e5, 7e5), rng.uniform(4.8e6, 5.6e6), 10.0, 10.0)
+    if origin is None:
+        origin = (rng.uniform(3e5, 7e5), rng.uniform(4.8e6, 5.6e6))
+    transform = from_origin(*origin, pixel_size, pixel_size)
     profile = dict(
         driver="GTiff", height=height, width=width, count=bands, dtype=data.dtype.name,
         crs=CRS.from_epsg(32632), transform=transform,
@@ -232,18 +256,12 @@ def _scenes(spec: SyntheticSpec, modality: str):
             for i in range(count):
                 mask = _texture(texture, spec.image_size, rng)[None]
                 if modality == "s2":
-                    refl = mask * fg_s[:, None, None] + (1 - mask) * bg_s[:, None, None]
-                    refl = refl * rng.uniform(0.75, 1.25)  # per-scene gain (illumination)
-                    refl = refl + rng.normal(0, 0.02, refl.shape)
-                    arr = np.clip(refl * 10000, 0, 65535).astype(np.uint16)
+                    arr = _optical_dn(mask * fg_s[:, None, None] + (1 - mask) * bg_s[:, None, None],
+                                      rng)
                 else:
                     vv = mask[0] * fg_b[0] + (1 - mask[0]) * bg_b[0]
                     vh = mask[0] * fg_b[1] + (1 - mask[0]) * bg_b[1]
-                    db = np.stack([vv, vh]) + rng.normal(0, 1.0)  # per-scene calibration offset
-                    looks = 4.0
-                    speckle = rng.gamma(looks, 1.0 / looks, db.shape)
-                    linear = 10 ** (db / 10) * speckle
-                    arr = (10 * np.log10(np.maximum(linear, 1e-6))).astype(np.float32)
+                    arr = _sar_db(np.stack([vv, vh]), rng)
                 yield split, names[label], i, arr, rng
 
 

@@ -111,6 +111,9 @@ class LongTailDataModule(NonGeoDataModule):
             ``num_classes`` follows the list's length. ``None`` (default) uses every class.
     """
 
+    #: Samples carry one class index as ``label`` (a multi-label datamodule: a multi-hot vector).
+    multilabel = False
+
     def __init__(
         self,
         bands: list[str],
@@ -201,7 +204,15 @@ class LongTailDataModule(NonGeoDataModule):
         names = [str(n) for n in getattr(_base(dataset), "classes", [])]
         if self.class_subset is None or names == self.class_subset:
             return dataset
+        return self._class_subset(dataset, split)
+
+    def _class_subset(self, dataset: Dataset, split: str) -> Dataset:
+        """The ``data.classes`` part of a split whose classes differ from it."""
         return _ClassSubset(dataset, self.class_subset, split)
+
+    def label_counts(self, dataset: Dataset) -> list[int]:
+        """Samples of each class in one split's dataset (what ``train_counts`` is for training)."""
+        return class_counts(_targets(dataset), self.num_classes)
 
     def dataset_key(self) -> str:
         """Identifies the training data for the statistics cache (override to add settings)."""
@@ -259,19 +270,30 @@ class LongTailDataModule(NonGeoDataModule):
             dataset = Subset(dataset, sampler.train_indices.tolist())
         targets = _targets(dataset)
         self.train_counts = class_counts(targets, self.num_classes)
+        self._refuse_empty_classes("images of classes")
+        log_class_counts(self.class_names, self.train_counts, "train")
+        self._fit_band_statistics(dataset, np.asarray(targets, dtype=np.int64))
+        return dataset
+
+    def _refuse_empty_classes(self, what: str) -> None:
+        """Fail, naming them, when classes have no training samples (``train_counts`` is 0)."""
         empty = [n for n, c in zip(self.class_names, self.train_counts, strict=True) if c == 0]
         if empty:
             kept = [n for n in self.class_names if n not in empty]
             raise ValueError(
-                f"the training split has no images of classes {empty}; add training images of "
+                f"the training split has no {what} {empty}; add training images of "
                 f"these classes, or leave them out with data.classes: {json.dumps(kept)} (the "
                 "classes to use, in label order)"
             )
-        log_class_counts(self.class_names, self.train_counts, "train")
-        fingerprint = hashlib.sha256(np.asarray(targets, dtype=np.int64).tobytes()).hexdigest()[:16]
+
+    def _fit_band_statistics(self, dataset: Dataset, labels: np.ndarray) -> None:
+        """Per-band statistics of the training images, cached under the data and its labels."""
+        fingerprint = hashlib.sha256(
+            np.ascontiguousarray(labels, dtype=np.int64).tobytes()
+        ).hexdigest()[:16]
         key = (
             f"{self.dataset_key()}|ir={self.imbalance_ratio}|{self.longtail_profile}|"
-            f"seed={self.seed}|n={len(targets)}|targets={fingerprint}"
+            f"seed={self.seed}|n={len(labels)}|targets={fingerprint}"
         )
         self.band_stats = cached_band_statistics(
             self.stats_cache, key, self.bands,
@@ -280,7 +302,6 @@ class LongTailDataModule(NonGeoDataModule):
             ),
         )
         self._set_augmentation(FillNodata(self.band_stats.mean))
-        return dataset
 
     def _check_imbalance(self, full: list[int], kept: list[int]) -> None:
         """Say so when the long-tail subset's imbalance ratio is not the one asked for, and why."""
@@ -485,13 +506,7 @@ class _ClassSubset(Dataset):
     """The images of some classes of a dataset, relabelled ``0 .. k-1`` in the order given."""
 
     def __init__(self, dataset: Dataset, classes: list[str], split: str) -> None:
-        names = [str(n) for n in getattr(_base(dataset), "classes", [])]
-        unknown = [c for c in classes if c not in names]
-        if unknown:
-            raise ValueError(
-                f"data.classes: {unknown} are not classes of the {split} split; choose among "
-                f"{', '.join(names)}"
-            )
+        names = _subset_names(dataset, classes, split)
         relabel = {names.index(c): i for i, c in enumerate(classes)}
         labels = _labels(dataset)
         self.dataset = dataset
@@ -506,6 +521,18 @@ class _ClassSubset(Dataset):
         sample = dict(self.dataset[self.indices[index]])
         sample["label"] = torch.tensor(self.targets[index])
         return sample
+
+
+def _subset_names(dataset: Dataset, classes: list[str], split: str) -> list[str]:
+    """The dataset's class names, after checking that ``data.classes`` names only those."""
+    names = [str(n) for n in getattr(_base(dataset), "classes", [])]
+    unknown = [c for c in classes if c not in names]
+    if unknown:
+        raise ValueError(
+            f"data.classes: {unknown} are not classes of the {split} split; choose among "
+            f"{', '.join(names)}"
+        )
+    return names
 
 
 def _clamp_workers(num_workers: int) -> int:
