@@ -358,7 +358,8 @@ def _prediction_parser(name: str, target: str, target_help: str) -> ArgumentPars
     parser.add_argument("--overwrite", action="store_true",
                         help="replace existing outputs (refused otherwise, before any work)")
     parser.add_argument("--weights", default=None,
-                        help="an adapter-only export's backbone weights file")
+                        help="an export's base weights, where its reference no longer finds "
+                             "them: the weights file, or the training checkpoint or run folder")
     parser.add_argument("--allow-download", action="store_true",
                         help="let an adapter-only export of hub weights fetch them")
     parser.add_argument("--nodata", type=float, default=None,
