@@ -89,6 +89,7 @@ class RSMetaPEFTCLI(LightningCLI):
     def add_arguments_to_parser(self, parser) -> None:  # noqa: D102 - LightningCLI hook
         parser.link_arguments("data.bands", "model.bands", apply_on="instantiate")
         parser.link_arguments("data.num_classes", "model.num_classes", apply_on="instantiate")
+        parser.link_arguments("data.custom_bands", "model.custom_bands", apply_on="instantiate")
         # Always there, so every run can be resumed: --checkpoint.every_n_train_steps=N.
         parser.add_lightning_class_args(LastCheckpoint, "checkpoint")
         parser.add_argument("--overwrite", type=bool, default=False,
