@@ -98,7 +98,9 @@ def load_model(source: str | os.PathLike, device: str = "cpu", weights: str | No
     Args:
         source: a run folder, a ``.ckpt`` file or an ``rs-metapeft export`` folder.
         device: where the model goes.
-        weights: for an adapter-only export, the backbone weights file to load under it.
+        weights: for an export without its backbone, the base weights to load under it where
+            its reference no longer finds them: the weights file, or the training checkpoint
+            (or run folder).
         allow_download: for an adapter-only export of hub weights, fetch them (never by default).
 
     Returns:
@@ -194,7 +196,8 @@ def predict(model: Any, inputs: str | os.PathLike | torch.Tensor,
         model: a loaded model (:func:`load_model`), a run folder or a checkpoint.
         inputs: a folder of GeoTIFF chips (writes a CSV of path, class, confidence and class
             probabilities), a GeoTIFF scene (writes class-map and confidence GeoTIFFs on the
-            scene's grid), or a (N, bands, H, W) tensor of raw band values.
+            scene's grid), or a (N, bands, H, W) tensor of raw band values (converted to dB
+            where training converted its SAR data, ``data.preprocessing``).
         output: the CSV path or the scene outputs' prefix (defaults next to the input).
         **kwargs: more options of :func:`~rs_metapeft.inference.predict_chips` or
             :func:`~rs_metapeft.inference.predict_scene` (``batch_size``, ``stride``, ``crs``).
@@ -217,6 +220,7 @@ def predict(model: Any, inputs: str | os.PathLike | torch.Tensor,
 
     """
     from .inference import predict_chips, predict_scene
+    from .inference.nodata import model_input, recorded_preprocessing
 
     task = model if isinstance(model, torch.nn.Module) else load_model(model)
     if isinstance(inputs, torch.Tensor):
@@ -225,6 +229,10 @@ def predict(model: Any, inputs: str | os.PathLike | torch.Tensor,
             raise ValueError(f"expected {shape}, got shape {tuple(inputs.shape)}")
         check_compatible(task.model.bands, inputs.shape[1],
                          data=f"the tensor of shape {tuple(inputs.shape)}", fix=f"give {shape}")
+        preprocessing = recorded_preprocessing(task)
+        if preprocessing is not None:
+            inputs = model_input(inputs.cpu(), None, task.model.normalizer.mean.cpu(),
+                                 preprocessing)
         with torch.no_grad():
             return task(inputs.to(task.device)).softmax(1).cpu()
     path = Path(inputs)

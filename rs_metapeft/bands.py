@@ -3,14 +3,22 @@
 Pure data and lookups; imports nothing from the rest of the package. Recipes name bands, the
 registry resolves them (``"red"``, ``"B4"`` and ``"B04"`` are the same Sentinel-2 band), and the
 spectral stems use the wavelengths to map bands onto an RGB-pretrained backbone.
+
+A recipe can declare bands of its own sensor (``data.custom_bands``: a name with a centre
+wavelength and width, or a SAR polarisation); :func:`declare_bands` adds them to the registry for
+this process, and the model records the declarations, so a checkpoint or export declares them
+again wherever it is loaded.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 __all__ = [
+    "CUSTOM_SENSOR",
+    "POLARISATIONS",
     "Band",
     "BandMismatchError",
     "BandSet",
@@ -21,6 +29,8 @@ __all__ = [
     "SENSOR_ALIASES",
     "UnknownBandError",
     "check_compatible",
+    "declare_bands",
+    "declared_bands",
     "describe_difference",
     "resolve_band",
     "resolve_bands",
@@ -31,6 +41,10 @@ SAR = "sar"
 
 #: Centre wavelengths (nm) of the red, green and blue channels an RGB-pretrained model expects.
 RGB_WAVELENGTHS_NM = (665.0, 560.0, 490.0)
+#: SAR polarisations (transmit, receive).
+POLARISATIONS = ("VV", "VH", "HH", "HV")
+#: Sensor of a declared band that names none.
+CUSTOM_SENSOR = "custom"
 
 
 class UnknownBandError(ValueError):
@@ -50,8 +64,9 @@ class Band:
         sensor: sensor family (e.g. ``"sentinel2"``, ``"sentinel1"``).
         modality: ``"optical"`` or ``"sar"``.
         wavelength_nm: centre wavelength for optical bands, ``None`` for SAR.
-        bandwidth_nm: full width for optical bands, ``None`` for SAR.
+        bandwidth_nm: full width for optical bands, ``None`` for SAR (or not given).
         aliases: other names that resolve to this band.
+        polarisation: for SAR, one of :data:`POLARISATIONS`.
     """
 
     name: str
@@ -60,6 +75,7 @@ class Band:
     wavelength_nm: float | None = None
     bandwidth_nm: float | None = None
     aliases: tuple[str, ...] = field(default_factory=tuple)
+    polarisation: str | None = None
 
     @property
     def key(self) -> str:
@@ -137,9 +153,7 @@ RGB = _optical(
     ],
 )
 
-SENTINEL1 = tuple(
-    Band(n, "sentinel1", SAR, None, None, (n.lower(),)) for n in ("VV", "VH", "HH", "HV")
-)
+SENTINEL1 = tuple(Band(n, "sentinel1", SAR, None, None, (n.lower(),), n) for n in POLARISATIONS)
 
 #: Every sensor the registry knows, by name.
 SENSORS: dict[str, tuple[Band, ...]] = {
@@ -162,12 +176,131 @@ SENSOR_ALIASES: dict[str, str] = {
 DEFAULT_SENSOR_ORDER = ("sentinel2", "sentinel1", "rgb", "rgbn", "landsat8", "landsat7")
 
 
+#: Bands declared by recipes (``data.custom_bands``) in this process, by lower-case name.
+_DECLARED: dict[str, Band] = {}
+
+#: The keys a band declaration may have.
+_SPEC_KEYS = ("name", "wavelength_nm", "bandwidth_nm", "polarisation", "aliases", "sensor")
+
+
+def _matches(band: Band, wanted: str) -> bool:
+    return band.name.lower() == wanted or wanted in (a.lower() for a in band.aliases)
+
+
 def _lookup(sensor: str, name: str) -> Band | None:
     wanted = name.strip().lower()
     for band in SENSORS[sensor]:
-        if band.name.lower() == wanted or wanted in (a.lower() for a in band.aliases):
+        if _matches(band, wanted):
             return band
     return None
+
+
+def _lookup_declared(name: str, sensor: str | None = None) -> Band | None:
+    wanted = name.strip().lower()
+    for band in _DECLARED.values():
+        if (sensor is None or band.sensor == sensor) and _matches(band, wanted):
+            return band
+    return None
+
+
+def _number(spec: Mapping[str, Any], key: str, where: str) -> float | None:
+    value = spec.get(key)
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int | float) or not value > 0:
+        raise ValueError(f"{where}: {key} must be a positive number of nanometres, got {value!r}")
+    return float(value)
+
+
+def _declared_band(spec: Mapping[str, Any], where: str) -> Band:
+    """A :class:`Band` from one declaration (see :func:`declare_bands`)."""
+    if not isinstance(spec, Mapping):
+        raise ValueError(f"{where} must be a mapping such as {{name: MSS4_green, wavelength_nm: "
+                         f"550, bandwidth_nm: 100}}, got {spec!r}")
+    unknown = sorted(set(spec) - set(_SPEC_KEYS))
+    if unknown:
+        raise ValueError(f"{where}: unknown key(s) {unknown}; a band declaration has "
+                         f"{', '.join(_SPEC_KEYS)}")
+    name = spec.get("name")
+    if not isinstance(name, str) or not name.strip() or ":" in name:
+        raise ValueError(f"{where}: name must be the band's name as the data calls it (no ':'), "
+                         f"got {name!r}")
+    where = f"{where} ({name})"
+    wavelength = _number(spec, "wavelength_nm", where)
+    bandwidth = _number(spec, "bandwidth_nm", where)
+    polarisation = spec.get("polarisation")
+    if (wavelength is None) == (polarisation is None):
+        raise ValueError(f"{where}: give either wavelength_nm (an optical band, with "
+                         "bandwidth_nm) or polarisation (a SAR band: VV, VH, HH or HV)")
+    if polarisation is not None:
+        if str(polarisation).upper() not in POLARISATIONS or bandwidth is not None:
+            raise ValueError(f"{where}: polarisation must be one of {', '.join(POLARISATIONS)} "
+                             f"(and a SAR band has no bandwidth_nm), got {polarisation!r}")
+        polarisation = str(polarisation).upper()
+    aliases = spec.get("aliases") or []
+    if isinstance(aliases, str) or not all(isinstance(a, str) and a for a in aliases):
+        raise ValueError(f"{where}: aliases must be a list of names, got {aliases!r}")
+    sensor = str(spec.get("sensor") or CUSTOM_SENSOR).strip().lower()
+    return Band(name.strip(), sensor, OPTICAL if wavelength else SAR, wavelength, bandwidth,
+                tuple(aliases), polarisation)
+
+
+def declare_bands(specs: Sequence[Mapping[str, Any]] | None,
+                  where: str = "data.custom_bands") -> list[Band]:
+    """Add a recipe's own bands to the registry (for this process).
+
+    Each declaration is a mapping: ``name`` (as the data calls the band, e.g. a GeoTIFF band
+    description), and either ``wavelength_nm`` (centre wavelength) with ``bandwidth_nm`` (full
+    width; optional) for an optical band, or ``polarisation`` (``VV``, ``VH``, ``HH`` or ``HV``)
+    for a SAR band; optionally ``aliases`` and ``sensor`` (default ``custom``). A band declared
+    again replaces the earlier declaration of that name; a name of a built-in band is refused
+    (it would change what that band means).
+
+    Args:
+        specs: the declarations (``None``: nothing to declare).
+        where: the recipe field, for messages.
+
+    Returns:
+        The declared bands.
+
+    Raises:
+        ValueError: a malformed declaration, or a name that is a built-in band's or another
+            declared band's; the message names the entry.
+
+    Example:
+        >>> mss4 = {"name": "MSS4_green", "wavelength_nm": 550, "bandwidth_nm": 100}
+        >>> declare_bands([mss4])[0].key
+        'custom:MSS4_green'
+        >>> resolve_band("mss4_green").wavelength_nm
+        550.0
+    """
+    entries = [f"{where}[{i}]" for i in range(len(specs or []))]
+    bands = [_declared_band(spec, entry) for spec, entry in zip(specs or [], entries, strict=True)]
+    seen: dict[str, str] = {}
+    for band, entry in zip(bands, entries, strict=True):
+        for name in (band.name, *band.aliases):
+            builtin = next((b for s in DEFAULT_SENSOR_ORDER if (b := _lookup(s, name))), None)
+            if builtin is not None:
+                raise ValueError(f"{entry}: {name!r} ({band.name}) is already the registered band "
+                                 f"{builtin.key}; give your band another name, or use that band")
+            if name.lower() in seen:
+                raise ValueError(f"{entry}: {name!r} is declared twice ({seen[name.lower()]} and "
+                                 f"{band.name}); give each band its own names")
+            seen[name.lower()] = band.name
+    for band, entry in zip(bands, entries, strict=True):
+        _DECLARED.pop(band.name.lower(), None)
+        for name in (band.name, *band.aliases):
+            other = _lookup_declared(name)
+            if other is not None:
+                raise ValueError(f"{entry}: {name!r} ({band.name}) is already the declared band "
+                                 f"{other.name}; give your band another name")
+        _DECLARED[band.name.lower()] = band
+    return bands
+
+
+def declared_bands() -> list[Band]:
+    """The bands declared so far in this process (see :func:`declare_bands`)."""
+    return list(_DECLARED.values())
 
 
 def resolve_band(name: str, sensor: str | None = None) -> Band:
@@ -194,22 +327,32 @@ def resolve_band(name: str, sensor: str | None = None) -> Band:
         sensor, name = name.split(":", 1)
     if sensor is not None:
         sensor = SENSOR_ALIASES.get(sensor.strip().lower(), sensor.strip().lower())
-        if sensor not in SENSORS:
+        declared = {b.sensor for b in _DECLARED.values()}
+        if sensor not in SENSORS and sensor not in declared:
             raise UnknownBandError(
-                f"unknown sensor {sensor!r} for band {name!r}; known sensors: {sorted(SENSORS)}"
+                f"unknown sensor {sensor!r} for band {name!r}; known sensors: "
+                f"{sorted(SENSORS.keys() | declared)}"
             )
-        order: tuple[str, ...] = (sensor,)
+        order: tuple[str, ...] = (sensor,) if sensor in SENSORS else ()
     else:
         order = DEFAULT_SENSOR_ORDER
+    band = _lookup_declared(name, sensor)
+    if band is not None:
+        return band
     for candidate in order:
         band = _lookup(candidate, name)
         if band is not None:
             return band
-    valid = ", ".join(b.name for s in order for b in SENSORS[s])
+    known = [b for s in order for b in SENSORS[s]] + [
+        b for b in _DECLARED.values() if sensor is None or b.sensor == sensor]
+    valid = ", ".join(b.name for b in known)
     raise UnknownBandError(
-        f"unknown band {name!r}: it is not in the band registry for {', '.join(order)}. "
+        f"unknown band {name!r}: it is not in the band registry for "
+        f"{', '.join(order) or sensor}. "
         f"Valid names: {valid} (aliases such as 'red', 'nir', 'vv' work too; "
-        "use 'sensor:name' for another sensor)."
+        "use 'sensor:name' for another sensor). A band of your own sensor: declare it in "
+        f"data.custom_bands, e.g. {{name: {name}, wavelength_nm: 550, bandwidth_nm: 100}} or "
+        f"{{name: {name}, polarisation: VV}}."
     )
 
 

@@ -89,6 +89,7 @@ class RSMetaPEFTCLI(LightningCLI):
     def add_arguments_to_parser(self, parser) -> None:  # noqa: D102 - LightningCLI hook
         parser.link_arguments("data.bands", "model.bands", apply_on="instantiate")
         parser.link_arguments("data.num_classes", "model.num_classes", apply_on="instantiate")
+        parser.link_arguments("data.custom_bands", "model.custom_bands", apply_on="instantiate")
         # Always there, so every run can be resumed: --checkpoint.every_n_train_steps=N.
         parser.add_lightning_class_args(LastCheckpoint, "checkpoint")
         parser.add_argument("--overwrite", type=bool, default=False,
@@ -358,7 +359,8 @@ def _prediction_parser(name: str, target: str, target_help: str) -> ArgumentPars
     parser.add_argument("--overwrite", action="store_true",
                         help="replace existing outputs (refused otherwise, before any work)")
     parser.add_argument("--weights", default=None,
-                        help="an adapter-only export's backbone weights file")
+                        help="an export's base weights, where its reference no longer finds "
+                             "them: the weights file, or the training checkpoint or run folder")
     parser.add_argument("--allow-download", action="store_true",
                         help="let an adapter-only export of hub weights fetch them")
     parser.add_argument("--nodata", type=float, default=None,

@@ -212,6 +212,18 @@ def _export_tensors_outside(e, tmp):
             "tensors.file")
 
 
+def _export_without_base(e, tmp):
+    from rs_metapeft.export import read_manifest, write_manifest
+
+    folder = _export_copy(e, tmp, lambda m: None)
+    manifest = read_manifest(folder)
+    moved = tmp / "moved" / "last.ckpt"  # as if the run had been moved since the export
+    manifest["base"]["checkpoint"]["path"] = str(moved)
+    write_manifest(folder, manifest)
+    return (["predict-chips", str(folder), str(e.data), "-o", str(tmp / "p.csv")],
+            f"provide the training checkpoint last.ckpt (was {moved}) with --weights FILE")
+
+
 def _report_dir_reused(e, tmp):
     return (_fit(e, tmp, **{"model.report_dir": str(e.run)}),
             f"{e.run / 'report.json'} already exists; pass --overwrite")
@@ -251,6 +263,7 @@ CASES = [
     ("truncated checkpoint", _truncated_checkpoint),
     ("tampered export", _tampered_export),
     ("export tensors outside", _export_tensors_outside),
+    ("export without its base weights", _export_without_base),
     ("report dir reused", _report_dir_reused),
     ("existing export", _existing_export),
     ("existing predictions", _existing_predictions),

@@ -1,11 +1,15 @@
 import pytest
+import torch
 
+from rs_metapeft import bands as registry
 from rs_metapeft.bands import (
+    OPTICAL,
     SAR,
     BandMismatchError,
     BandSet,
     UnknownBandError,
     check_compatible,
+    declare_bands,
     resolve_band,
     resolve_bands,
 )
@@ -88,3 +92,65 @@ def test_fused_sentinel1_sentinel2_bands():
                                              "water_vapour", "swir16", "swir22"])
     with pytest.raises(BandMismatchError, match="different order"):
         check_compatible(BIGEARTHNET_ALL_BANDS, ["VV", "VH", *BIGEARTHNET_ALL_BANDS[2:]])
+
+
+@pytest.fixture
+def declared(monkeypatch):
+    """A registry of its own for the test (declarations last for the process otherwise)."""
+    monkeypatch.setattr(registry, "_DECLARED", {})
+
+
+def test_declared_bands_resolve_by_name_alias_and_sensor(declared):
+    with pytest.raises(UnknownBandError, match="declare it in data.custom_bands"):
+        resolve_band("MSS4_green")
+    mss, alos = declare_bands([
+        {"name": "MSS4_green", "wavelength_nm": 550, "bandwidth_nm": 100, "aliases": ["mss1"],
+         "sensor": "landsat_mss"},
+        {"name": "ALOS_HV", "polarisation": "hv"},
+    ])
+    assert mss.modality == OPTICAL and mss.key == "landsat_mss:MSS4_green"
+    assert resolve_band("mss4_GREEN") == resolve_band("mss1") == resolve_band("landsat_mss:mss1")
+    assert alos.modality == SAR and alos.polarisation == "HV" and alos.wavelength_nm is None
+    assert resolve_band("custom:ALOS_HV") == alos
+    check_compatible(["MSS4_green"], ["mss1"])
+    # Declared again (another recipe in this process): the new declaration replaces the old.
+    declare_bands([{"name": "MSS4_green", "wavelength_nm": 560}])
+    assert resolve_band("MSS4_green").wavelength_nm == 560.0
+    with pytest.raises(UnknownBandError):
+        resolve_band("mss1")
+
+
+@pytest.mark.parametrize(("spec", "message"), [
+    ({"name": "red", "wavelength_nm": 650}, "already the registered band sentinel2:B04"),
+    ({"name": "X1", "wavelength_nm": 650, "aliases": ["VV"]}, "'VV' .* sentinel1:VV"),
+    ({"name": "X1"}, "either wavelength_nm .* or polarisation"),
+    ({"name": "X1", "wavelength_nm": 650, "polarisation": "VV"}, "either wavelength_nm"),
+    ({"name": "X1", "polarisation": "XX"}, "polarisation must be one of VV, VH, HH, HV"),
+    ({"name": "X1", "wavelength_nm": -5}, "wavelength_nm must be a positive number"),
+    ({"name": "X1", "wavelength_nm": 650, "centre": 3}, r"unknown key\(s\) \['centre'\]"),
+    ({"name": "a:b", "wavelength_nm": 650}, "no ':'"),
+    ("X1", "must be a mapping"),
+])
+def test_bad_band_declarations_name_the_entry(declared, spec, message):
+    with pytest.raises(ValueError, match=r"data.custom_bands\[1\].*" + message):
+        declare_bands([{"name": "ok", "wavelength_nm": 500}, spec])
+
+
+def test_a_name_declared_twice_is_refused(declared):
+    with pytest.raises(ValueError, match=r"custom_bands\[1\]: 'dup' is declared twice"):
+        declare_bands([{"name": "dup", "wavelength_nm": 500},
+                       {"name": "other", "wavelength_nm": 600, "aliases": ["dup"]}])
+
+
+def test_stems_place_declared_bands_by_wavelength_and_polarisation(declared):
+    from rs_metapeft.models.stem import WavelengthHyperStem, rgb_band_indices
+
+    declare_bands([{"name": "far_red", "wavelength_nm": 700},
+                   {"name": "teal", "wavelength_nm": 500},
+                   {"name": "my_vh", "polarisation": "VH"},
+                   {"name": "my_vv", "polarisation": "VV"}])
+    assert rgb_band_indices(["teal", "far_red"]) == [1, 0, 0]
+    stem = WavelengthHyperStem(["my_vv", "my_vh"], torch.nn.Conv2d(3, 8, 4, 4))
+    vv = WavelengthHyperStem.POLARISATIONS.index("VV")
+    vh = WavelengthHyperStem.POLARISATIONS.index("VH")
+    assert torch.equal(stem.embeddings(), stem.sar_embedding[[vv, vh]])

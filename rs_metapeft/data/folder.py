@@ -17,7 +17,7 @@ import warnings
 import zlib
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import Literal, NamedTuple, get_args
+from typing import TYPE_CHECKING, Literal, NamedTuple, get_args
 
 import numpy as np
 import rasterio
@@ -28,6 +28,9 @@ from torchgeo.datasets import NonGeoDataset
 from ..choices import check_choice
 from ..io import path_inside
 from .splits import stratified_split
+
+if TYPE_CHECKING:  # sar.py builds on this module
+    from .sar import SARPreprocessing
 
 __all__ = [
     "ChipFolder", "DataFileError", "GeoTiffFolder", "OnBadFile", "Split", "read_band_descriptions",
@@ -211,6 +214,9 @@ class GeoTiffFolder(ChipFolder):
         val_fraction: without split lists, share of every class that goes to validation.
         test_fraction: without split lists, share of every class that goes to test.
         split_seed: without split lists, the seed of the split.
+        preprocessing: SAR conversion to dB (and clipping) applied to every chip as it is read,
+            after nodata is masked (:class:`~rs_metapeft.data.sar.SARPreprocessing`); ``None``
+            reads the values as stored.
 
     Raises:
         DataFileError: missing root, unknown label, empty class, a path outside ``root``, a CSV
@@ -234,6 +240,7 @@ class GeoTiffFolder(ChipFolder):
         val_fraction: float = 0.15,
         test_fraction: float = 0.15,
         split_seed: int = 0,
+        preprocessing: SARPreprocessing | None = None,
     ) -> None:
         check_choice(on_bad_file, OnBadFile, "data.on_bad_file")
         check_choice(split, Split, "split")
@@ -251,6 +258,7 @@ class GeoTiffFolder(ChipFolder):
         self.split = split
         self.transforms = transforms
         self.nodata = nodata
+        self.preprocessing = preprocessing
         self._headers: set[tuple[str | None, float | None]] = set()
         self.extensions = tuple(e.lower() for e in extensions)
         if csv_file is not None:
@@ -453,7 +461,7 @@ class GeoTiffFolder(ChipFolder):
             ) from err
         if nodata is not None:
             array[array == np.float32(nodata)] = np.nan
-        return array
+        return array if self.preprocessing is None else self.preprocessing.apply(array)
 
     @property
     def data_crs(self) -> str | None:

@@ -2,8 +2,10 @@
 
 Single-band amplitude (or intensity) chips stored as PNG or TIFF, one class per folder or listed in
 a ``<path> <label>`` file. Conversion to decibels and clipping are explicit preprocessing
-settings, applied when a chip is read and recorded (:meth:`SARPreprocessing.to_dict`) in the
-statistics cache key and the datamodule, so a model never meets differently scaled data unnoticed.
+settings (:class:`SARPreprocessing`, which the GeoTIFF-folder data takes too), applied when a
+chip is read and recorded (:meth:`SARPreprocessing.to_dict`) in the statistics cache key and the
+checkpoint, and applied again at prediction, so a model never meets differently scaled data
+unnoticed.
 """
 
 from __future__ import annotations
@@ -88,20 +90,20 @@ class SARShipChips(GeoTiffFolder):
         preprocessing: SARPreprocessing | None = None,
         **kwargs: Any,
     ) -> None:
-        self.preprocessing = preprocessing or SARPreprocessing()
         bands = list(bands or ["VV"])
         if len(bands) != 1:
             raise ValueError(
                 f"SAR ship chips are single-band; data.bands must name one band, got {bands}"
             )
         kwargs.setdefault("extensions", (".png", ".tif", ".tiff"))
-        super().__init__(root, split=split, bands=bands, **kwargs)
+        super().__init__(root, split=split, bands=bands,
+                         preprocessing=preprocessing or SARPreprocessing(), **kwargs)
 
     def _read(self, path: Path) -> np.ndarray:
-        array = super()._read(path)
+        array = super()._read(path)  # converted already (dB conversion is elementwise)
         if array.ndim == 3 and array.shape[0] in (3, 4) and path.suffix.lower() == ".png":
             # Greyscale quick-looks are sometimes saved as RGB(A) PNG with equal colour planes.
             if not np.array_equal(array[0], array[1], equal_nan=True):
                 raise DataFileError(f"{path} is a colour PNG; SAR ship chips must be single-band")
             array = array[:1]
-        return self.preprocessing.apply(array)
+        return array

@@ -1,13 +1,16 @@
-"""Export fine-tuned models: adapter-only safetensors + manifest, LoRA merging, pruning."""
+"""Export fine-tuned models: trained tensors + a manifest that references the base weights."""
 
 from .artifact import (
     ADAPTER_FILE,
     MANIFEST_FILE,
     ExportError,
     adapter_state,
+    base_section,
     load_export,
     read_manifest,
     save_export,
+    tensor_groups,
+    tensors_sha256,
     write_manifest,
 )
 
@@ -16,8 +19,11 @@ __all__ = [
     "MANIFEST_FILE",
     "ExportError",
     "adapter_state",
+    "base_section",
     "load_export",
     "read_manifest",
     "save_export",
+    "tensor_groups",
+    "tensors_sha256",
     "write_manifest",
 ]

@@ -14,9 +14,9 @@ from ..data.longtail import assign_groups
 from ..io import refuse_existing
 from ..models import SpectralViTClassifier
 from ..peft.merge import merge_lora, prune_modules
-from .artifact import ADAPTER_FILE, MANIFEST_FILE, ExportError, save_export
+from .artifact import ADAPTER_FILE, MANIFEST_FILE, ExportError, read_manifest, save_export
 
-__all__ = ["evaluate", "export_checkpoint", "main", "model_from_checkpoint"]
+__all__ = ["describe_export", "evaluate", "export_checkpoint", "main", "model_from_checkpoint"]
 
 
 def model_from_checkpoint(path: str | Path) -> tuple[SpectralViTClassifier, dict[str, Any]]:
@@ -96,11 +96,12 @@ def export_checkpoint(
     data_config: str | Path | None = None,
     split: str = "test",
     overwrite: bool = False,
+    include_backbone: bool = False,
 ) -> dict[str, Any]:
     """Export a checkpoint: optionally prune near-zero-gamma modules and merge LoRA.
 
     Args:
-        checkpoint: a MetaPEFTTask checkpoint.
+        checkpoint: a MetaPEFTTask checkpoint, or a run folder (its ``last.ckpt`` or newest).
         out_dir: export folder.
         prune_threshold: remove modules whose mean ``|gamma|`` is below this.
         merge: fold LoRA into the backbone weights (the export then holds the whole backbone).
@@ -108,6 +109,8 @@ def export_checkpoint(
             merging is measured on ``split`` and recorded in the manifest.
         split: ``val`` or ``test``.
         overwrite: replace an earlier export in ``out_dir``.
+        include_backbone: write the base weights into the export too (self-contained); by
+            default the manifest references them (weights file, hub name, this checkpoint).
 
     Returns:
         A summary: manifest path, removed modules, accuracies.
@@ -115,8 +118,11 @@ def export_checkpoint(
     Raises:
         FileExistsError: ``out_dir`` already holds an export and ``overwrite`` is off.
     """
+    from ..inference.checkpoint import find_checkpoint
+
     out = Path(out_dir)
     refuse_existing([out / MANIFEST_FILE, out / ADAPTER_FILE], overwrite)
+    checkpoint = find_checkpoint(checkpoint)
     model, info = model_from_checkpoint(checkpoint)
     batches = None
     if data_config is not None:
@@ -141,22 +147,74 @@ def export_checkpoint(
         summary["split"] = split
     extra = {"export": {k: v for k, v in summary.items() if k != "checkpoint"},
              "source_checkpoint": Path(checkpoint).name, "data": info.get("data") or {}}
+    whole = True if include_backbone or merge else None
     summary["manifest"] = str(save_export(model, out_dir, info.get("classes"),
-                                          info.get("train_counts"), info.get("groups"), extra))
+                                          info.get("train_counts"), info.get("groups"), extra,
+                                          whole=whole, checkpoint=checkpoint))
     return summary
+
+
+def _size(n: int) -> str:
+    return f"{n / 1e6:.2f} MB" if n >= 1e6 else f"{n / 1e3:.1f} kB"
+
+
+def describe_export(folder: str | Path) -> list[str]:
+    """What an export folder holds, in lines for people: files and sizes, tensors, base, pruning.
+
+    Args:
+        folder: an export folder (written by :func:`export_checkpoint` or ``save_export``).
+    """
+    from .artifact import base_section, tensor_groups
+
+    folder = Path(folder)
+    manifest = read_manifest(folder)
+    files = [MANIFEST_FILE, manifest["tensors"]["file"]]
+    lines = [f"exported to {folder}/"]
+    lines += [f"  {name:<22} {_size((folder / name).stat().st_size):>9}" for name in files]
+    tensors = manifest["tensors"]
+    groups = tensors.get("groups") or tensor_groups([], manifest["stem"])
+    parts = [f"{n} {label}" for label, n in (("PEFT modules and gamma", groups["peft"]),
+                                              ("stem", groups["stem"]), ("head", groups["head"]),
+                                              ("normaliser", groups["normalizer"]),
+                                              ("backbone", groups["backbone"])) if n]
+    lines.append(f"  {tensors['count']} tensors: {', '.join(parts)}")
+    base = base_section(manifest)
+    if base["included"]:
+        why = " (LoRA merged into it)" if manifest["merged"] else ""
+        lines.append(f"  base weights: included{why}; the export needs no other file")
+    else:
+        where = []
+        if base.get("file"):
+            where.append(f"weights file {base['file']['path']}")
+        if base.get("hub"):
+            where.append(f"hub weights {base['hub']}")
+        if base.get("checkpoint"):
+            where.append(f"checkpoint {base['checkpoint']['path']}")
+        lines.append(f"  base weights: not included ({base['tensor_count']} tensors); loading "
+                     f"takes them from the {' or the '.join(where)} (--include-backbone for a "
+                     "self-contained export)")
+    pruned = manifest["pruned"]
+    lines.append(f"  pruned: {len(pruned)} modules {[tuple(p) for p in pruned]}" if pruned
+                 else "  pruned: none")
+    return lines
 
 
 def main(argv: list[str] | None = None) -> int:
     """Run ``rs-metapeft export CHECKPOINT --out DIR [--prune-threshold T] [--merge] ...``."""
     parser = argparse.ArgumentParser(
         prog="rs-metapeft export",
-        description="Export a MetaPEFT checkpoint as adapter.safetensors + manifest.json.",
+        description="Export a MetaPEFT checkpoint as adapter.safetensors (the trained tensors) + "
+                    "manifest.json (everything else, and where the base weights are).",
     )
-    parser.add_argument("checkpoint", help="a .ckpt written by rs-metapeft fit")
+    parser.add_argument("checkpoint", help="a .ckpt written by rs-metapeft fit, or a run folder")
     parser.add_argument("--out", required=True, help="export folder")
     parser.add_argument("--prune-threshold", type=float, default=None,
                         help="remove PEFT modules whose mean |gamma| is below this")
-    parser.add_argument("--merge", action="store_true", help="fold LoRA into the base weights")
+    parser.add_argument("--merge", action="store_true",
+                        help="fold LoRA into the base weights (includes the backbone)")
+    parser.add_argument("--include-backbone", action="store_true",
+                        help="write the base weights into the export too (self-contained); by "
+                             "default the manifest references them")
     parser.add_argument("--data-config", default=None,
                         help="the run's config.yaml, to report accuracy before/after pruning")
     parser.add_argument("--split", choices=("val", "test"), default="test")
@@ -165,11 +223,12 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     # Errors (ExportError, FileExistsError) reach `rs-metapeft`'s one-line handler.
     summary = export_checkpoint(args.checkpoint, args.out, args.prune_threshold, args.merge,
-                                args.data_config, args.split, args.overwrite)
-    print(f"exported to {Path(summary['manifest']).parent}/")
+                                args.data_config, args.split, args.overwrite,
+                                args.include_backbone)
+    print("\n".join(describe_export(Path(summary["manifest"]).parent)))
     if summary["removed"]:
         print(f"pruned {len(summary['removed'])} modules below |gamma| < "
-              f"{summary['prune_threshold']}: {summary['removed']}")
+              f"{summary['prune_threshold']}")
     if "after" in summary:
         before, after = summary["before"]["accuracy"], summary["after"]["accuracy"]
         print(f"{summary['split']} accuracy {before:.4f} -> {after:.4f} "

@@ -22,7 +22,7 @@ from ..bands import BandMismatchError, check_compatible
 from ..data.folder import DataFileError
 from ..io import atomic_write_text, refuse_existing
 from ..tasks import MetaPEFTTask
-from .nodata import fill_nodata, masked_pixels, nodata_value
+from .nodata import masked_pixels, model_input, nodata_value, recorded_preprocessing
 
 __all__ = ["predict_chips"]
 
@@ -71,7 +71,8 @@ def predict_chips(task: MetaPEFTTask, folder: str | os.PathLike,
 
     Every file's band count (and band names, where the file describes its bands) is checked
     against the model before any chip is classified. Nodata pixels (see
-    :mod:`rs_metapeft.inference.nodata`) are filled with the model's band means, as in training;
+    :mod:`rs_metapeft.inference.nodata`) are filled with the model's band means, as in training,
+    after the SAR conversion to dB that training applied, if any;
     a chip with nothing but nodata is not classified: its row has an empty ``class``,
     confidence 0, no probabilities and ``all_nodata`` 1.
 
@@ -117,6 +118,7 @@ def predict_chips(task: MetaPEFTTask, folder: str | os.PathLike,
     size = int(task.hparams.img_size)
     device = task.device
     fill = task.model.normalizer.mean.cpu()
+    preprocessing = recorded_preprocessing(task)
     rows = {}
     for start in tqdm(range(0, len(files), batch_size), desc="predict chips", unit="batch",
                       disable=not progress):
@@ -129,7 +131,7 @@ def predict_chips(task: MetaPEFTTask, folder: str | os.PathLike,
                 rows[path] = None  # nothing to classify
                 continue
             valid.append(path)
-            arrays.append(fill_nodata(x, value, fill))
+            arrays.append(model_input(x, value, fill, preprocessing))
         if not valid:
             continue
         x = torch.cat([_prepare(a[None], size) for a in arrays]).to(device)

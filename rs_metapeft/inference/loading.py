@@ -24,7 +24,9 @@ def load_model(source: str | os.PathLike, device: str = "cpu", weights: str | No
         source: a run folder (its ``last.ckpt`` or newest checkpoint), a ``.ckpt`` file, or an
             adapter written by ``rs-metapeft export``.
         device: where the model goes.
-        weights: for an adapter-only export, the backbone weights file to load under it.
+        weights: for an export without its backbone, the base weights to load under it where
+            its reference no longer finds them: the weights file, or the training checkpoint
+            (or run folder).
         allow_download: for an adapter-only export of hub weights, fetch them from the hub
             (see :func:`~rs_metapeft.export.load_export`).
 

@@ -4,7 +4,8 @@ Training turns nodata pixels into NaN and fills them with the band means of the 
 (:class:`~rs_metapeft.data.transforms.FillNodata`); prediction does the same with the statistics
 the model carries, so a chip with a few nodata pixels is classified as in training. A pixel whose
 every band is nodata is masked: it gets the output's nodata class and confidence 0, and a chip or
-tile with no unmasked pixel is not classified at all.
+tile with no unmasked pixel is not classified at all. Where training converted SAR values to dB
+(``data.preprocessing``, recorded in the checkpoint), :func:`model_input` converts them again.
 """
 
 from __future__ import annotations
@@ -13,7 +14,9 @@ from typing import Any
 
 import torch
 
-__all__ = ["fill_nodata", "masked_pixels", "nodata_value"]
+from ..data.sar import SARPreprocessing
+
+__all__ = ["fill_nodata", "masked_pixels", "model_input", "nodata_value", "recorded_preprocessing"]
 
 
 def nodata_value(task: Any, file_nodata: float | None, override: float | None = None
@@ -61,3 +64,27 @@ def fill_nodata(x: torch.Tensor, value: float | None, fill: torch.Tensor) -> tor
     """
     fill = fill.to(x.dtype).to(x.device).view(-1, 1, 1).expand_as(x)
     return torch.where(_invalid(x, value), fill, x)
+
+
+def recorded_preprocessing(task: Any) -> SARPreprocessing | None:
+    """The SAR conversion training applied (the checkpoint's or export's ``data`` record)."""
+    spec = (getattr(task, "data_info", None) or {}).get("preprocessing")
+    return SARPreprocessing(**spec) if spec else None
+
+
+def model_input(x: torch.Tensor, value: float | None, fill: torch.Tensor,
+                preprocessing: SARPreprocessing | None = None) -> torch.Tensor:
+    """Raw band values as training fed them to the model: SAR conversion, then nodata filled.
+
+    Args:
+        x: ``(..., C, H, W)`` raw band values as stored.
+        value: the nodata value (``None``: only NaN).
+        fill: ``(C,)`` values for nodata (see :func:`fill_nodata`).
+        preprocessing: the training's SAR conversion (:func:`recorded_preprocessing`), applied
+            after nodata is masked, as in training.
+    """
+    if preprocessing is not None:
+        x = torch.where(_invalid(x, value), torch.nan, x)
+        x = torch.from_numpy(preprocessing.apply(x.cpu().numpy())).to(x.device)
+        value = None  # nodata is NaN now; a dB value may equal the stored nodata value
+    return fill_nodata(x, value, fill)

@@ -29,7 +29,7 @@ from tqdm.auto import tqdm
 from ..bands import check_compatible
 from ..io import atomic_path, refuse_existing
 from ..tasks import MetaPEFTTask
-from .nodata import fill_nodata, masked_pixels, nodata_value
+from .nodata import masked_pixels, model_input, nodata_value, recorded_preprocessing
 
 __all__ = ["NODATA_CLASS", "predict_scene", "scene_outputs"]
 
@@ -146,6 +146,7 @@ def predict_scene(task: MetaPEFTTask, scene: str | os.PathLike,
     profile = _check_scene(task, scene, crs, chip)
     value = nodata_value(task, profile.get("nodata"), nodata)
     fill = task.model.normalizer.mean.cpu()
+    preprocessing = recorded_preprocessing(task)
     transform = profile["transform"]
     res = (abs(transform.a), abs(transform.e))
     dataset = _Scene(paths=[str(scene)], crs=profile["crs"], res=res)
@@ -163,7 +164,7 @@ def predict_scene(task: MetaPEFTTask, scene: str | os.PathLike,
         top = torch.zeros(len(image))
         label = torch.full((len(image),), NODATA_CLASS)
         if keep.any():
-            x = fill_nodata(image[keep], value, fill).to(task.device)
+            x = model_input(image[keep], value, fill, preprocessing).to(task.device)
             top[keep], label[keep] = task(x).softmax(1).cpu().max(1)
         for t, m, p, k in zip(batch["transform"], mask.numpy(), top.tolist(), label.tolist(),
                               strict=True):

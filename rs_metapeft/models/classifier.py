@@ -10,6 +10,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from ..bands import declare_bands
 from ..peft import ModulatedModule, PeftConfig, inject_peft, peft_modules
 from .backbone import create_backbone
 from .head import build_head
@@ -41,6 +42,9 @@ class SpectralViTClassifier(nn.Module):
         stem: spectral stem, one of ``rgb_select``, ``band_mix``, ``patch_expand``,
             ``wavelength_hyper``.
         head_scale: logit scale of the cosine head.
+        custom_bands: declarations of bands the registry does not know (the recipe's
+            ``data.custom_bands``; see :func:`~rs_metapeft.bands.declare_bands`), declared
+            before the stem resolves ``bands`` and recorded in :attr:`config`.
     """
 
     def __init__(
@@ -56,8 +60,10 @@ class SpectralViTClassifier(nn.Module):
         backbone_kwargs: dict | None = None,
         stem: str = "band_mix",
         head_scale: float = 25.0,
+        custom_bands: list[dict[str, Any]] | None = None,
     ) -> None:
         super().__init__()
+        declare_bands(custom_bands, "model.custom_bands")
         peft = peft or PeftConfig(positions=[])
         #: The arguments this model was built with (JSON-ready), for manifests and rebuilding
         #: (:meth:`from_config`); taken by name, as the signature is their one list.

@@ -273,7 +273,7 @@ class WavelengthHyperStem(nn.Module):
         rows = []
         for band in self._resolved:
             if band.modality == SAR:
-                rows.append(self.sar_embedding[self.POLARISATIONS.index(band.name)])
+                rows.append(self.sar_embedding[self.POLARISATIONS.index(band.polarisation)])
             else:
                 wl = torch.tensor(band.wavelength_nm, device=self.bank.device)
                 rows.append(_fourier_features(wl, self.embed_dim).to(self.bank.dtype))

@@ -138,6 +138,8 @@ class MetaPEFTTask(L.LightningModule):
         compile_inner_step: run the inner training step's forward (and so its backward)
             through ``torch.compile``; the meta step's hypergradients stay eager (they call the
             model functionally, with double backward). The first steps pay the compilation.
+        custom_bands: the data's own band declarations (linked from ``data.custom_bands`` in
+            recipes; see :func:`~rs_metapeft.bands.declare_bands`), recorded in checkpoints.
     """
 
     def __init__(
@@ -164,6 +166,7 @@ class MetaPEFTTask(L.LightningModule):
         head_init: HeadInit = "random",
         activation_checkpointing: bool = False,
         compile_inner_step: bool = False,
+        custom_bands: list[dict[str, Any]] | None = None,
     ) -> None:
         super().__init__()
         peft, meta, optimizer, groups = (

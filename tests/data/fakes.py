@@ -24,6 +24,7 @@ from rs_metapeft.data.synthetic import SyntheticSpec, generate_eurosat_like
 __all__ = [
     "make_fake_bigearthnet",
     "make_fake_eurosat",
+    "make_fake_dual_pol_folder",
     "make_fake_eurosat_s1",
     "make_fake_geotiff_folder",
     "make_fake_resisc45",
@@ -229,6 +230,30 @@ def make_fake_geotiff_folder(
             writer = csv.writer(f)
             writer.writerow(["path", "label", "split"])
             writer.writerows(rows)
+    return root
+
+
+def make_fake_dual_pol_folder(
+    root: str | os.PathLike,
+    classes: Sequence[str] = ("field", "urban", "water"),
+    per_class: int = 4,
+    size: int = 16,
+) -> Path:
+    """Dual-polarisation SAR chips in linear power: ``root/<class>/<class>_<n>.tif``.
+
+    Two float32 bands described ``VV`` and ``VH`` (backscatter sigma0, linear power), speckled
+    (gamma-distributed) around a class-dependent mean from -20 to -5 dB; nodata 0 in the
+    top-left pixel of every chip, as a terrain-corrected product has outside the swath.
+    """
+    root = Path(root)
+    rng = np.random.default_rng(0)
+    for c, cls in enumerate(classes):
+        vv_db, vh_db = -15.0 + 5 * c, -20.0 + 3 * c
+        for i in range(per_class):
+            mean = 10 ** (np.array([vv_db, vh_db]) / 10)[:, None, None]
+            power = (mean * rng.gamma(4.0, 0.25, (2, size, size))).astype(np.float32)
+            power[:, 0, 0] = 0.0
+            write_geotiff(root / cls / f"{cls}_{i}.tif", power, ("VV", "VH"), nodata=0.0)
     return root
 
 

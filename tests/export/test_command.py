@@ -1,13 +1,16 @@
+import csv
 import json
+import shutil
 
 import lightning as L
 import pytest
 import torch
 import yaml
+from safetensors.torch import load_file
 
 from rs_metapeft.cli import main
 from rs_metapeft.data import SyntheticEuroSATDataModule
-from rs_metapeft.export import load_export
+from rs_metapeft.export import ADAPTER_FILE, load_export
 from rs_metapeft.export.command import model_from_checkpoint
 from rs_metapeft.tasks import MetaPEFTTask
 
@@ -86,7 +89,8 @@ def test_export_command_prunes_reports_and_loads_back(run, tmp_path, capsys):
 
 def test_export_command_errors_are_one_line(tmp_path, capsys):
     assert main(["export", str(tmp_path / "none.ckpt"), "--out", str(tmp_path / "o")]) == 2
-    assert "none.ckpt does not exist" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "none.ckpt" in err and "run folder" in err and len(err.strip().splitlines()) == 1
 
 
 def test_export_refuses_an_earlier_export_unless_overwrite(run, tmp_path, capsys):
@@ -99,3 +103,50 @@ def test_export_refuses_an_earlier_export_unless_overwrite(run, tmp_path, capsys
     assert (out / "manifest.json").read_bytes() == before
     assert main(["export", str(ckpt), "--out", str(out), "--merge", "--overwrite"]) == 0
     assert json.loads((out / "manifest.json").read_text())["merged"]
+
+
+def _predictions(source, chips, out, *extra) -> list[dict]:
+    assert main(["predict-chips", str(source), str(chips), "-o", str(out), *extra]) == 0
+    with open(out) as f:
+        return list(csv.DictReader(f))
+
+
+def test_default_export_is_adapter_sized_and_predicts_as_the_checkpoint(run, tiny_s2_root,
+                                                                         tmp_path, capsys):
+    _, ckpt, _ = run
+    own = tmp_path / "run" / "last.ckpt"  # a run folder of our own, to move the checkpoint away
+    own.parent.mkdir()
+    shutil.copy(ckpt, own)
+    small, whole = tmp_path / "adapter", tmp_path / "whole"
+    assert main(["export", str(own.parent), "--out", str(small)]) == 0  # a run folder
+    printed = capsys.readouterr().out
+    assert main(["export", str(own), "--out", str(whole), "--include-backbone"]) == 0
+    assert "needs no other file" in capsys.readouterr().out
+    for line in ("adapter.safetensors", "manifest.json", "PEFT modules and gamma",
+                 "base weights: not included", str(own), "--include-backbone", "pruned: none"):
+        assert line in printed
+    tensors, full = load_file(small / ADAPTER_FILE), load_file(whole / ADAPTER_FILE)
+    frozen = ["backbone.pos_embed", "backbone.blocks.0.attn.qkv.weight", "backbone.norm.weight"]
+    assert all(name in full and name not in tensors for name in frozen)
+    assert not [n for n in tensors if n.startswith("backbone.blocks.") and ".lora." not in n
+                and ".adaptformer." not in n]
+    size, whole_size = ((f / ADAPTER_FILE).stat().st_size for f in (small, whole))
+    assert size * 3 < whole_size
+    manifest = json.loads((small / "manifest.json").read_text())
+    assert manifest["base"]["checkpoint"]["path"] == str(own.resolve())
+
+    chips = next(tiny_s2_root.rglob("*.tif")).parent
+    reference = _predictions(own, chips, tmp_path / "ckpt.csv")
+    assert _predictions(small, chips, tmp_path / "small.csv") == reference
+    assert _predictions(whole, chips, tmp_path / "whole.csv") == reference
+
+    moved = own.rename(tmp_path / "elsewhere.ckpt")
+    capsys.readouterr()
+    assert main(["predict-chips", str(small), str(chips), "-o", str(tmp_path / "x.csv")]) == 2
+    error = capsys.readouterr().err
+    assert len(error.strip().splitlines()) == 1
+    for part in ("only the trained tensors", "last.ckpt", str(own.resolve()), "--weights FILE",
+                 "weights=FILE"):
+        assert part in error
+    assert _predictions(small, chips, tmp_path / "moved.csv", "--weights", str(moved)) == reference
+    assert _predictions(whole, chips, tmp_path / "whole2.csv") == reference

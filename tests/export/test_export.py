@@ -1,4 +1,6 @@
 import json
+import shutil
+from pathlib import Path
 
 import pytest
 import torch
@@ -8,6 +10,7 @@ from rs_metapeft.data.synthetic import EUROSAT_BAND_ORDER
 from rs_metapeft.export import (
     ADAPTER_FILE,
     ExportError,
+    adapter_state,
     load_export,
     read_manifest,
     save_export,
@@ -57,7 +60,9 @@ def test_adapter_only_export_reproduces_the_logits(tmp_path, weights, stem):
     manifest = json.loads(manifest_path.read_text())
     tensors = load_file(str(tmp_path / ADAPTER_FILE))
     assert "backbone.blocks.0.attn.qkv.weight" not in tensors  # frozen base weights stay out
-    assert not manifest["base_included"] and manifest["stem"] == stem
+    assert not manifest["base"]["included"] and manifest["stem"] == stem
+    assert manifest["base"]["file"]["path"] == str(Path(weights).resolve())
+    assert set(tensors) == set(adapter_state(model))
     assert manifest["bands"] == BANDS and manifest["classes"] == list("abcd")
     assert manifest["groups"][2] == "few" and manifest["gamma"]["0"]["q"] == pytest.approx(
         gamma_map(model)[0]["q"])
@@ -80,7 +85,7 @@ def test_baselines_export_what_they_train(tmp_path, weights, method):
 def test_random_base_is_exported_whole(tmp_path):
     model = _trained(None, PeftConfig(positions=["q", "v"]))
     manifest = json.loads(save_export(model, tmp_path).read_text())
-    assert manifest["base_included"]
+    assert manifest["base"] == {"included": True}
     assert torch.equal(load_export(tmp_path)(_x()), model(_x()))
 
 
@@ -164,7 +169,50 @@ def test_hub_weights_are_never_downloaded_unless_asked(tmp_path, weights):
     save_export(model, tmp_path)
     manifest = read_manifest(tmp_path)
     manifest["model"]["weights"] = "hub"  # as an adapter trained on timm's hub weights records
+    manifest["base"].update(weights="hub", file=None, hub=f"timm:{NAME}")
     write_manifest(tmp_path, manifest)
     with pytest.raises(ExportError, match="--allow-download"):
         load_export(tmp_path)
     assert torch.equal(load_export(tmp_path, weights=weights)(_x()), model(_x()))
+
+
+def test_base_weights_are_found_by_name_beside_the_export_or_asked_for(tmp_path, weights):
+    model = _trained(weights, PeftConfig(positions=["q", "v"]))
+    folder = tmp_path / "export"
+    save_export(model, folder)
+    manifest = read_manifest(folder)
+    manifest["base"]["file"]["path"] = str(tmp_path / "gone" / "vit.pth")  # moved since
+    write_manifest(folder, manifest)
+    with pytest.raises(ExportError) as err:
+        load_export(folder)
+    message = str(err.value)
+    for part in ("vit.pth", manifest["base"]["file"]["sha256"], "--weights FILE", "weights=FILE",
+                 "--include-backbone"):
+        assert part in message
+    shutil.copy(weights, tmp_path / "vit.pth")  # the export folder's parent
+    assert torch.equal(load_export(folder)(_x()), model(_x()))
+    assert torch.equal(load_export(folder, weights=weights)(_x()), model(_x()))
+
+
+def test_base_weights_that_differ_in_their_tensors_are_refused(tmp_path, weights):
+    model = _trained(weights, PeftConfig(positions=["q"]))
+    save_export(model, tmp_path)
+    manifest = read_manifest(tmp_path)
+    manifest["base"]["tensors_sha256"] = "0" * 64  # as if timm had resampled them differently
+    write_manifest(tmp_path, manifest)
+    with pytest.raises(ExportError, match="differ from the ones this adapter was trained on"):
+        load_export(tmp_path)
+
+
+def test_a_format_2_export_still_loads(tmp_path, weights):
+    model = _trained(weights, PeftConfig(positions=["q", "v"]))
+    save_export(model, tmp_path)
+    manifest = read_manifest(tmp_path)
+    base = manifest.pop("base")
+    manifest["tensors"].pop("groups")
+    manifest.update(format_version=2, base_included=False,
+                    weights_sha256=base["file"]["sha256"])
+    write_manifest(tmp_path, manifest)
+    assert torch.equal(load_export(tmp_path)(_x()), model(_x()))
+    with pytest.raises(ExportError, match="differ from the ones"):
+        load_export(tmp_path, weights=str(save_weights(tmp_path / "other.pth", seed=7)))

@@ -23,7 +23,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset, Sampler, Subset
 from torchgeo.datamodules import NonGeoDataModule
 
-from ...bands import resolve_bands
+from ...bands import declare_bands, resolve_bands
 from ...choices import check_choice
 from ..longtail import (
     LongtailProfile,
@@ -109,6 +109,12 @@ class LongTailDataModule(NonGeoDataModule):
         classes: use only these classes, in this label order (names as the dataset spells them,
             e.g. ``[Forest, River]``); images of the others are left out of every split, and
             ``num_classes`` follows the list's length. ``None`` (default) uses every class.
+        custom_bands: bands of your own sensor, which ``bands`` (or the files' band
+            descriptions) may then name: a list of ``{name, wavelength_nm, bandwidth_nm}``
+            (optical) or ``{name, polarisation}`` (SAR: VV, VH, HH or HV), optionally with
+            ``aliases`` and ``sensor``; the stems place them by wavelength or polarisation, and
+            the model records them in its checkpoint (see
+            :func:`~rs_metapeft.bands.declare_bands`).
     """
 
     #: Samples carry one class index as ``label`` (a multi-label datamodule: a multi-hot vector).
@@ -135,6 +141,7 @@ class LongTailDataModule(NonGeoDataModule):
         image_size: int | None = None,
         stats_cache: str | None = None,
         classes: list[str] | None = None,
+        custom_bands: list[dict[str, Any]] | None = None,
         **dataset_kwargs: Any,
     ) -> None:
         if "meta_disjoint" in dataset_kwargs:
@@ -147,6 +154,9 @@ class LongTailDataModule(NonGeoDataModule):
         super().__init__(Dataset, batch_size=batch_size, num_workers=num_workers, **dataset_kwargs)
         #: What the data did differently from what the recipe asked (reported at the top).
         self.run_warnings: list[str] = []
+        declare_bands(custom_bands)
+        #: The recipe's band declarations (linked to the model, which records them).
+        self.custom_bands = custom_bands
         resolve_bands(bands)  # fail at construction, naming the band, not mid-run
         self.bands = list(bands)
         self.num_classes = num_classes
@@ -383,14 +393,16 @@ class LongTailDataModule(NonGeoDataModule):
         self._set_meta_sampler(sampler, {"train": train, "val": val})
 
     def data_description(self) -> dict[str, Any]:
-        """The training data's CRS and nodata value, where its dataset knows them.
+        """The training data's CRS, nodata value and SAR conversion, where its dataset knows them.
 
         Recorded in checkpoints (the task's ``data_info``) so that prediction refuses a scene in
-        another CRS and masks the nodata value that training masked.
+        another CRS, masks the nodata value that training masked and converts SAR values to dB
+        as training did.
 
         Returns:
             ``crs`` (e.g. ``"EPSG:32632"``), ``nodata`` and ``nodata_from_recipe`` (``data.nodata``
-            overrode the files' own), each only where known; ``{}`` before ``setup("fit")``.
+            overrode the files' own), ``preprocessing`` (``SARPreprocessing.to_dict()``), each
+            only where known; ``{}`` before ``setup("fit")``.
         """
         dataset = getattr(self, "train_dataset", None)
         while isinstance(dataset, (Subset, _ClassSubset)):
@@ -401,6 +413,8 @@ class LongTailDataModule(NonGeoDataModule):
         if getattr(dataset, "declared_nodata", None) is not None:
             out["nodata"] = float(dataset.declared_nodata)
             out["nodata_from_recipe"] = getattr(dataset, "nodata", None) is not None
+        if getattr(dataset, "preprocessing", None) is not None:
+            out["preprocessing"] = dataset.preprocessing.to_dict()
         return out
 
     # -- loaders -----------------------------------------------------------------------------

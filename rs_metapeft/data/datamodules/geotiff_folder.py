@@ -11,6 +11,7 @@ from torch.utils.data import Dataset
 
 from ...io import atomic_write_text
 from ..folder import DataFileError, GeoTiffFolder, OnBadFile
+from ..sar import SARPreprocessing
 from .base import LongTailDataModule, _base
 
 __all__ = ["GeoTiffFolderDataModule"]
@@ -50,6 +51,12 @@ class GeoTiffFolderDataModule(LongTailDataModule):
         allow_train_test_overlap: report test metrics even when test images are also training
             images (a warning says how many). Off by default: such metrics measure memory, not
             generalisation, so the run stops before training instead.
+        preprocessing: SAR conversion of the chips as they are read, e.g. ``{input:
+            intensity}`` for dual-polarisation chips in linear power (10 log10 to dB) or
+            ``{input: amplitude}`` (20 log10), optionally ``clip_db: [-30, 5]`` (see
+            :class:`~rs_metapeft.data.sar.SARPreprocessing`). Recorded in the checkpoint and
+            applied again by ``predict-chips`` / ``predict-scene``. ``None`` (default) reads the
+            values as stored.
         **kwargs: :class:`LongTailDataModule` options.
     """
 
@@ -70,15 +77,18 @@ class GeoTiffFolderDataModule(LongTailDataModule):
         test_fraction: float = 0.15,
         split_seed: int = 0,
         allow_train_test_overlap: bool = False,
+        preprocessing: SARPreprocessing | None = None,
         **kwargs: Any,
     ) -> None:
+        if isinstance(preprocessing, dict):
+            preprocessing = SARPreprocessing(**preprocessing)
         self.root = root
         self.check_test_split = check_test_split
         self.allow_train_test_overlap = allow_train_test_overlap
         self.folder_kwargs: dict[str, Any] = dict(
             csv_file=csv_file, classes=classes, split_files=split_files, nodata=nodata,
             on_bad_file=on_bad_file, val_fraction=val_fraction, test_fraction=test_fraction,
-            split_seed=split_seed,
+            split_seed=split_seed, preprocessing=preprocessing,
         )
         if bands is None or num_classes is None:
             # Index one split without reading pixels, for the band names and the class count.
@@ -87,13 +97,10 @@ class GeoTiffFolderDataModule(LongTailDataModule):
             num_classes = num_classes or len(probe.classes)
         super().__init__(bands=bands, num_classes=num_classes, **kwargs)
 
-    def _extra_kwargs(self) -> dict[str, Any]:
-        return {}
-
     def _index(self, split: str, bands: list[str] | None) -> GeoTiffFolder:
         """One split's chips, indexed without reading pixels."""
         return self.dataset_type(self.root, split=split, bands=bands, scan=False,
-                                 **self._extra_kwargs(), **self.folder_kwargs)
+                                 **self.folder_kwargs)
 
     def _try_index(self, split: str) -> GeoTiffFolder | None:
         """The split's index, or ``None`` where the data has no such split (e.g. test-only data)."""
@@ -105,7 +112,7 @@ class GeoTiffFolderDataModule(LongTailDataModule):
     def dataset_key(self) -> str:
         """Dataset, root and reading options."""
         options = sorted(self.folder_kwargs.items())
-        return f"{super().dataset_key()}:{options}:{self._extra_kwargs()}"
+        return f"{super().dataset_key()}:{options}"
 
     def setup(self, stage: str) -> None:
         """Build the splits; first check that the test split holds no training image.
@@ -163,5 +170,4 @@ class GeoTiffFolderDataModule(LongTailDataModule):
 
     def make_dataset(self, split: str) -> Dataset:
         """The chips of one split, scanned."""
-        return self.dataset_type(self.root, split=split, bands=self.bands,
-                                 **self._extra_kwargs(), **self.folder_kwargs)
+        return self.dataset_type(self.root, split=split, bands=self.bands, **self.folder_kwargs)

@@ -35,11 +35,9 @@ class SARShipChipsDataModule(GeoTiffFolderDataModule):
             preprocessing = SARPreprocessing(**preprocessing)
         self.preprocessing = preprocessing or SARPreprocessing()
         kwargs.setdefault("num_classes", None)
-        super().__init__(root=root, bands=list(bands or ["VV"]), **kwargs)
+        super().__init__(root=root, bands=list(bands or ["VV"]),
+                         preprocessing=self.preprocessing, **kwargs)
         self.preprocessing_record = self.preprocessing.to_dict()
         log.info("SAR preprocessing: %s", self.preprocessing_record)
 
     dataset_type = SARShipChips
-
-    def _extra_kwargs(self) -> dict[str, Any]:
-        return {"preprocessing": self.preprocessing}
