@@ -204,7 +204,7 @@ def main(argv: list[str]) -> int:
         prog="rs-metapeft backbones",
         description="List the usable backbones (timm ViTs, TorchGeo weights with their bands, "
                     "sensor and input size), or show what a recipe needs for one.",
-        epilog="examples:\n  rs-metapeft backbones\n"
+        epilog="Example:\n  rs-metapeft backbones\n"
                "  rs-metapeft backbones show ViTSmall16_Weights.SENTINEL2_ALL_DINO",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
