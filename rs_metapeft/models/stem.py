@@ -141,24 +141,23 @@ class BandNormalizer(nn.Module):
         self.register_buffer("target_mean", torch.zeros(num_bands))
         self.register_buffer("target_std", torch.ones(num_bands))
 
-    def set_statistics(self, mean: list[float], std: list[float]) -> None:
-        """Store per-band mean and std (from the training split)."""
+    def _store(self, what: str, mean: list[float], std: list[float],
+               names: tuple[str, str]) -> None:
         if len(mean) != self.mean.numel() or len(std) != self.std.numel():
             raise ValueError(
-                f"statistics for {len(mean)} bands given to a model of {self.mean.numel()} bands"
+                f"{what} for {len(mean)} bands given to a model of {self.mean.numel()} bands"
             )
-        self.mean.copy_(torch.as_tensor(mean, dtype=self.mean.dtype))
-        self.std.copy_(torch.as_tensor(std, dtype=self.std.dtype))
+        for name, values in zip(names, (mean, std), strict=True):
+            getattr(self, name).copy_(torch.as_tensor(values, dtype=self.mean.dtype))
+
+    def set_statistics(self, mean: list[float], std: list[float]) -> None:
+        """Store per-band mean and std (from the training split)."""
+        self._store("statistics", mean, std, ("mean", "std"))
         self.fitted.fill_(True)
 
     def set_targets(self, mean: list[float], std: list[float]) -> None:
         """Store the per-band mean and std the standardised bands are given (the backbone's)."""
-        if len(mean) != self.mean.numel() or len(std) != self.std.numel():
-            raise ValueError(
-                f"targets for {len(mean)} bands given to a model of {self.mean.numel()} bands"
-            )
-        self.target_mean.copy_(torch.as_tensor(mean, dtype=self.mean.dtype))
-        self.target_std.copy_(torch.as_tensor(std, dtype=self.std.dtype))
+        self._store("targets", mean, std, ("target_mean", "target_std"))
 
     def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs) -> None:
         # Checkpoints older than the targets hold none: keep the defaults (plain standardisation).

@@ -31,7 +31,8 @@ def test_list_names_timm_vits_and_torchgeo_weights_with_bands(capsys):
     assert main(["backbones"]) == 0
     out = capsys.readouterr().out
     assert "vit_small_patch16_224" in out and "augreg_in21k_ft_in1k" in out
-    assert "Sentinel-2 L1C TOA, 13 bands: B01 B02 B03 B04 B05 B06 B07 B08 B8A B09 B10 B11 B12" in out
+    s2_bands = "B01 B02 B03 B04 B05 B06 B07 B08 B8A B09 B10 B11 B12"
+    assert f"Sentinel-2 L1C TOA, 13 bands: {s2_bands}" in out
     assert "Sentinel-1 GRD, 2 bands: VV VH" in out
     assert "ViTSmall16_Weights.SENTINEL2_ALL_DINO" in out and "224 px" in out
     assert "DOFABase16_Weights" in out  # listed as not usable, with the reason
