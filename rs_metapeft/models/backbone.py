@@ -92,7 +92,7 @@ def create_backbone(
                 "(a .pth or .safetensors state dict), or set it to null"
             )
         overlay: dict = dict(file=str(path), num_classes=0)
-        if in_chans != 3:  # a multispectral file: load its patch embedding as it is
+        if in_chans != 3:  # a multispectral file: its patch embedding loads as it is, unadapted
             overlay["first_conv"] = None
         try:
             return timm.create_model(name, pretrained=True, pretrained_cfg_overlay=overlay,

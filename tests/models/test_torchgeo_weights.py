@@ -193,3 +193,17 @@ def test_rebuilt_without_weights_is_the_same_model(hub):
     fresh = SpectralViTClassifier.from_config(model.config, weights=None)
     fresh.load_state_dict(old)
     assert torch.equal(fresh.normalizer.target_std, torch.ones(2))
+
+
+def test_local_multispectral_file_names_its_bands(tmp_path):
+    """A local file of a 13-band ViT (e.g. TorchGeo's, copied by hand) with model.backbone_bands."""
+    ref = reference(S2_DINO)
+    path = tmp_path / "s2_vits16.pth"
+    torch.save({k: v.half() for k, v in ref.state_dict().items()}, path)
+    bands = list(torchgeo_weights(S2_DINO).band_names)
+    model = SpectralViTClassifier(bands, 3, "vit_small_patch16_224", str(path), IMG, 16,
+                                  backbone_kwargs=TWO_BLOCKS, backbone_bands=bands)
+    assert torch.equal(model.backbone.blocks[1].mlp.fc1.weight, ref.blocks[1].mlp.fc1.weight)
+    # The 13-band patch embedding is the file's, not re-initialised (timm adapts only RGB files).
+    assert torch.equal(model.backbone.patch_embed.proj.weight, ref.patch_embed.proj.weight)
+    assert torch.equal(model.stem.mix.weight[:, :, 0, 0], torch.eye(13))
