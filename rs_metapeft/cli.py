@@ -469,6 +469,10 @@ _SUBCOMMANDS.update({
                _delegate("export", "rs_metapeft.export.command")),
     "recipes": ("List, show or copy the shipped recipes.",
                 "rs-metapeft recipes copy geotiff_folder my_recipe.yaml", _recipes),
+    "backbones": ("List the usable backbones (timm ViTs, TorchGeo weights with their bands, "
+                  "sensor and input size); `backbones show NAME` prints what a recipe needs.",
+                  "rs-metapeft backbones show ViTSmall16_Weights.SENTINEL2_ALL_DINO",
+                  _delegate("backbones", "rs_metapeft.models.catalog")),
     "predict-chips": ("Classify a folder of GeoTIFF chips with a trained model; writes a CSV "
                       "of path, class, confidence and per-class probabilities.",
                       "rs-metapeft predict-chips runs/demo/.../last.ckpt chips/ -o preds.csv",

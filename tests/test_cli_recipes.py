@@ -19,13 +19,17 @@ from rasterio.transform import from_origin
 from rs_metapeft.api import load_recipe
 from rs_metapeft.cli import main
 from rs_metapeft.data.datamodules.synthetic import SyntheticDataMixin
+from rs_metapeft.models.torchgeo_weights import is_torchgeo
 from rs_metapeft.recipes import list_recipes, recipe_path, recipe_summary
 
 from .conftest import tiny_twin
+from .data.fakes import make_fake_eurosat_s1
+from .models.torchgeo_cache import write_fake_weights
 
 SHIPPED = {
     "demo", "demo_sar", "eurosat_ms_lt", "eurosat_rgb_lt", "so2sat_sar_lt", "so2sat_ms_lt",
     "resisc45_lt", "ucmerced_lt", "sar_ship_chips", "geotiff_folder",
+    "eurosat_ms_torchgeo", "so2sat_ms_torchgeo", "eurosat_sar_torchgeo",
 }
 TRAIN_COUNTS = (12, 5, 2)  # a small long tail: many, medium, few
 
@@ -105,6 +109,11 @@ def _synthetic(root: Path) -> dict:
     return {"root": str(root)}
 
 
+def eurosat_s1(root: Path) -> dict:
+    """Copernicus-Bench EuroSAT-S1 layout (VV, VH in dB), as torchgeo reads it."""
+    return {"root": str(make_fake_eurosat_s1(root, per_class=4, size=32)), "num_classes": 10}
+
+
 #: How each recipe's twin gets its data: a generator writing the dataset's on-disk layout.
 GENERATORS = {
     "demo": _synthetic,
@@ -117,6 +126,9 @@ GENERATORS = {
     "ucmerced_lt": ucmerced,
     "sar_ship_chips": lambda root: chip_folder(root, 1),
     "geotiff_folder": lambda root: chip_folder(root, 4),
+    "eurosat_ms_torchgeo": "s2",
+    "so2sat_ms_torchgeo": so2sat,
+    "eurosat_sar_torchgeo": eurosat_s1,
 }
 # Twins in the default suite (the demo twin is the shared trained_run fixture); the rest are
 # marked slow, about one two-step fit each (run them with -m slow).
@@ -147,7 +159,7 @@ def _data_class(recipe: dict):
 @pytest.mark.parametrize("name", [
     pytest.param(n, marks=() if n in FAST else pytest.mark.slow) for n in sorted(SHIPPED - {"demo"})
 ])
-def test_recipe_twin_trains_two_steps(name, tmp_path, tiny_s2_root):
+def test_recipe_twin_trains_two_steps(name, tmp_path, tiny_s2_root, monkeypatch):
     recipe = load_recipe(name)
     generator = GENERATORS[name]
     if generator == "s2":
@@ -162,6 +174,11 @@ def test_recipe_twin_trains_two_steps(name, tmp_path, tiny_s2_root):
         for key in ("max_per_class", "val_per_class", "test_per_class",
                     "synthetic_imbalance_ratio"):
             init.pop(key, None)
+    weights = recipe["model"].get("weights")
+    if is_torchgeo(weights):  # twins keep TorchGeo weights: a fake two-block file in a test cache
+        monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
+        write_fake_weights(weights)
+        twin["model"]["weights"] = weights
     path = tmp_path / "twin.yaml"
     path.write_text(yaml.safe_dump(twin))
     assert main(["fit", "--config", str(path)]) == 0

@@ -93,7 +93,9 @@ def recipe_rows(recipes_dir: Path = RECIPES_DIR) -> list[dict[str, str]]:
             "comment": leading_comment(text),
             "data": str(data.get("class_path", "?")).rsplit(".", 1)[-1],
             "bands": ", ".join(bands) if bands else "dataset default",
-            "backbone": f"{model.get('backbone', '?')} @ {model.get('img_size', '?')} px",
+            "backbone": f"{model.get('backbone', '?')} @ {model.get('img_size', '?')} px"
+                        + (f", {model['weights']}" if str(model.get("weights")).startswith(
+                            "torchgeo:") else ""),
             "method": _method(model),
             "length": length,
         })

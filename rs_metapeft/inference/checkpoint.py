@@ -7,6 +7,8 @@ import pickle
 from collections.abc import Sequence
 from pathlib import Path
 
+import torch
+
 from ..bands import check_compatible, describe_difference
 from ..checkpointing import CheckpointReadError, check_checkpoint_file
 from ..tasks import MetaPEFTTask
@@ -56,9 +58,17 @@ def load_task(checkpoint: str | os.PathLike, device: str = "cpu") -> MetaPEFTTas
     """
     path = check_checkpoint_file(find_checkpoint(checkpoint))
     try:
-        task = MetaPEFTTask.load_from_checkpoint(path, map_location=device, weights_only=True)
+        # The checkpoint holds every tensor, the frozen backbone's too: the backbone is built
+        # without loading its pretrained weights (no hub, file or TorchGeo cache needed), then
+        # records their id again.
+        task = MetaPEFTTask.load_from_checkpoint(path, map_location=device, weights_only=True,
+                                                 weights=None)
     except (RuntimeError, EOFError, pickle.UnpicklingError) as err:
         raise CheckpointReadError(f"cannot read checkpoint {path}: {err}") from err
+    # mmap: only the small hyperparameters are read again, not the tensors.
+    saved = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+    weights = saved.get("hyper_parameters", {}).get("weights")
+    task.hparams["weights"] = task.model.config["weights"] = weights
     if not bool(task.model.normalizer.fitted):
         raise ValueError(f"{path} holds a model without band statistics; was it trained?")
     return task.eval()

@@ -1,4 +1,4 @@
-"""Backbone loading: any timm ViT by name, with weights from a hub, a local file, or none."""
+"""Backbone loading: a timm ViT by name, weights from a hub, a local file, TorchGeo, or none."""
 
 from __future__ import annotations
 
@@ -8,6 +8,8 @@ from pathlib import Path
 import timm
 import torch
 from torch import nn
+
+from .torchgeo_weights import is_torchgeo, load_into, torchgeo_weights
 
 __all__ = ["BackboneWeightsError", "create_backbone"]
 
@@ -36,13 +38,17 @@ def create_backbone(
 
     Args:
         name: timm model name, e.g. ``vit_tiny_patch16_224`` or ``vit_base_patch16_224``.
-        weights: ``None`` (random initialisation), a local ``.pth``/``.safetensors`` state dict, or
+        weights: ``None`` (random initialisation), a local ``.pth``/``.safetensors`` state dict,
             ``"hub"`` / ``"hf-hub:<repo>"`` for timm's pretrained weights (needs the internet or a
-            filled Hugging Face cache).
+            filled Hugging Face cache), or ``"torchgeo:<Enum>.<MEMBER>"`` for TorchGeo's (the
+            torch hub cache, else a download; ``name`` must be their architecture and
+            ``in_chans`` their band count, see
+            :func:`~rs_metapeft.models.torchgeo_weights.weights_settings`).
         img_size: input size; timm resamples position embeddings of pretrained weights.
         patch_size: patch size (``None`` keeps the model's own; a change resamples the patch
             embedding of pretrained weights).
-        in_chans: input channels of the patch embedding.
+        in_chans: input channels of the patch embedding (a local file's patch embedding must
+            have as many).
         **timm_kwargs: more arguments of the timm model (e.g. ``depth``, ``drop_path_rate``).
 
     Returns:
@@ -56,6 +62,16 @@ def create_backbone(
         kwargs["patch_size"] = patch_size
     if weights is None:
         return timm.create_model(name, pretrained=False, **kwargs)
+    if is_torchgeo(weights):
+        spec = torchgeo_weights(weights)
+        if in_chans != len(spec.bands):
+            raise BackboneWeightsError(
+                f"{spec.id} takes {len(spec.bands)} bands ({', '.join(spec.band_names)}), the "
+                f"backbone was asked for {in_chans} input channels"
+            )
+        model = timm.create_model(name, pretrained=False, **kwargs)
+        load_into(model, weights)
+        return model
     if weights == "hub" or weights.startswith("hf-hub:"):
         model_name = weights if weights.startswith("hf-hub:") else name
         try:
@@ -75,19 +91,21 @@ def create_backbone(
                 f"backbone weights file {path} does not exist; check model.weights "
                 "(a .pth or .safetensors state dict), or set it to null"
             )
+        overlay: dict = dict(file=str(path), num_classes=0)
+        if in_chans != 3:  # a multispectral file: its patch embedding loads as it is, unadapted
+            overlay["first_conv"] = None
         try:
-            return timm.create_model(
-                name, pretrained=True, pretrained_cfg_overlay=dict(file=str(path), num_classes=0),
-                **kwargs,
-            )
+            return timm.create_model(name, pretrained=True, pretrained_cfg_overlay=overlay,
+                                     **kwargs)
         except (RuntimeError, KeyError, ValueError) as err:
             raise BackboneWeightsError(
                 f"weights in {path} do not fit timm model {name!r}: {err}. Check model.backbone "
                 "and model.patch_size match the architecture the file was saved from."
             ) from err
     raise BackboneWeightsError(
-        f"model.weights={weights!r} is neither a file nor 'hub' / 'hf-hub:<repo>'; "
-        "give a path to a .pth/.safetensors file, 'hub', or null"
+        f"model.weights={weights!r} is neither a file nor 'hub' / 'hf-hub:<repo>' / "
+        "'torchgeo:<Enum>.<MEMBER>'; give a path to a .pth/.safetensors file, 'hub', TorchGeo "
+        "weights (`rs-metapeft backbones` lists them), or null"
     )
 
 

@@ -1,9 +1,17 @@
-"""Spectral stems: map any band set onto an RGB-pretrained ViT.
+"""Spectral stems: map any band set onto the bands a pretrained ViT takes.
 
 Two kinds of stem exist. *Pixel* stems (``rgb_select``, ``band_mix``) turn the C input bands into
-the three channels the pretrained patch embedding expects. *Patch* stems (``patch_expand``,
+the K channels the pretrained patch embedding expects. *Patch* stems (``patch_expand``,
 ``wavelength_hyper``) replace the patch-embedding projection itself with one that takes C bands;
 :class:`~rs_metapeft.models.classifier.SpectralViTClassifier` installs them in the backbone.
+
+The K *target* bands are R, G, B for an RGB-pretrained backbone (``target=None``, the default),
+or the bands a multispectral or SAR backbone was pretrained on (e.g. TorchGeo's Sentinel-2
+13-band weights), given as registered :class:`~rs_metapeft.bands.Band` objects. Each target band
+is fed by the input band with the same registry key (``B8a`` is ``B8A``), else by the nearest
+input band in wavelength (optical) or polarisation (SAR), see :func:`target_band_indices`; so
+data with the weights' own bands pass straight through (reordered), and every stem starts as
+the pretrained patch embedding of those bands.
 """
 
 from __future__ import annotations
@@ -30,7 +38,9 @@ __all__ = [
     "StemKind",
     "WavelengthHyperStem",
     "build_stem",
+    "nearest_target",
     "rgb_band_indices",
+    "target_band_indices",
 ]
 
 #: A spectral stem's name (``model.stem``).
@@ -58,6 +68,46 @@ def rgb_band_indices(band_names: list[str]) -> list[int]:
     return _rgb_indices(resolve_bands(band_names))
 
 
+def target_band_indices(band_names: list[str], target: list[Band] | None = None) -> list[int]:
+    """For each target band (default R, G, B), the index of the input band that should feed it.
+
+    With ``target=None`` this is :func:`rgb_band_indices`. Otherwise each target band takes the
+    input band with the same registry key (the same band: ``B8a``, ``B8A`` and ``nir08`` are one),
+    else the nearest optical input band in wavelength (an optical target), else a SAR input band
+    of the same polarisation, then of the same kind (co-polarised VV/HH, cross-polarised VH/HV),
+    else the input bands in turn.
+
+    Raises:
+        UnknownBandError: an input band is not in the registry.
+    """
+    return _target_indices(resolve_bands(band_names), target)
+
+
+_CO_POL, _CROSS_POL = ("VV", "HH"), ("VH", "HV")
+
+
+def _target_indices(bands: list[Band], target: list[Band] | None) -> list[int]:
+    if target is None:
+        return _rgb_indices(bands)
+    keys = {b.key: i for i, b in enumerate(bands)}
+    optical = [i for i, b in enumerate(bands) if b.modality == OPTICAL]
+    sar = [i for i, b in enumerate(bands) if b.modality == SAR]
+    picked = []
+    for j, t in enumerate(target):
+        if t.key in keys:
+            picked.append(keys[t.key])
+        elif t.modality == OPTICAL and optical:
+            picked.append(min(optical, key=lambda i: abs(bands[i].wavelength_nm - t.wavelength_nm)))
+        elif t.modality == SAR and sar:
+            same = [i for i in sar if bands[i].name == t.name]
+            kind = _CO_POL if t.name in _CO_POL else _CROSS_POL
+            alike = [i for i in sar if bands[i].name in kind]
+            picked.append((same or alike or [sar[j % len(sar)]])[0])
+        else:
+            picked.append(j % len(bands))
+    return picked
+
+
 def _rgb_indices(bands: list[Band]) -> list[int]:
     optical = [i for i, b in enumerate(bands) if b.modality == OPTICAL]
     if optical:
@@ -72,7 +122,12 @@ def _rgb_indices(bands: list[Band]) -> list[int]:
 class BandNormalizer(nn.Module):
     """Per-band standardisation with the training split's statistics, on device (kornia).
 
-    The statistics are buffers, so they travel inside every checkpoint with the model.
+    Each band is standardised with the training split's mean and std, then given the target
+    mean and std (by default 0 and 1: plain standardisation). With pretrained weights whose
+    pretraining inputs had other per-band statistics (TorchGeo's Sentinel-2 weights saw
+    reflectance / 10000, mean about 0.1-0.26 and std about 0.05-0.13 per band) the targets are
+    those, so the backbone sees inputs distributed as in its pretraining, whatever the units of
+    the data. Statistics and targets are buffers, so they travel inside every checkpoint.
 
     Args:
         num_bands: number of input bands.
@@ -83,33 +138,52 @@ class BandNormalizer(nn.Module):
         self.register_buffer("mean", torch.zeros(num_bands))
         self.register_buffer("std", torch.ones(num_bands))
         self.register_buffer("fitted", torch.tensor(False))
+        self.register_buffer("target_mean", torch.zeros(num_bands))
+        self.register_buffer("target_std", torch.ones(num_bands))
+
+    def _store(self, what: str, mean: list[float], std: list[float],
+               names: tuple[str, str]) -> None:
+        if len(mean) != self.mean.numel() or len(std) != self.std.numel():
+            raise ValueError(
+                f"{what} for {len(mean)} bands given to a model of {self.mean.numel()} bands"
+            )
+        for name, values in zip(names, (mean, std), strict=True):
+            getattr(self, name).copy_(torch.as_tensor(values, dtype=self.mean.dtype))
 
     def set_statistics(self, mean: list[float], std: list[float]) -> None:
         """Store per-band mean and std (from the training split)."""
-        if len(mean) != self.mean.numel() or len(std) != self.std.numel():
-            raise ValueError(
-                f"statistics for {len(mean)} bands given to a model of {self.mean.numel()} bands"
-            )
-        self.mean.copy_(torch.as_tensor(mean, dtype=self.mean.dtype))
-        self.std.copy_(torch.as_tensor(std, dtype=self.std.dtype))
+        self._store("statistics", mean, std, ("mean", "std"))
         self.fitted.fill_(True)
 
+    def set_targets(self, mean: list[float], std: list[float]) -> None:
+        """Store the per-band mean and std the standardised bands are given (the backbone's)."""
+        self._store("targets", mean, std, ("target_mean", "target_std"))
+
+    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs) -> None:
+        # Checkpoints older than the targets hold none: keep the defaults (plain standardisation).
+        for name in ("target_mean", "target_std"):
+            state_dict.setdefault(prefix + name, getattr(self, name).detach().clone())
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """Standardise each band."""
-        return normalize(x, self.mean, self.std)
+        """Standardise each band, then give it the target mean and std."""
+        scale = self.std / self.target_std
+        return normalize(x, self.mean - self.target_mean * scale, scale)
 
 
 class RGBSelectStem(nn.Module):
-    """Baseline: feed R, G, B from the bands nearest to them (no parameters).
+    """Baseline: feed each target band (R, G, B) from the input band nearest to it (no parameters).
 
     Args:
         bands: input band names.
+        target: the backbone's bands (``None``: R, G, B); see :func:`target_band_indices`.
     """
 
-    def __init__(self, bands: list[str]) -> None:
+    def __init__(self, bands: list[str], target: list[Band] | None = None) -> None:
         super().__init__()
         self.bands = list(bands)
-        self.register_buffer("index", torch.tensor(rgb_band_indices(self.bands)), persistent=False)
+        self.register_buffer("index", torch.tensor(target_band_indices(self.bands, target)),
+                             persistent=False)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Pick three bands."""
@@ -117,24 +191,28 @@ class RGBSelectStem(nn.Module):
 
 
 class BandMixStem(nn.Module):
-    """A learned 1x1 band mixing C -> 3 in front of the pretrained patch embedding.
+    """A learned 1x1 band mixing C -> K (3 for RGB) in front of the pretrained patch embedding.
 
-    Initialised from band wavelengths: R, G and B each copy the nearest input band (weight 1, all
-    others 0), so at initialisation the pretrained model sees the RGB bands of the input, and
-    training learns how the remaining bands (NIR, SWIR, red edge, SAR) should contribute.
+    Initialised from band wavelengths: each target band (R, G, B) copies its input band (weight
+    1, all others 0; see :func:`target_band_indices`), so at initialisation the pretrained model
+    sees the input's bands nearest to its own, and training learns how the remaining bands (NIR,
+    SWIR, red edge, SAR) should contribute. Where the input has the backbone's own bands this is
+    a pass-through (a reordering).
 
     Args:
         bands: input band names.
+        target: the backbone's bands (``None``: R, G, B).
     """
 
-    def __init__(self, bands: list[str]) -> None:
+    def __init__(self, bands: list[str], target: list[Band] | None = None) -> None:
         super().__init__()
         self.bands = list(bands)
-        self.mix = nn.Conv2d(len(bands), 3, kernel_size=1)
+        picked = target_band_indices(self.bands, target)
+        self.mix = nn.Conv2d(len(bands), len(picked), kernel_size=1)
         with torch.no_grad():
             self.mix.weight.zero_()
             self.mix.bias.zero_()
-            for out_ch, in_ch in enumerate(rgb_band_indices(self.bands)):
+            for out_ch, in_ch in enumerate(picked):
                 self.mix.weight[out_ch, in_ch] = 1.0
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -142,11 +220,13 @@ class BandMixStem(nn.Module):
         return self.mix(x)
 
 
-def _check_rgb_projection(proj: nn.Module) -> nn.Conv2d:
-    if not isinstance(proj, nn.Conv2d) or proj.in_channels != 3:
+def _check_projection(proj: nn.Module, target: list[Band] | None) -> nn.Conv2d:
+    channels = 3 if target is None else len(target)
+    if not isinstance(proj, nn.Conv2d) or proj.in_channels != channels:
+        what = "RGB" if target is None else f"{channels}-band"
         raise TypeError(
-            "patch stems need the backbone's RGB patch-embedding convolution (3 input channels), "
-            f"got {type(proj).__name__}"
+            f"patch stems need the backbone's {what} patch-embedding convolution ({channels} "
+            f"input channels), got {type(proj).__name__}"
             + (f" with {proj.in_channels} channels" if isinstance(proj, nn.Conv2d) else "")
         )
     return proj
@@ -155,40 +235,41 @@ def _check_rgb_projection(proj: nn.Module) -> nn.Conv2d:
 class PatchExpandStem(nn.Module):
     """A patch embedding with one kernel per band, initialised band-aware, all trainable.
 
-    The kernel of band c is ``gain[c] * kernel[c]``. Directions: a visible band starts from the
-    pretrained kernel of the nearest of R, G, B; any other band from the mean of the three RGB
-    kernels scaled by 3/C (so that C such bands add up to one RGB kernel). Gains start at 1 for
-    the bands that :func:`rgb_band_indices` picks for R, G, B (whose directions are those kernels,
+    The kernel of band c is ``gain[c] * kernel[c]``. Directions (RGB backbone): a visible band
+    starts from the pretrained kernel of the nearest of R, G, B; any other band from the mean of
+    the three RGB kernels scaled by 3/C (so that C such bands add up to one RGB kernel). For a
+    backbone pretrained on other bands (``target``), a band starts from the kernel of its own
+    band in the weights, else of the nearest one of its modality (wavelength, polarisation),
+    else from the scaled mean of the K pretrained kernels. Gains start at 1 for the bands that
+    :func:`target_band_indices` picks for the target bands (whose directions are those kernels,
     summed where one band feeds several channels) and 0 for all others, so at initialisation the
-    stem is exactly the pretrained patch embedding applied to the input's RGB bands; training
-    then grows the other bands in.
+    stem is exactly the pretrained patch embedding applied to the input's bands nearest to its
+    own; training then grows the other bands in.
 
     Args:
         bands: input band names.
-        proj: the pretrained RGB patch-embedding convolution (its weights are copied).
+        proj: the pretrained patch-embedding convolution (its weights are copied).
+        target: the backbone's bands (``None``: R, G, B).
     """
 
-    def __init__(self, bands: list[str], proj: nn.Conv2d) -> None:
+    def __init__(self, bands: list[str], proj: nn.Conv2d, target: list[Band] | None = None) -> None:
         super().__init__()
-        proj = _check_rgb_projection(proj)
+        proj = _check_projection(proj, target)
         self.bands = list(bands)
         self.stride, self.padding = proj.stride, proj.padding
         resolved = resolve_bands(self.bands)
-        rgb = proj.weight.detach()  # (D, 3, p, p), channels R, G, B
-        mean = rgb.mean(dim=1) * 3.0 / len(resolved)
+        pretrained = proj.weight.detach()  # (D, K, p, p), channels in target order
+        k = pretrained.shape[1]
+        mean = pretrained.mean(dim=1) * k / len(resolved)
         kernels = []
         for band in resolved:
-            if band.modality == OPTICAL and _VISIBLE_NM[0] <= band.wavelength_nm <= _VISIBLE_NM[1]:
-                nearest = min(range(3),
-                              key=lambda j: abs(band.wavelength_nm - RGB_WAVELENGTHS_NM[j]))
-                kernels.append(rgb[:, nearest])
-            else:
-                kernels.append(mean)
+            nearest = nearest_target(band, target)
+            kernels.append(mean if nearest is None else pretrained[:, nearest])
         kernel = torch.stack(kernels, dim=1).clone()
         gain = torch.zeros(len(resolved))
-        picked = _rgb_indices(resolved)
+        picked = _target_indices(resolved, target)
         for c in set(picked):
-            kernel[:, c] = sum(rgb[:, j] for j in range(3) if picked[j] == c)
+            kernel[:, c] = sum(pretrained[:, j] for j in range(k) if picked[j] == c)
             gain[c] = 1.0
         self.kernel = nn.Parameter(kernel)
         self.gain = nn.Parameter(gain)
@@ -204,6 +285,32 @@ class PatchExpandStem(nn.Module):
         return F.conv2d(x, self.weight, self.bias, self.stride, self.padding)
 
 
+def nearest_target(band: Band, target: list[Band] | None = None) -> int | None:
+    """Index of the target band whose pretrained kernel (or statistics) suit ``band`` best.
+
+    RGB (``target=None``): the nearest of R, G, B for a visible band, else ``None``. Otherwise
+    the target band with the same registry key, else the nearest optical target in wavelength
+    (optical band), else the SAR target of the same polarisation, then of the same kind;
+    ``None`` where the target has nothing of the band's modality.
+    """
+    if target is None:
+        if band.modality == OPTICAL and _VISIBLE_NM[0] <= band.wavelength_nm <= _VISIBLE_NM[1]:
+            return min(range(3), key=lambda j: abs(band.wavelength_nm - RGB_WAVELENGTHS_NM[j]))
+        return None
+    for j, t in enumerate(target):
+        if t.key == band.key:
+            return j
+    if band.modality == OPTICAL:
+        optical = [j for j, t in enumerate(target) if t.modality == OPTICAL]
+        return min(optical, key=lambda j: abs(target[j].wavelength_nm - band.wavelength_nm),
+                   default=None)
+    sar = [j for j, t in enumerate(target) if t.modality == SAR]
+    same = [j for j in sar if target[j].name == band.name]
+    kind = _CO_POL if band.name in _CO_POL else _CROSS_POL
+    alike = [j for j in sar if target[j].name in kind]
+    return (same or alike or [None])[0]
+
+
 def _fourier_features(wavelength_nm: torch.Tensor, dim: int) -> torch.Tensor:
     """Sin/cos features of log-wavelength (optical bands span 0.4-2.3 um over ~1.7 octaves)."""
     x = torch.log2(wavelength_nm / 1000.0).unsqueeze(-1)
@@ -216,33 +323,39 @@ class WavelengthHyperStem(nn.Module):
 
     Each band gets an embedding: Fourier features of its centre wavelength (optical) or a learned
     vector per polarisation (SAR: VV, VH, HH, HV). A small MLP maps the embedding to mixing
-    coefficients over a kernel bank (the pretrained R, G, B kernels plus ``extra_kernels`` learned
-    ones); the band's kernel is that mixture. Coefficients add a fixed wavelength prior to the
-    MLP's output (whose last layer starts at zero): a Gaussian in wavelength around R, G and B
-    (SAR: the first polarisation feeds R and B, the second G), so training starts from a sensible
-    RGB-like embedding. Because kernels come from band descriptions, not from band slots, the
-    same stem embeds a band set it was not trained on (see :meth:`set_bands`).
+    coefficients over a kernel bank (the pretrained R, G, B kernels, or the K kernels of a
+    backbone pretrained on other bands, plus ``extra_kernels`` learned ones); the band's kernel
+    is that mixture. Coefficients add a fixed prior to the MLP's output (whose last layer starts
+    at zero): for an RGB backbone a Gaussian in wavelength around R, G and B (SAR: the first
+    polarisation feeds R and B, the second G), so training starts from a sensible RGB-like
+    embedding; for other target bands each target's kernel goes to the input band that
+    :func:`target_band_indices` picks for it, so the stem starts as the pretrained embedding.
+    Because kernels come from band descriptions, not from band slots, the same stem embeds a
+    band set it was not trained on (see :meth:`set_bands`).
 
     Args:
         bands: input band names.
-        proj: the pretrained RGB patch-embedding convolution (its weights seed the bank).
+        proj: the pretrained patch-embedding convolution (its weights seed the bank).
         embed_dim: width of the band embedding.
         hidden: hidden width of the MLP.
         extra_kernels: learned kernels in the bank beside R, G, B.
         sigma_nm: width of the wavelength prior.
+        target: the backbone's bands (``None``: R, G, B).
     """
 
     POLARISATIONS = ("VV", "VH", "HH", "HV")
 
     def __init__(self, bands: list[str], proj: nn.Conv2d, embed_dim: int = 16, hidden: int = 64,
-                 extra_kernels: int = 8, sigma_nm: float = 25.0) -> None:
+                 extra_kernels: int = 8, sigma_nm: float = 25.0,
+                 target: list[Band] | None = None) -> None:
         super().__init__()
-        proj = _check_rgb_projection(proj)
+        proj = _check_projection(proj, target)
         self.stride, self.padding = proj.stride, proj.padding
         self.embed_dim, self.sigma_nm = embed_dim, sigma_nm
-        rgb = proj.weight.detach().transpose(0, 1)  # (3, D, p, p)
-        extra = torch.randn(extra_kernels, *rgb.shape[1:]) * rgb.std() * 0.1
-        self.bank = nn.Parameter(torch.cat([rgb, extra]).clone())
+        self.target = None if target is None else list(target)
+        pretrained = proj.weight.detach().transpose(0, 1)  # (K, D, p, p)
+        extra = torch.randn(extra_kernels, *pretrained.shape[1:]) * pretrained.std() * 0.1
+        self.bank = nn.Parameter(torch.cat([pretrained, extra]).clone())
         self.bias = nn.Parameter(proj.bias.detach().clone()) if proj.bias is not None else None
         self.sar_embedding = nn.Parameter(torch.randn(len(self.POLARISATIONS), embed_dim) * 0.5)
         self.mlp = nn.Sequential(nn.Linear(embed_dim, hidden), nn.GELU(),
@@ -256,6 +369,12 @@ class WavelengthHyperStem(nn.Module):
         resolved = resolve_bands(list(bands))
         self.bands = list(bands)
         self._resolved = resolved
+        if self.target is not None:
+            prior = torch.zeros(len(resolved), len(self.target))
+            for j, c in enumerate(_target_indices(resolved, self.target)):
+                prior[c, j] = 1.0
+            self.register_buffer("prior", prior, persistent=False)
+            return
         prior = torch.zeros(len(resolved), 3)
         optical = [i for i, b in enumerate(resolved) if b.modality == OPTICAL]
         if optical:
@@ -283,7 +402,8 @@ class WavelengthHyperStem(nn.Module):
     def weight(self) -> torch.Tensor:
         """The generated (D, C, p, p) convolution kernel of the current bands."""
         coef = self.mlp(self.embeddings())
-        coef = coef + F.pad(self.prior.to(coef), (0, coef.shape[1] - 3))
+        prior = self.prior.to(coef)
+        coef = coef + F.pad(prior, (0, coef.shape[1] - prior.shape[1]))
         return torch.einsum("ck,kdij->dcij", coef, self.bank)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -293,18 +413,22 @@ class WavelengthHyperStem(nn.Module):
         return F.conv2d(x, self.weight, self.bias, self.stride, self.padding)
 
 
-def build_stem(kind: StemKind, bands: list[str], proj: nn.Module | None = None) -> nn.Module:
+def build_stem(kind: StemKind, bands: list[str], proj: nn.Module | None = None,
+               target: list[Band] | None = None) -> nn.Module:
     """A spectral stem by name.
 
     Args:
         kind: one of :data:`STEMS`.
         bands: input band names.
         proj: the backbone's pretrained patch-embedding convolution (patch stems only).
+        target: the bands the backbone was pretrained on (``None``: R, G, B).
 
     Raises:
         ValueError: unknown kind.
     """
     check_choice(kind, StemKind, "model.stem")
     if kind in PIXEL_STEMS:
-        return RGBSelectStem(bands) if kind == "rgb_select" else BandMixStem(bands)
-    return (PatchExpandStem if kind == "patch_expand" else WavelengthHyperStem)(bands, proj)
+        return (RGBSelectStem if kind == "rgb_select" else BandMixStem)(bands, target)
+    if kind == "patch_expand":
+        return PatchExpandStem(bands, proj, target)
+    return WavelengthHyperStem(bands, proj, target=target)

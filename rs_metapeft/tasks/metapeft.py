@@ -38,8 +38,10 @@ from ..meta import (
 )
 from ..meta.optim import meta_lr_factor
 from ..models import SpectralViTClassifier, init_head_from_class_means
+from ..models.classifier import Normalization
 from ..models.head import HeadKind
 from ..models.stem import StemKind
+from ..models.torchgeo_weights import weights_settings
 from ..peft import (
     PeftConfig,
     clamp_modulators,
@@ -112,10 +114,11 @@ class MetaPEFTTask(L.LightningModule):
     Args:
         bands: input band names (linked from the datamodule in recipes).
         num_classes: number of classes (linked from the datamodule in recipes).
-        backbone: timm model name.
-        weights: ``null`` (random init), a local weights file, ``hub`` or ``hf-hub:<repo>``.
+        backbone: timm model name (TorchGeo weights put their own architecture in its place).
+        weights: ``null`` (random init), a local weights file, ``hub``, ``hf-hub:<repo>`` or
+            TorchGeo weights, ``torchgeo:<Enum>.<MEMBER>`` (``rs-metapeft backbones`` lists them).
         img_size: input size.
-        patch_size: ViT patch size.
+        patch_size: ViT patch size (``null``: the backbone's own, e.g. 16 for TorchGeo ViT-S/16).
         head: ``linear`` or ``cosine``.
         backbone_kwargs: more timm model arguments (e.g. ``{depth: 2}``, ``{drop_path_rate: 0.1}``).
         peft: PEFT positions, layers and sizes (``positions: []`` is a linear probe).
@@ -140,6 +143,11 @@ class MetaPEFTTask(L.LightningModule):
             model functionally, with double backward). The first steps pay the compilation.
         custom_bands: the data's own band declarations (linked from ``data.custom_bands`` in
             recipes; see :func:`~rs_metapeft.bands.declare_bands`), recorded in checkpoints.
+        backbone_bands: the bands the backbone takes (``null``: R, G, B; TorchGeo weights fill
+            in theirs); the stem maps the data's bands onto them.
+        normalization: ``pretrained``: standardise each band, then give it the per-band mean
+            and std of the backbone's pretraining inputs where the weights record them
+            (TorchGeo's SSL4EO-S12 Sentinel-2 / Sentinel-1 weights); ``data``: standardise only.
     """
 
     def __init__(
@@ -167,8 +175,14 @@ class MetaPEFTTask(L.LightningModule):
         activation_checkpointing: bool = False,
         compile_inner_step: bool = False,
         custom_bands: list[dict[str, Any]] | None = None,
+        backbone_bands: list[str] | None = None,
+        normalization: Normalization = "pretrained",
     ) -> None:
         super().__init__()
+        # TorchGeo weights fix the architecture (and patch size and bands, unless given): the
+        # hyperparameters record what was built, so a checkpoint rebuilds without the weights.
+        backbone, patch_size, backbone_bands, weights_notes = weights_settings(
+            weights, backbone, patch_size, backbone_bands)
         peft, meta, optimizer, groups = (
             _config(peft, PeftConfig), _config(meta, MetaConfig),
             _config(optimizer, OptimizerConfig), _config(groups, GroupsConfig),
@@ -193,6 +207,7 @@ class MetaPEFTTask(L.LightningModule):
         self.head_init = head_init
         self.report_dir = report_dir
         self.model = SpectralViTClassifier.from_config(self.hparams, peft=peft)
+        self.weights_notes = weights_notes
         # Recompute each block's activations in backward instead of keeping them: memory for
         # compute, for large backbones (timm's non-reentrant checkpointing; the hypergradients
         # switch it off for their own, functional, passes).
@@ -228,6 +243,8 @@ class MetaPEFTTask(L.LightningModule):
             self.train_counts = list(dm.train_counts)
             self.data_info = dm.data_description() if hasattr(dm, "data_description") else {}
             self.run_warnings = list(getattr(dm, "run_warnings", []))
+            for note in self.weights_notes:
+                self._warn_run(note)
             counts = torch.tensor(self.train_counts, dtype=torch.float)
             self.log_prior.copy_((counts / counts.sum()).log())
         elif not bool(self.model.normalizer.fitted):

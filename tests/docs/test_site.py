@@ -93,3 +93,10 @@ def test_tail_report_marker_renders_the_report(tmp_path):
     text = hooks.render_tail_report(path)
     assert not text.startswith("# ") and "## Learned gamma" in text
     assert "| big | many | 150 |" in text and "0.500" in text and "1.250" in text
+
+
+def test_recipes_table_names_torchgeo_weights():
+    rows = {row["name"]: row for row in hooks.recipe_rows()}
+    assert rows["eurosat_ms_torchgeo"]["backbone"] == (
+        "vit_small_patch16_224 @ 224 px, torchgeo:ViTSmall16_Weights.SENTINEL2_ALL_DINO")
+    assert rows["demo"]["backbone"] == "vit_tiny_patch16_224 @ 64 px"
