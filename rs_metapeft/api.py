@@ -200,7 +200,8 @@ def predict(model: Any, inputs: str | os.PathLike | torch.Tensor,
             :func:`~rs_metapeft.inference.predict_scene` (``batch_size``, ``stride``, ``crs``).
 
     Returns:
-        The CSV path; the (class map, confidence) paths; or a (N, classes) probability tensor.
+        The CSV path; the (class map, confidence) paths; or a (N, classes) probability tensor
+        (a multi-label model: per-label sigmoid scores, and a CSV of label sets and scores).
 
     Example (``run`` and ``tmp`` come from the :func:`fit` example):
         >>> import csv, os
@@ -226,7 +227,7 @@ def predict(model: Any, inputs: str | os.PathLike | torch.Tensor,
         check_compatible(task.model.bands, inputs.shape[1],
                          data=f"the tensor of shape {tuple(inputs.shape)}", fix=f"give {shape}")
         with torch.no_grad():
-            return task(inputs.to(task.device)).softmax(1).cpu()
+            return task.scores(inputs.to(task.device)).cpu()
     path = Path(inputs)
     if path.is_dir():
         target = output if output is not None else path.with_name(path.name + "_predictions.csv")
