@@ -123,8 +123,9 @@ def task_metadata(task: Any) -> dict[str, Any]:
         Bands, stem, band statistics, classes, training counts, gamma, gamma history, outer-step
         counters, the training data's CRS and nodata value (``data``, where known),
         ``multilabel`` (with the per-label ``thresholds``, how they were chosen and the training
-        samples of a multi-label model) and random-number states; with a meta sampler, also the data seed and the meta
-        split (descriptive: the sampler's state travels in the datamodule's ``state_dict``).
+        samples of a multi-label model) and random-number states; with a meta sampler, also
+        the data seed and the meta split (descriptive: the sampler's state travels in the
+        datamodule's ``state_dict``).
     """
     from .peft import gamma_map
 

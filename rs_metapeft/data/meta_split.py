@@ -28,7 +28,9 @@ anyway), and from the meta-train half for ``resample``.
 
 Meta-val batches are class-balanced by default (equal counts per class over the classes present in
 the meta-val pool, drawn with replacement inside a class that is short, the remainder going to
-randomly chosen classes): a long-tailed batch of a few images rarely holds a tail image. Multi-label data (:class:`MultiLabelMetaSampler`) take the same protocols, with each sample
+randomly chosen classes): a long-tailed batch of a few images rarely holds a tail image.
+
+Multi-label data (:class:`MultiLabelMetaSampler`) take the same protocols, with each sample
 stratified by its rarest label (the holdout then keeps every label's share of samples about
 right, and a rare label's last samples stay in training), and label-balanced meta-val batches:
 equal counts per label present in the pool, each drawn among the samples carrying it. All

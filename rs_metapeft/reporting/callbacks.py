@@ -80,8 +80,11 @@ def multilabel_task_report(task: Any, scores: Any, targets: Any,
 
 
 def run_details(task: Any, meta_protocol: str | None = None) -> dict:
-    """What every report holds beside its metrics: gamma, effective scales, meta settings,
-    parameter counts, fit wall time and the run's warnings."""
+    """What every report holds beside its metrics.
+
+    Gamma, effective scales, switched-off modules, meta settings, parameter counts, fit wall
+    time and the run's warnings.
+    """
     report: dict[str, Any] = {}
     model, mc = task.model, task.meta_config
     scales, initial = effective_scale_map(model), initial_scale_map(model)

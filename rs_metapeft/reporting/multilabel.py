@@ -217,8 +217,10 @@ def format_multilabel_report(report: dict) -> list[str]:
 
 
 def comparison_row(report: dict) -> dict[str, Any]:
-    """A multi-label report's row of ``rs-metapeft compare`` (keys of :data:`MULTILABEL_COLUMNS`,
-    without ``run``)."""
+    """A multi-label report's row of ``rs-metapeft compare``.
+
+    Keys of :data:`MULTILABEL_COLUMNS` but ``run``.
+    """
     return {
         "macro_map": report["macro_map"], "micro_map": report["micro_map"],
         "macro_f1": report["macro_f1"], "micro_f1": report["micro_f1"],

@@ -18,7 +18,6 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
-import torch
 from torch.utils.data import Dataset, Sampler, Subset
 
 from ..longtail import log_class_counts
@@ -107,23 +106,9 @@ class MultiLabelDataModule(LongTailDataModule):
                                      self.meta_batch_size * world, self.meta_balanced_val,
                                      self.seed, self.meta_min_train_per_class, val_labels)
 
-    def _build_meta_sampler(self) -> None:
-        """The ``val_split`` and ``resample`` samplers (``holdout``'s shapes the training set)."""
-        if self.meta_protocol == "holdout":
-            return
-        train = self.train_dataset
-        if self.meta_protocol == "resample":
-            self._set_meta_sampler(self._new_meta_sampler(label_matrix(train)),
-                                   {"train": train, "val": train})
-            return
-        val = self.val_dataset
-        if val is None or len(val) == 0:
-            raise ValueError(
-                "data.meta_protocol val_split draws meta-val batches from the validation split, "
-                "but it has no images; add validation images or use data.meta_protocol: holdout"
-            )
-        sampler = self._new_meta_sampler(label_matrix(train), label_matrix(val))
-        self._set_meta_sampler(sampler, {"train": train, "val": val})
+    def _meta_labels(self, dataset: Dataset) -> np.ndarray:
+        """The multi-hot labels the meta sampler draws by (label-balanced meta-val batches)."""
+        return label_matrix(dataset)
 
     def train_sampler(self, dataset: Dataset) -> Sampler | None:
         """``None``: the loader shuffles (the only sampler multi-label data takes)."""
