@@ -276,7 +276,9 @@ class MetaPEFTTask(L.LightningModule):
                 self.log_prior.copy_(f.log() - (-f).log1p())
             else:
                 self.log_prior.copy_((counts / counts.sum()).log())
-        elif not bool(self.model.normalizer.fitted):
+        elif not bool(self.model.normalizer.fitted) and self.trainer.ckpt_path is None:
+            # With a checkpoint (`rs-metapeft test --ckpt_path`), Lightning loads the statistics
+            # after this hook.
             raise ValueError(
                 "this model has no band statistics: train it first (fit) or load a checkpoint"
             )

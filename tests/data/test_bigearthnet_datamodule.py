@@ -153,7 +153,8 @@ def test_label_matrix_is_cached_with_the_statistics(bigearthnet_root, tmp_path, 
 
     first = BigEarthNetDataModule(root=str(bigearthnet_root), bands="s1", stats_cache=str(tmp_path))
     first.setup("fit")
-    assert len(list(tmp_path.glob("bigearthnet-labels-*.npy"))) == 1
+    # the training split's, and the validation split's (the meta sampler draws by its labels)
+    assert len(list(tmp_path.glob("bigearthnet-labels-*.npy"))) == 2
 
     def unread(self):
         raise AssertionError("a cached label matrix reads no JSON file")
