@@ -276,17 +276,31 @@ class MetaPEFTTask(L.LightningModule):
                 self.log_prior.copy_(f.log() - (-f).log1p())
             else:
                 self.log_prior.copy_((counts / counts.sum()).log())
-        elif not bool(self.model.normalizer.fitted) and self.trainer.ckpt_path is None:
-            # With a checkpoint (`rs-metapeft test --ckpt_path`), Lightning loads the statistics
-            # after this hook.
-            raise ValueError(
-                "this model has no band statistics: train it first (fit) or load a checkpoint"
-            )
         if dm.class_names:
             changed = len(dm.class_names) != len(self.class_names)
             if stage != "fit" and any(self.train_counts) and changed:
                 raise ValueError(f"classes differ: model {self.class_names}, data {dm.class_names}")
             self.class_names = list(dm.class_names)
+
+    def _require_statistics(self) -> None:
+        # Checked when evaluation starts, not in setup: `rs-metapeft test --ckpt_path` has
+        # Lightning load the checkpoint (and its band statistics) only after setup.
+        if not bool(self.model.normalizer.fitted):
+            raise ValueError(
+                "this model has no band statistics: train it first (fit) or load a checkpoint"
+            )
+
+    def on_validation_start(self) -> None:
+        """Refuse a model without band statistics."""
+        self._require_statistics()
+
+    def on_test_start(self) -> None:
+        """Refuse a model without band statistics."""
+        self._require_statistics()
+
+    def on_predict_start(self) -> None:
+        """Refuse a model without band statistics."""
+        self._require_statistics()
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         """Make checkpoints self-describing and resumable (see :mod:`rs_metapeft.checkpointing`)."""
