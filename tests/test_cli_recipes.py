@@ -110,7 +110,7 @@ def _synthetic(root: Path) -> dict:
 def bigearthnet(root: Path) -> dict:
     """BigEarthNet v1's layout (split CSVs, S1 and S2 patch folders), 19 labels."""
     make_fake_bigearthnet(root, **TINY_MULTILABEL)
-    return {"root": str(root), "num_classes": 19}
+    return {"root": str(root), "num_classes": 19, "stats_cache": str(root / "cache")}
 
 
 #: How each recipe's twin gets its data: a generator writing the dataset's on-disk layout.
