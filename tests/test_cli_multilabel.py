@@ -41,11 +41,13 @@ def test_fit_makes_a_multilabel_task_with_thresholds_from_validation(multilabel_
 
 def test_test_subcommand_rewrites_the_same_report(multilabel_run, tmp_path):
     recipe = multilabel_run.parents[2] / "recipe.yaml"
-    out = tmp_path / "test"
+    # (with --ckpt_path, LightningCLI takes the model's settings, report_dir too, from the
+    # checkpoint; the run folder is the trainer's)
     assert main(["test", "--config", str(recipe), "--ckpt_path", str(_checkpoint(multilabel_run)),
-                 f"--model.report_dir={out}"]) == 0
+                 f"--trainer.default_root_dir={tmp_path}"]) == 0
     fitted = json.loads((multilabel_run / "report.json").read_text())
-    tested = json.loads((out / "report.json").read_text())
+    (written,) = tmp_path.rglob("report.json")
+    tested = json.loads(written.read_text())
     for key in ("macro_map", "micro_map", "macro_f1", "micro_f1"):
         assert tested[key] == fitted[key], key
 
