@@ -301,7 +301,8 @@ class MultiLabelMetaSampler(MetaSampler):
                  val_labels: np.ndarray | None = None) -> None:
         self.label_matrix = np.asarray(labels, dtype=np.uint8)
         self.val_label_matrix = np.asarray(
-            val_labels if val_labels is not None else np.zeros((0, labels.shape[1])), np.uint8)
+            val_labels if val_labels is not None else np.zeros((0, self.label_matrix.shape[1])),
+            np.uint8)
         counts = self.label_matrix.sum(0)
         num_labels = self.label_matrix.shape[1]
 
