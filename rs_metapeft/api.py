@@ -203,7 +203,8 @@ def predict(model: Any, inputs: str | os.PathLike | torch.Tensor,
             :func:`~rs_metapeft.inference.predict_scene` (``batch_size``, ``stride``, ``crs``).
 
     Returns:
-        The CSV path; the (class map, confidence) paths; or a (N, classes) probability tensor.
+        The CSV path; the (class map, confidence) paths; or a (N, classes) probability tensor
+        (a multi-label model: per-label sigmoid scores, and a CSV of label sets and scores).
 
     Example (``run`` and ``tmp`` come from the :func:`fit` example):
         >>> import csv, os
@@ -234,7 +235,7 @@ def predict(model: Any, inputs: str | os.PathLike | torch.Tensor,
             inputs = model_input(inputs.cpu(), None, task.model.normalizer.mean.cpu(),
                                  preprocessing)
         with torch.no_grad():
-            return task(inputs.to(task.device)).softmax(1).cpu()
+            return task.scores(inputs.to(task.device)).cpu()
     path = Path(inputs)
     if path.is_dir():
         target = output if output is not None else path.with_name(path.name + "_predictions.csv")

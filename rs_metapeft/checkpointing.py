@@ -121,9 +121,11 @@ def task_metadata(task: Any) -> dict[str, Any]:
 
     Returns:
         Bands, stem, band statistics, classes, training counts, gamma, gamma history, outer-step
-        counters, the training data's CRS and nodata value (``data``, where known) and
-        random-number states; with a meta sampler, also the data seed and the meta
-        split (descriptive: the sampler's state travels in the datamodule's ``state_dict``).
+        counters, the training data's CRS and nodata value (``data``, where known),
+        ``multilabel`` (with the per-label ``thresholds``, how they were chosen and the training
+        samples of a multi-label model) and random-number states; with a meta sampler, also
+        the data seed and the meta split (descriptive: the sampler's state travels in the
+        datamodule's ``state_dict``).
     """
     from .peft import gamma_map
 
@@ -140,7 +142,12 @@ def task_metadata(task: Any) -> dict[str, Any]:
         "outer_steps": task.outer_steps,
         "skipped_outer_steps": task.skipped_outer_steps,
         "data": dict(getattr(task, "data_info", {})),
+        "multilabel": bool(getattr(task, "multilabel", False)),
     }
+    if info["multilabel"]:  # the thresholds travel as a buffer too; here they are readable
+        info["thresholds"] = task.thresholds.tolist()
+        info["thresholds_source"] = task.thresholds_source
+        info["train_samples"] = task.train_samples
     trainer = task._trainer
     dm = getattr(trainer, "datamodule", None) if trainer is not None else None
     if dm is not None and getattr(dm, "meta_sampler", None) is not None:
@@ -169,6 +176,9 @@ def restore_task_metadata(task: Any, info: dict[str, Any]) -> None:
     task.skipped_outer_steps = info.get("skipped_outer_steps", 0)
     task.gamma_history = [(int(s), _int_keys(g)) for s, g in info.get("gamma_history", [])]
     task.data_info = dict(info.get("data", {}))
+    if getattr(task, "multilabel", False):
+        task.thresholds_source = info.get("thresholds_source", task.thresholds_source)
+        task.train_samples = info.get("train_samples", task.train_samples)
 
 
 class ExactResume(Callback):

@@ -79,7 +79,7 @@ def one_line_parse_error(message: str) -> str:
 
 
 class RSMetaPEFTCLI(LightningCLI):
-    """LightningCLI with bands and class count linked from the data to the model.
+    """LightningCLI with bands, class count and label kind linked from the data to the model.
 
     Runs log to TensorBoard and CSV (``metrics.csv``, drawn as training curves in report.html)
     in the same version folder unless the recipe sets ``trainer.logger``; ``fit`` records its
@@ -90,6 +90,8 @@ class RSMetaPEFTCLI(LightningCLI):
         parser.link_arguments("data.bands", "model.bands", apply_on="instantiate")
         parser.link_arguments("data.num_classes", "model.num_classes", apply_on="instantiate")
         parser.link_arguments("data.custom_bands", "model.custom_bands", apply_on="instantiate")
+        # Multi-label data make a multi-label task (sigmoid scores, losses, report).
+        parser.link_arguments("data.multilabel", "model.multilabel", apply_on="instantiate")
         # Always there, so every run can be resumed: --checkpoint.every_n_train_steps=N.
         parser.add_lightning_class_args(LastCheckpoint, "checkpoint")
         parser.add_argument("--overwrite", type=bool, default=False,

@@ -54,3 +54,35 @@ def trained_run(tiny_s2_root, tmp_path_factory) -> Path:
     assert main(["fit", "--config", str(recipe)]) == 0
     (report,) = (folder / "runs").rglob("report.json")
     return report.parent
+
+
+#: Sizes of the tiny synthetic multi-label set (BigEarthNet layout, 12 px patches).
+TINY_MULTILABEL = {"num_train": 12, "num_val": 6, "num_test": 6, "patch_size": 12}
+
+
+def tiny_multilabel_twin(run_dir: Path, data_root: Path, recipe: str = "demo_multilabel",
+                         **data) -> dict:
+    """A CPU-sized twin of a multi-label recipe on the tiny generated set (19 labels)."""
+    from rs_metapeft.api import load_recipe
+    from rs_metapeft.recipes import shrink_recipe
+
+    sizes = {"root": str(data_root), **TINY_MULTILABEL, **data}
+    twin = shrink_recipe(load_recipe(recipe), run_dir, data=sizes, img_size=TINY_SPEC.image_size)
+    twin["trainer"]["enable_progress_bar"] = False
+    twin["trainer"]["limit_test_batches"] = None  # every test sample, for the report's counts
+    return twin
+
+
+@pytest.fixture(scope="session")
+def multilabel_run(tmp_path_factory) -> Path:
+    """A run folder of the multi-label demo's twin, fit for two steps through the CLI."""
+    import yaml
+
+    from rs_metapeft.cli import main
+
+    folder = tmp_path_factory.mktemp("multilabel")
+    recipe = folder / "recipe.yaml"
+    recipe.write_text(yaml.safe_dump(tiny_multilabel_twin(folder / "runs", folder / "data")))
+    assert main(["fit", "--config", str(recipe)]) == 0
+    (report,) = (folder / "runs").rglob("report.json")
+    return report.parent

@@ -22,14 +22,15 @@ from rs_metapeft.data.datamodules.synthetic import SyntheticDataMixin
 from rs_metapeft.models.torchgeo_weights import is_torchgeo
 from rs_metapeft.recipes import list_recipes, recipe_path, recipe_summary
 
-from .conftest import tiny_twin
-from .data.fakes import make_fake_eurosat_s1
+from .conftest import TINY_MULTILABEL, tiny_twin
+from .data.fakes import make_fake_bigearthnet, make_fake_eurosat_s1
 from .models.torchgeo_cache import write_fake_weights
 
 SHIPPED = {
     "demo", "demo_sar", "eurosat_ms_lt", "eurosat_rgb_lt", "so2sat_sar_lt", "so2sat_ms_lt",
     "resisc45_lt", "ucmerced_lt", "sar_ship_chips", "geotiff_folder",
     "eurosat_ms_torchgeo", "so2sat_ms_torchgeo", "eurosat_sar_torchgeo",
+    "demo_multilabel", "bigearthnet_s1", "bigearthnet_s2", "bigearthnet_s1s2",
 }
 TRAIN_COUNTS = (12, 5, 2)  # a small long tail: many, medium, few
 
@@ -114,6 +115,12 @@ def eurosat_s1(root: Path) -> dict:
     return {"root": str(make_fake_eurosat_s1(root, per_class=4, size=32)), "num_classes": 10}
 
 
+def bigearthnet(root: Path) -> dict:
+    """BigEarthNet v1's layout (split CSVs, S1 and S2 patch folders), 19 labels."""
+    make_fake_bigearthnet(root, **TINY_MULTILABEL)
+    return {"root": str(root), "num_classes": 19, "stats_cache": str(root / "cache")}
+
+
 #: How each recipe's twin gets its data: a generator writing the dataset's on-disk layout.
 GENERATORS = {
     "demo": _synthetic,
@@ -129,10 +136,15 @@ GENERATORS = {
     "eurosat_ms_torchgeo": "s2",
     "so2sat_ms_torchgeo": so2sat,
     "eurosat_sar_torchgeo": eurosat_s1,
+    "demo_multilabel": lambda root: {"root": str(root), "num_classes": 19, **TINY_MULTILABEL},
+    "bigearthnet_s1": bigearthnet,
+    "bigearthnet_s2": bigearthnet,
+    "bigearthnet_s1s2": bigearthnet,
 }
-# Twins in the default suite (the demo twin is the shared trained_run fixture); the rest are
-# marked slow, about one two-step fit each (run them with -m slow).
+# Twins in the default suite (the demo twins are the shared trained_run and multilabel_run
+# fixtures); the rest are marked slow, about one two-step fit each (run them with -m slow).
 FAST = {"demo_sar"}
+FIXTURES = {"demo", "demo_multilabel"}
 
 
 def test_every_dataset_has_a_recipe():
@@ -157,7 +169,7 @@ def _data_class(recipe: dict):
 
 
 @pytest.mark.parametrize("name", [
-    pytest.param(n, marks=() if n in FAST else pytest.mark.slow) for n in sorted(SHIPPED - {"demo"})
+    pytest.param(n, marks=() if n in FAST else pytest.mark.slow) for n in sorted(SHIPPED - FIXTURES)
 ])
 def test_recipe_twin_trains_two_steps(name, tmp_path, tiny_s2_root, monkeypatch):
     recipe = load_recipe(name)
@@ -187,6 +199,12 @@ def test_recipe_twin_trains_two_steps(name, tmp_path, tiny_s2_root, monkeypatch)
     assert report["meta"]["outer_steps"] == 2
     assert len(report["per_class"]) == init["num_classes"]
     assert sum(row["train_count"] for row in report["per_class"]) > 0
+
+
+def test_multilabel_demo_twin_is_the_multilabel_run(multilabel_run):
+    report = json.loads((multilabel_run / "report.json").read_text())
+    assert report["task"] == "multilabel" and report["meta"]["outer_steps"] == 2
+    assert len(report["per_class"]) == 19
 
 
 def test_demo_twin_is_the_trained_run(trained_run):

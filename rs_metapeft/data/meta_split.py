@@ -28,7 +28,12 @@ anyway), and from the meta-train half for ``resample``.
 
 Meta-val batches are class-balanced by default (equal counts per class over the classes present in
 the meta-val pool, drawn with replacement inside a class that is short, the remainder going to
-randomly chosen classes): a long-tailed batch of a few images rarely holds a tail image. All
+randomly chosen classes): a long-tailed batch of a few images rarely holds a tail image.
+
+Multi-label data (:class:`MultiLabelMetaSampler`) take the same protocols, with each sample
+stratified by its rarest label (the holdout then keeps every label's share of samples about
+right, and a rare label's last samples stay in training), and label-balanced meta-val batches:
+equal counts per label present in the pool, each drawn among the samples carrying it. All
 randomness comes from one numpy generator whose state (with the pass positions) is
 :meth:`MetaSampler.state_dict`, so a resumed run draws the same batches.
 """
@@ -43,7 +48,8 @@ import numpy as np
 from ..choices import check_choice
 from .splits import stratified_split
 
-__all__ = ["META_PROTOCOLS", "MetaProtocol", "MetaSampler"]
+__all__ = ["META_PROTOCOLS", "MetaProtocol", "MetaSampler", "MultiLabelMetaSampler",
+           "rarest_labels"]
 
 #: The meta-data protocols (``data.meta_protocol``).
 MetaProtocol = Literal["holdout", "val_split", "resample"]
@@ -250,6 +256,83 @@ class MetaSampler:
         self.parts = parts
         self._order = {k: np.asarray(v, np.int64) for k, v in state["order"].items()}
         self._pos = {k: int(v) for k, v in state["pos"].items()}
+
+
+def rarest_labels(labels: np.ndarray, counts: Sequence[int]) -> np.ndarray:
+    """The rarest label (by ``counts``) of every sample of a multi-hot ``(N, K)`` matrix.
+
+    A sample without labels gets ``-1``.
+
+    Example:
+        >>> rarest_labels(np.array([[1, 1, 0], [1, 0, 1], [0, 0, 0]]), [50, 3, 10]).tolist()
+        [1, 2, -1]
+    """
+    labels = np.asarray(labels, dtype=bool)
+    rank = np.where(labels, np.asarray(counts, dtype=np.float64)[None, :], np.inf)
+    out = rank.argmin(1).astype(np.int64)
+    out[~labels.any(1)] = -1
+    return out
+
+
+class MultiLabelMetaSampler(MetaSampler):
+    """:class:`MetaSampler` for multi-label data: label-balanced meta-val batches.
+
+    Every protocol works as for single-label data on each sample's rarest label (by training
+    frequency, :func:`rarest_labels`): the ``holdout`` is stratified by it and never takes a
+    label's last ``min_train_per_class`` samples of that stratum. Balanced meta-val batches give
+    every label present in the pool an equal share of the batch, each share drawn among the
+    samples that carry the label (with replacement when it has fewer), the remainder going to
+    randomly chosen labels; a sample drawn for one label brings its other labels along.
+
+    Args:
+        labels: ``(N, K)`` multi-hot labels of the training set (before a ``holdout``).
+        protocol: ``holdout``, ``val_split`` or ``resample``.
+        fraction: as :class:`MetaSampler`.
+        batch_size: as :class:`MetaSampler`.
+        balanced_val: draw label-balanced meta-val batches.
+        seed: as :class:`MetaSampler`.
+        min_train_per_class: as :class:`MetaSampler`, per rarest-label stratum.
+        val_labels: ``(M, K)`` multi-hot labels of the validation split (``val_split`` only).
+    """
+
+    def __init__(self, labels: np.ndarray, protocol: MetaProtocol = "val_split",
+                 fraction: float = 0.2, batch_size: int = 32, balanced_val: bool = True,
+                 seed: int = 0, min_train_per_class: int = 5,
+                 val_labels: np.ndarray | None = None) -> None:
+        self.label_matrix = np.asarray(labels, dtype=np.uint8)
+        self.val_label_matrix = np.asarray(
+            val_labels if val_labels is not None else np.zeros((0, self.label_matrix.shape[1])),
+            np.uint8)
+        counts = self.label_matrix.sum(0)
+        num_labels = self.label_matrix.shape[1]
+
+        def strata(matrix: np.ndarray) -> np.ndarray:
+            rarest = rarest_labels(matrix, counts)
+            return np.where(rarest < 0, num_labels, rarest)  # samples without labels: one more
+
+        super().__init__(strata(self.label_matrix), protocol, fraction, batch_size, balanced_val,
+                         seed, min_train_per_class, strata(self.val_label_matrix))
+
+    def labels(self, part: str) -> np.ndarray:
+        """Multi-hot labels, ``(N, K)``, that the indices of ``part`` point to."""
+        if part == "val" and self.protocol == "val_split":
+            return self.val_label_matrix
+        return self.label_matrix
+
+    def _balanced(self, pool: np.ndarray, labels: np.ndarray) -> np.ndarray:
+        pool_labels = labels[pool].astype(bool)
+        present = np.flatnonzero(pool_labels.any(0))
+        if len(present) == 0:  # a pool of unlabelled samples: nothing to balance
+            return self.rng.choice(pool, size=self.batch_size, replace=len(pool) < self.batch_size)
+        per = np.full(len(present), self.batch_size // len(present))
+        per[self.rng.choice(len(present), self.batch_size % len(present), replace=False)] += 1
+        picks = []
+        for label, k in zip(present, per, strict=True):
+            if k == 0:
+                continue
+            members = pool[pool_labels[:, label]]
+            picks.append(self.rng.choice(members, size=k, replace=k > len(members)))
+        return self.rng.permutation(np.concatenate(picks))
 
 
 def _describe(identity: dict[str, Any]) -> str:

@@ -32,7 +32,7 @@ def model_from_checkpoint(path: str | Path) -> tuple[SpectralViTClassifier, dict
     Raises:
         FileNotFoundError: no such file.
         CheckpointReadError: a truncated or corrupt checkpoint; the message names the file.
-        ExportError: a checkpoint, but not of a MetaPEFTTask.
+        ExportError: a checkpoint, but not of a MetaPEFTTask; or of a multi-label one.
     """
     path = Path(path)
     ckpt = read_checkpoint(path)
@@ -40,6 +40,10 @@ def model_from_checkpoint(path: str | Path) -> tuple[SpectralViTClassifier, dict
     if not isinstance(hp, dict) or info is None or "state_dict" not in ckpt:
         raise ExportError(f"{path} is not a MetaPEFTTask checkpoint (no rs_metapeft metadata); "
                           "export checkpoints written by `rs-metapeft fit`")
+    if hp.get("multilabel"):  # an export would predict one class per chip, without thresholds
+        raise ExportError(f"{path} holds a multi-label model, which exports do not describe yet "
+                          "(label sets need its per-label thresholds); predict with the "
+                          "checkpoint itself (`rs-metapeft predict-chips CHECKPOINT ...`)")
     model = SpectralViTClassifier.from_config(hp, weights=None)
     model.config["weights"] = hp["weights"]
     state = {k.removeprefix("model."): v for k, v in ckpt["state_dict"].items()

@@ -1,6 +1,8 @@
 """Classify a folder of GeoTIFF chips into a CSV of path, class, confidence, probabilities.
 
-Chips whose every pixel is nodata are listed with ``all_nodata`` 1 and not classified.
+A multi-label model writes each chip's label set (the labels whose score reaches the label's
+threshold, chosen on validation) and one score per label instead. Chips whose every pixel is
+nodata are listed with ``all_nodata`` 1 and not classified.
 """
 
 from __future__ import annotations
@@ -81,7 +83,10 @@ def predict_chips(task: MetaPEFTTask, folder: str | os.PathLike,
         folder: folder of ``.tif`` chips.
         output: CSV path; columns ``path`` (relative to ``folder``), ``class``, ``confidence``,
             one probability column per class and ``all_nodata`` (1 for a chip not classified
-            because every pixel is nodata, else 0).
+            because every pixel is nodata, else 0). A multi-label model writes ``labels`` (the
+            label set, names joined by ``;``, empty when no label reaches its threshold),
+            ``num_labels`` and one score column per label in place of ``class`` and
+            ``confidence`` and the probabilities.
         batch_size: chips per forward pass.
         progress: show a progress bar.
         nodata: nodata value of the chips, overriding theirs and the model's recorded one.
@@ -135,18 +140,26 @@ def predict_chips(task: MetaPEFTTask, folder: str | os.PathLike,
         if not valid:
             continue
         x = torch.cat([_prepare(a[None], size) for a in arrays]).to(device)
-        for path, p in zip(valid, task(x).softmax(1).cpu().numpy(), strict=True):
+        for path, p in zip(valid, task.scores(x).cpu(), strict=True):
             rows[path] = p
     buffer = io.StringIO()
     writer = csv.writer(buffer)
-    writer.writerow(["path", "class", "confidence", *task.class_names, "all_nodata"])
+    names = task.class_names
+    multilabel = bool(getattr(task, "multilabel", False))
+    head = ["labels", "num_labels"] if multilabel else ["class", "confidence"]
+    writer.writerow(["path", *head, *names, "all_nodata"])
     for path in files:
         p, rel = rows[path], str(path.relative_to(folder))
         if p is None:
-            writer.writerow([rel, "", f"{0:.6f}", *[""] * len(task.class_names), 1])
+            empty = ["", 0] if multilabel else ["", f"{0:.6f}"]
+            writer.writerow([rel, *empty, *[""] * len(names), 1])
+            continue
+        if multilabel:
+            chosen = [n for n, on in zip(names, task.label_sets(p[None])[0], strict=True) if on]
+            first = [";".join(chosen), len(chosen)]
         else:
-            writer.writerow([rel, task.class_names[int(p.argmax())], f"{p.max():.6f}",
-                             *(f"{v:.6f}" for v in p), 0])
+            first = [names[int(p.argmax())], f"{float(p.max()):.6f}"]
+        writer.writerow([rel, *first, *(f"{float(v):.6f}" for v in p), 0])
     output = Path(output)
     output.parent.mkdir(parents=True, exist_ok=True)
     atomic_write_text(output, buffer.getvalue())

@@ -136,11 +136,18 @@ def predict_scene(task: MetaPEFTTask, scene: str | os.PathLike,
     Raises:
         FileExistsError: an output exists and ``overwrite`` is off (checked before any work).
         BandMismatchError: the scene's band count or band names differ from the model's.
-        ValueError: no CRS, another CRS than required, or a scene smaller than one chip.
+        ValueError: no CRS, another CRS than required, a scene smaller than one chip, or a
+            multi-label model (it has no one class per chip to paint).
 
     """
     scene = Path(scene)
     class_path, confidence_path = scene_outputs(scene, output)
+    if getattr(task, "multilabel", False):
+        raise ValueError(
+            "predict-scene paints one class per chip, but this model is multi-label (several "
+            "labels per chip); cut the scene into chips and run predict-chips, which writes "
+            "each chip's label set and per-label scores"
+        )
     refuse_existing([class_path, confidence_path], overwrite)
     chip = int(task.hparams.img_size)
     profile = _check_scene(task, scene, crs, chip)

@@ -1,4 +1,9 @@
-"""Classification heads, and their initialisation from class-mean features."""
+"""Classification heads, their scores, and their initialisation.
+
+A head gives one logit per class. Single-label models turn them into class probabilities with a
+softmax; multi-label models into independent per-label probabilities with a sigmoid
+(:func:`label_scores`), so a scene can carry any number of labels.
+"""
 
 from __future__ import annotations
 
@@ -13,7 +18,7 @@ from ..choices import check_choice
 
 __all__ = [
     "HEADS", "CosineHead", "HeadKind", "build_head", "class_mean_features",
-    "init_head_from_class_means",
+    "init_head_bias_from_frequencies", "init_head_from_class_means", "label_scores",
 ]
 
 #: A head's name (``model.head``).
@@ -52,6 +57,39 @@ def build_head(kind: HeadKind, in_features: int, num_classes: int,
     return CosineHead(in_features, num_classes, scale)
 
 
+def label_scores(logits: torch.Tensor, multilabel: bool) -> torch.Tensor:
+    """Scores of a head's logits: a softmax over classes, or a sigmoid per label (multi-label).
+
+    Example:
+        >>> label_scores(torch.zeros(1, 4), multilabel=True)
+        tensor([[0.5000, 0.5000, 0.5000, 0.5000]])
+    """
+    return torch.sigmoid(logits) if multilabel else logits.softmax(-1)
+
+
+@torch.no_grad()
+def init_head_bias_from_frequencies(head: nn.Module, frequencies: torch.Tensor) -> bool:
+    """Start a linear sigmoid head at the labels' training frequencies (bias = their log-odds).
+
+    With zero bias every label starts at probability 0.5, and the first steps of training only
+    push the many negatives of the rare labels down; starting at the frequencies (Lin et al.
+    2017) spares those steps.
+
+    Args:
+        head: the model's head.
+        frequencies: share of training samples carrying each label.
+
+    Returns:
+        Whether the head has a bias to set (a cosine head has none and is left as it is).
+    """
+    bias = getattr(head, "bias", None)
+    if bias is None:
+        return False
+    f = frequencies.to(bias.device, torch.float64).clamp(1e-6, 1 - 1e-6)
+    bias.copy_((f.log() - (-f).log1p()).to(bias.dtype))
+    return True
+
+
 @torch.no_grad()
 def class_mean_features(
     features: Callable[[torch.Tensor], torch.Tensor],
@@ -60,6 +98,9 @@ def class_mean_features(
     device: torch.device | str = "cpu",
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Mean feature of every class over ``batches`` (dicts with ``image`` and ``label``).
+
+    A ``label`` of class indices counts each image for its class; a multi-hot ``label``
+    (batch, classes) counts it for every label it carries.
 
     Returns:
         ``(means, counts)``: a (num_classes, D) tensor and the images seen per class.
@@ -71,8 +112,13 @@ def class_mean_features(
         labels = batch["label"].to(device)
         if sums is None:
             sums = torch.zeros(num_classes, feats.shape[1], device=device)
-        sums.index_add_(0, labels, feats)
-        counts += torch.bincount(labels, minlength=num_classes).float()
+        if labels.ndim == 2:  # multi-hot
+            hot = labels.float()
+            sums += hot.T @ feats
+            counts += hot.sum(0)
+        else:
+            sums.index_add_(0, labels, feats)
+            counts += torch.bincount(labels, minlength=num_classes).float()
     if sums is None:
         raise ValueError("class-mean head initialisation got no batches")
     return sums / counts.clamp(min=1).unsqueeze(1), counts

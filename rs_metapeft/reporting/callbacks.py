@@ -23,9 +23,10 @@ from ..peft import (
     switched_off,
 )
 from .metrics import build_report
+from .multilabel import build_multilabel_report
 from .tables import format_report, write_report
 
-__all__ = ["GammaPlots", "TailReport", "report_folder", "task_report"]
+__all__ = ["GammaPlots", "TailReport", "multilabel_task_report", "report_folder", "task_report"]
 
 
 def report_folder(trainer: L.Trainer, task: Any) -> Path:
@@ -52,6 +53,39 @@ def task_report(task: Any, confusion: np.ndarray, meta_protocol: str | None = No
     g = task.groups_config
     report = build_report(confusion, task.class_names, task.train_counts, g.rule,
                           g.many_threshold, g.few_threshold)
+    return {**report, **run_details(task, meta_protocol)}
+
+
+def multilabel_task_report(task: Any, scores: Any, targets: Any,
+                           meta_protocol: str | None = None) -> dict:
+    """The label-tail report of a trained multi-label task from its test scores.
+
+    Args:
+        task: a multi-label :class:`~rs_metapeft.tasks.MetaPEFTTask`.
+        scores: (N, K) test scores.
+        targets: (N, K) multi-hot test labels.
+        meta_protocol: the datamodule's ``meta_protocol``.
+
+    Returns:
+        :func:`~rs_metapeft.reporting.multilabel.build_multilabel_report`'s dict plus what
+        :func:`task_report` adds (gamma, meta settings, parameters, wall time) and how the
+        thresholds were chosen.
+    """
+    g = task.groups_config
+    report = build_multilabel_report(scores, targets, task.thresholds, task.class_names,
+                                     task.train_counts, task.train_samples, g.rule,
+                                     g.many_threshold, g.few_threshold)
+    report["thresholds_source"] = task.thresholds_source
+    return {**report, **run_details(task, meta_protocol)}
+
+
+def run_details(task: Any, meta_protocol: str | None = None) -> dict:
+    """What every report holds beside its metrics.
+
+    Gamma, effective scales, switched-off modules, meta settings, parameter counts, fit wall
+    time and the run's warnings.
+    """
+    report: dict[str, Any] = {}
     model, mc = task.model, task.meta_config
     scales, initial = effective_scale_map(model), initial_scale_map(model)
     report["gamma"] = _str_keys(gamma_map(model))
@@ -83,21 +117,39 @@ class TailReport(L.Callback):
     """
 
     def on_test_epoch_end(self, trainer: L.Trainer, pl_module: Any) -> None:  # noqa: D102 - Lightning hook
-        confusion = pl_module.test_confmat.compute().cpu().numpy()
-        pl_module.test_confmat.reset()
-        report = task_report(pl_module, confusion,
-                             getattr(trainer.datamodule, "meta_protocol", None))
+        protocol = getattr(trainer.datamodule, "meta_protocol", None)
+        if getattr(pl_module, "multilabel", False):
+            report = self._multilabel(pl_module, protocol)
+        else:
+            confusion = pl_module.test_confmat.compute().cpu().numpy()
+            pl_module.test_confmat.reset()
+            report = task_report(pl_module, confusion, protocol)
+            pl_module.log("test/acc", report["overall_accuracy"])
+            pl_module.log("test/class_mean_acc", report["class_mean_accuracy"])
+            pl_module.log("test/macro_f1", report["macro_f1"])
+            for group in GROUPS:
+                if report["group_accuracy"][group] is not None:
+                    pl_module.log(f"test/{group}_acc", report["group_accuracy"][group])
         pl_module.last_report = report
-        pl_module.log("test/acc", report["overall_accuracy"])
-        pl_module.log("test/class_mean_acc", report["class_mean_accuracy"])
-        pl_module.log("test/macro_f1", report["macro_f1"])
-        for group in GROUPS:
-            if report["group_accuracy"][group] is not None:
-                pl_module.log(f"test/{group}_acc", report["group_accuracy"][group])
         if trainer.is_global_zero:
             json_path, _ = write_report(report, report_folder(trainer, pl_module))
             report["path"] = str(json_path.parent)
             print("\n" + format_report(report) + f"\nReport written to {json_path.parent}/\n")
+
+
+    @staticmethod
+    def _multilabel(pl_module: Any, protocol: str | None) -> dict:
+        scores, targets = pl_module.test_scores.compute(), pl_module.test_targets.compute()
+        pl_module.test_scores.reset()
+        pl_module.test_targets.reset()
+        report = multilabel_task_report(pl_module, scores, targets, protocol)
+        for key in ("macro_map", "micro_map", "macro_f1", "micro_f1"):
+            if report[key] is not None:
+                pl_module.log(f"test/{key.replace('_map', '_mAP')}", report[key])
+        for group in GROUPS:
+            if report["group_map"][group] is not None:
+                pl_module.log(f"test/{group}_mAP", report["group_map"][group])
+        return report
 
 
 class GammaPlots(L.Callback):

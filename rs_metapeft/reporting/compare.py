@@ -9,6 +9,7 @@ from pathlib import Path
 
 from ..data.longtail import GROUPS
 from ..io import atomic_write_text
+from .multilabel import MULTILABEL_COLUMNS, comparison_row, is_multilabel
 from .runs import find_report, load_report
 
 __all__ = ["COLUMNS", "compare_runs", "format_comparison", "write_comparison"]
@@ -47,13 +48,27 @@ def compare_runs(runs: list[str | os.PathLike]) -> list[dict]:
         runs: run folders or report.json files.
 
     Returns:
-        Rows keyed by :data:`COLUMNS` (accuracies as fractions, ``None`` where unknown).
+        Rows keyed by :data:`COLUMNS` (accuracies as fractions, ``None`` where unknown); for
+        multi-label runs by :data:`~rs_metapeft.reporting.multilabel.MULTILABEL_COLUMNS`.
+
+    Raises:
+        ValueError: single-label and multi-label runs mixed.
 
     """
     paths = [find_report(r) for r in runs]
+    reports = [load_report(path) for path in paths]
+    kinds = {is_multilabel(r) for r in reports}
+    if len(kinds) > 1:  # accuracy and mAP in one column would mislead
+        multi = [str(p.parent) for p, r in zip(paths, reports, strict=True) if is_multilabel(r)]
+        raise ValueError(
+            f"{', '.join(multi)}: multi-label runs cannot be compared with single-label ones "
+            "(mAP against accuracy); compare each kind on its own"
+        )
+    if kinds == {True}:  # multi-label: mAP and F1 columns (MULTILABEL_COLUMNS)
+        return [{"run": _label(p, paths), **comparison_row(r)}
+                for p, r in zip(paths, reports, strict=True)]
     rows = []
-    for path in paths:
-        report = load_report(path)
+    for path, report in zip(paths, reports, strict=True):
         ga = report["group_accuracy"]
         rows.append({
             "run": _label(path, paths),
@@ -83,12 +98,18 @@ def _cell(key: str, value) -> str:
     return f"{100 * value:.1f}"
 
 
+def _columns(rows: list[dict]) -> tuple[tuple[str, str], ...]:
+    """The columns of these rows: :data:`COLUMNS`, or multi-label runs' own."""
+    return MULTILABEL_COLUMNS if rows and "macro_map" in rows[0] else COLUMNS
+
+
 def format_comparison(rows: list[dict]) -> str:
     """Format the comparison as a Markdown table."""
-    lines = ["| " + " | ".join(h for _, h in COLUMNS) + " |",
-             "|:--|" + "--:|" * (len(COLUMNS) - 1)]
+    columns = _columns(rows)
+    lines = ["| " + " | ".join(h for _, h in columns) + " |",
+             "|:--|" + "--:|" * (len(columns) - 1)]
     for row in rows:
-        lines.append("| " + " | ".join(_cell(k, row[k]) for k, _ in COLUMNS) + " |")
+        lines.append("| " + " | ".join(_cell(k, row[k]) for k, _ in columns) + " |")
     return "\n".join(lines) + "\n"
 
 
@@ -105,7 +126,7 @@ def write_comparison(rows: list[dict], output: str | os.PathLike) -> tuple[Path,
     md, csv_path = base.with_name(base.name + ".md"), base.with_name(base.name + ".csv")
     atomic_write_text(md, format_comparison(rows))
     buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=[k for k, _ in COLUMNS])
+    writer = csv.DictWriter(buffer, fieldnames=[k for k, _ in _columns(rows)])
     writer.writeheader()
     writer.writerows(rows)
     atomic_write_text(csv_path, buffer.getvalue())

@@ -11,6 +11,8 @@ from .tables import write_report
 __all__ = ["find_report", "load_report", "regenerate_report"]
 
 _REQUIRED = ("overall_accuracy", "class_mean_accuracy", "macro_f1", "group_accuracy", "per_class")
+_REQUIRED_MULTILABEL = ("macro_map", "micro_map", "macro_f1", "micro_f1", "group_map",
+                        "per_class", "co_occurrence")
 
 
 def find_report(run: str | os.PathLike) -> Path:
@@ -41,7 +43,10 @@ def load_report(run: str | os.PathLike) -> dict:
         report = json.loads(path.read_text())
     except json.JSONDecodeError as err:
         raise ValueError(f"{path} is not valid JSON ({err}); rerun `rs-metapeft test`") from err
-    missing = [k for k in _REQUIRED if not isinstance(report, dict) or k not in report]
+    from .multilabel import is_multilabel
+
+    required = _REQUIRED_MULTILABEL if is_multilabel(report) else _REQUIRED
+    missing = [k for k in required if not isinstance(report, dict) or k not in report]
     if missing:
         raise ValueError(f"{path} is not an rs_metapeft report: it lacks {', '.join(missing)}")
     report.setdefault("path", str(path.parent))

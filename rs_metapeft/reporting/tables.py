@@ -11,7 +11,7 @@ from ..io import atomic_write_text
 from ..peft.config import POSITIONS
 from .selection import ModuleSelection, module_selection, scale_text, threshold_text
 
-__all__ = ["format_module_selection", "format_report", "write_report"]
+__all__ = ["format_gamma", "format_module_selection", "format_report", "write_report"]
 
 
 def _pct(value: float | None) -> str:
@@ -19,10 +19,30 @@ def _pct(value: float | None) -> str:
 
 
 def format_report(report: dict) -> str:
-    """Render the report as a Markdown document (also readable as plain text)."""
-    lines = ["# Tail-class report", ""]
+    """Render the report as a Markdown document (also readable as plain text).
+
+    A multi-label report (``"task": "multilabel"``) gets the label-tail tables of
+    :func:`~rs_metapeft.reporting.multilabel.format_multilabel_report`.
+    """
+    from .multilabel import format_multilabel_report, is_multilabel
+
+    multilabel = is_multilabel(report)
+    lines = ["# Label-tail report" if multilabel else "# Tail-class report", ""]
     for warning in report.get("warnings") or []:  # first: they change what the numbers mean
         lines += [f"> **Warning:** {warning}", ""]
+    if multilabel:
+        lines += [*format_multilabel_report(report), *_run_facts(report)]
+    else:
+        lines += _single_label_lines(report)
+    lines += format_gamma(report)
+    selection = module_selection(report)
+    if selection is not None:
+        lines += ["", *format_module_selection(selection)]
+    return "\n".join(lines) + "\n"
+
+
+def _single_label_lines(report: dict) -> list[str]:
+    lines = []
     lines.append("| overall acc | class-mean acc | macro-F1 | " + " | ".join(
         f"{g} acc" for g in GROUPS) + " |")
     lines.append("|---:|---:|---:|" + "---:|" * len(GROUPS))
@@ -32,12 +52,7 @@ def format_report(report: dict) -> str:
         f"{_pct(report['macro_f1'])} | " + " | ".join(_pct(ga[g]) for g in GROUPS) + " |"
     )
     groups = report.get("groups_description") or f"{report['groups_rule']} rule"
-    lines += ["", f"Groups by training count: {groups}."]
-    if report.get("trainable_parameters") is not None:
-        lines.append(f"Trainable parameters: {report['trainable_parameters']:,}.")
-    if report.get("fit_wall_time_s") is not None:
-        lines.append(f"Fit wall time: {report['fit_wall_time_s']:.1f} s.")
-    lines.append("")
+    lines += ["", f"Groups by training count: {groups}.", *_run_facts(report), ""]
     lines.append("| class | group | train | test | acc % | F1 % |")
     lines.append("|:--|:--|--:|--:|--:|--:|")
     for row in sorted(report["per_class"], key=lambda r: -r["train_count"]):
@@ -45,6 +60,21 @@ def format_report(report: dict) -> str:
             f"| {row['class']} | {row['group']} | {row['train_count']} | {row['test_count']} | "
             f"{_pct(row['accuracy'])} | {_pct(row['f1'])} |"
         )
+    return lines
+
+
+def _run_facts(report: dict) -> list[str]:
+    lines = []
+    if report.get("trainable_parameters") is not None:
+        lines.append(f"Trainable parameters: {report['trainable_parameters']:,}.")
+    if report.get("fit_wall_time_s") is not None:
+        lines.append(f"Fit wall time: {report['fit_wall_time_s']:.1f} s.")
+    return lines
+
+
+def format_gamma(report: dict) -> list[str]:
+    """Markdown lines of the learned gamma table (layer x position); none without gamma."""
+    lines: list[str] = []
     gamma = report.get("gamma")
     if gamma:
         positions = [p for p in POSITIONS if any(p in row for row in gamma.values())]
@@ -54,10 +84,7 @@ def format_report(report: dict) -> str:
         for layer, row in sorted(gamma.items(), key=lambda kv: int(kv[0])):
             lines.append(f"| {layer} | " + " | ".join(
                 f"{row[p]:.3f}" if p in row else "" for p in positions) + " |")
-    selection = module_selection(report)
-    if selection is not None:
-        lines += ["", *format_module_selection(selection)]
-    return "\n".join(lines) + "\n"
+    return lines
 
 
 
@@ -119,12 +146,14 @@ def write_report(report: dict, folder: str | os.PathLike) -> tuple[Path, Path]:
     """
     from .figures import read_csv_log  # matplotlib: imported only when a report is written
     from .html import render_html
+    from .multilabel import is_multilabel
+    from .multilabel_html import render_multilabel_html
 
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     json_path, md_path = folder / "report.json", folder / "report.md"
     atomic_write_text(json_path, json.dumps(report, indent=2))
     atomic_write_text(md_path, format_report(report))
-    atomic_write_text(folder / "report.html",
-                  render_html(report, read_csv_log(folder / "metrics.csv")))
+    render = render_multilabel_html if is_multilabel(report) else render_html
+    atomic_write_text(folder / "report.html", render(report, read_csv_log(folder / "metrics.csv")))
     return json_path, md_path

@@ -8,6 +8,12 @@ unrolled; ``meta.lookahead: meta_train`` (and ``unrolled_k``) take separate look
 meta-train batches instead. Either way the PEFT weights, head, stem and optimiser state after
 the step are exactly what the plain inner step leaves. With ``meta.enabled: false`` (or no PEFT
 modules: a linear probe, or full fine-tuning) the same task is the fixed-hyperparameter baseline.
+
+With ``multilabel`` (taken from the datamodule's ``multilabel`` on the command line) a sample
+carries a multi-hot label: the head's logits become per-label sigmoid scores, the losses are the
+multi-label ones of :mod:`rs_metapeft.tasks.losses`, per-label thresholds are chosen on the
+validation split when fit ends (:mod:`rs_metapeft.tasks.thresholds`) and the test report is the
+label-tail report of :mod:`rs_metapeft.reporting.multilabel`.
 """
 
 from __future__ import annotations
@@ -22,7 +28,12 @@ import lightning as L
 import torch
 from lightning.pytorch.utilities import rank_zero_warn
 from torch.utils.data import DataLoader
-from torchmetrics.classification import MulticlassAccuracy, MulticlassConfusionMatrix
+from torchmetrics.aggregation import CatMetric
+from torchmetrics.classification import (
+    MulticlassAccuracy,
+    MulticlassConfusionMatrix,
+    MultilabelAveragePrecision,
+)
 
 from ..bands import check_compatible
 from ..checkpointing import METADATA_KEY, ExactResume, restore_task_metadata, task_metadata
@@ -39,7 +50,7 @@ from ..meta import (
 from ..meta.optim import meta_lr_factor
 from ..models import SpectralViTClassifier, init_head_from_class_means
 from ..models.classifier import Normalization
-from ..models.head import HeadKind
+from ..models.head import HeadKind, init_head_bias_from_frequencies, label_scores
 from ..models.stem import StemKind
 from ..models.torchgeo_weights import weights_settings
 from ..peft import (
@@ -50,7 +61,8 @@ from ..peft import (
     split_parameters,
 )
 from ..reporting.callbacks import GammaPlots, TailReport
-from .losses import LossKind, classification_loss
+from .losses import LossKind, check_loss_for, classification_loss, multilabel_loss
+from .thresholds import DEFAULT_THRESHOLD, ValidationThresholds
 
 __all__ = ["GroupsConfig", "MetaPEFTTask", "OptimizerConfig"]
 
@@ -125,9 +137,9 @@ class MetaPEFTTask(L.LightningModule):
         meta: outer-step settings (``enabled: false`` is the fixed-gamma baseline).
         optimizer: inner optimiser.
         loss: ``ce``, ``logit_adjusted`` (cross-entropy with ``tau * log prior`` added to the
-            training logits), ``balanced_softmax`` or ``focal`` (see
-            :mod:`rs_metapeft.tasks.losses`).
-        logit_adjust_tau: tau of the logit-adjusted loss.
+            training logits), ``balanced_softmax`` or ``focal``; multi-label: ``bce``,
+            ``asymmetric`` or ``prior_bce`` (see :mod:`rs_metapeft.tasks.losses`).
+        logit_adjust_tau: tau of the logit-adjusted and prior-adjusted losses.
         label_smoothing: label smoothing of the cross-entropy losses.
         focal_gamma: focusing exponent of the focal loss.
         groups: grouping of classes in the report.
@@ -148,6 +160,11 @@ class MetaPEFTTask(L.LightningModule):
         normalization: ``pretrained``: standardise each band, then give it the per-band mean
             and std of the backbone's pretraining inputs where the weights record them
             (TorchGeo's SSL4EO-S12 Sentinel-2 / Sentinel-1 weights); ``data``: standardise only.
+        multilabel: samples carry multi-hot labels (linked from the datamodule's
+            ``multilabel`` in recipes; recorded in the checkpoint).
+        asl_gamma_pos: focusing exponent of the positives of the ``asymmetric`` loss.
+        asl_gamma_neg: focusing exponent of the negatives of the ``asymmetric`` loss.
+        asl_clip: probability shift of the negatives of the ``asymmetric`` loss.
     """
 
     def __init__(
@@ -177,6 +194,10 @@ class MetaPEFTTask(L.LightningModule):
         custom_bands: list[dict[str, Any]] | None = None,
         backbone_bands: list[str] | None = None,
         normalization: Normalization = "pretrained",
+        multilabel: bool = False,
+        asl_gamma_pos: float = 0.0,
+        asl_gamma_neg: float = 4.0,
+        asl_clip: float = 0.05,
     ) -> None:
         super().__init__()
         # TorchGeo weights fix the architecture (and patch size and bands, unless given): the
@@ -189,6 +210,7 @@ class MetaPEFTTask(L.LightningModule):
         )
         # The command line checks the choices already; the model checks head and stem.
         check_choice(loss, LossKind, "model.loss")
+        check_loss_for(loss, multilabel)
         check_choice(head_init, HeadInit, "model.head_init")
         # Every argument by name (the signature is their one list); settings as plain dicts, so
         # that checkpoints load with weights_only=True.
@@ -205,6 +227,8 @@ class MetaPEFTTask(L.LightningModule):
         self.loss_kind, self.tau = loss, logit_adjust_tau
         self.label_smoothing, self.focal_gamma = label_smoothing, focal_gamma
         self.head_init = head_init
+        self.multilabel = bool(multilabel)
+        self.asl = {"gamma_pos": asl_gamma_pos, "gamma_neg": asl_gamma_neg, "clip": asl_clip}
         self.report_dir = report_dir
         self.model = SpectralViTClassifier.from_config(self.hparams, peft=peft)
         self.weights_notes = weights_notes
@@ -212,7 +236,15 @@ class MetaPEFTTask(L.LightningModule):
         # compute, for large backbones (timm's non-reentrant checkpointing; the hypergradients
         # switch it off for their own, functional, passes).
         self.model.backbone.set_grad_checkpointing(activation_checkpointing)
+        # Single-label: log class priors; multi-label: log-odds of the label frequencies.
         self.register_buffer("log_prior", torch.zeros(num_classes))
+        #: Training samples (multi-label: the denominator of the label frequencies).
+        self.train_samples: int | None = None
+        if self.multilabel:  # only then, so that single-label checkpoints keep their keys
+            #: Per-label decision thresholds, chosen on the validation split when fit ends.
+            self.register_buffer("thresholds", torch.full((num_classes,), DEFAULT_THRESHOLD))
+            #: How the thresholds were chosen (for the report).
+            self.thresholds_source = "default"
         self.class_names: list[str] = [str(i) for i in range(num_classes)]
         self.train_counts: list[int] = [0] * num_classes
         #: The training data's CRS and nodata value (checkpoint metadata; used at prediction).
@@ -225,9 +257,14 @@ class MetaPEFTTask(L.LightningModule):
         self._meta_iters: dict[str, Any] = {}
         #: (global step, gamma map) after every outer step, for the gamma-over-time plot.
         self.gamma_history: list[tuple[int, dict[int, dict[str, float]]]] = []
-        self.val_acc = MulticlassAccuracy(num_classes, average="micro")
-        self.val_macro_acc = MulticlassAccuracy(num_classes, average="macro")
-        self.test_confmat = MulticlassConfusionMatrix(num_classes)
+        if self.multilabel:
+            self.val_map = MultilabelAveragePrecision(num_classes, average="macro")
+            # Scores and labels of the test split (the label-tail report ranks them per label).
+            self.test_scores, self.test_targets = CatMetric(), CatMetric()
+        else:
+            self.val_acc = MulticlassAccuracy(num_classes, average="micro")
+            self.val_macro_acc = MulticlassAccuracy(num_classes, average="macro")
+            self.test_confmat = MulticlassConfusionMatrix(num_classes)
 
     # -- data wiring -------------------------------------------------------------------------
     def setup(self, stage: str) -> None:
@@ -237,6 +274,13 @@ class MetaPEFTTask(L.LightningModule):
             return
         check_compatible(self.model.bands, dm.bands, where="the model",
                          fix="use the same data.bands the model was trained with")
+        if bool(getattr(dm, "multilabel", False)) != self.multilabel:
+            kinds = ("single-label", "multi-label")
+            raise ValueError(
+                f"the data ({type(dm).__name__}) are {kinds[bool(dm.multilabel)]} but the model "
+                f"is {kinds[self.multilabel]}; set model.multilabel: "
+                f"{str(bool(dm.multilabel)).lower()} (recipes link it from the data)"
+            )
         if stage == "fit":
             stats = dm.band_stats
             self.model.normalizer.set_statistics(stats.mean, stats.std)
@@ -246,16 +290,37 @@ class MetaPEFTTask(L.LightningModule):
             for note in self.weights_notes:
                 self._warn_run(note)
             counts = torch.tensor(self.train_counts, dtype=torch.float)
-            self.log_prior.copy_((counts / counts.sum()).log())
-        elif not bool(self.model.normalizer.fitted):
-            raise ValueError(
-                "this model has no band statistics: train it first (fit) or load a checkpoint"
-            )
+            if self.multilabel:
+                self.train_samples = int(getattr(dm, "train_samples", len(dm.train_dataset)))
+                f = (counts / max(self.train_samples, 1)).clamp(1e-6, 1 - 1e-6)
+                self.log_prior.copy_(f.log() - (-f).log1p())
+            else:
+                self.log_prior.copy_((counts / counts.sum()).log())
         if dm.class_names:
             changed = len(dm.class_names) != len(self.class_names)
             if stage != "fit" and any(self.train_counts) and changed:
                 raise ValueError(f"classes differ: model {self.class_names}, data {dm.class_names}")
             self.class_names = list(dm.class_names)
+
+    def _require_statistics(self) -> None:
+        # Checked when evaluation starts, not in setup: `rs-metapeft test --ckpt_path` has
+        # Lightning load the checkpoint (and its band statistics) only after setup.
+        if not bool(self.model.normalizer.fitted):
+            raise ValueError(
+                "this model has no band statistics: train it first (fit) or load a checkpoint"
+            )
+
+    def on_validation_start(self) -> None:
+        """Refuse a model without band statistics."""
+        self._require_statistics()
+
+    def on_test_start(self) -> None:
+        """Refuse a model without band statistics."""
+        self._require_statistics()
+
+    def on_predict_start(self) -> None:
+        """Refuse a model without band statistics."""
+        self._require_statistics()
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         """Make checkpoints self-describing and resumable (see :mod:`rs_metapeft.checkpointing`)."""
@@ -276,14 +341,25 @@ class MetaPEFTTask(L.LightningModule):
         return getattr(self._trainer, "datamodule", None) if self._trainer is not None else None
 
     def configure_callbacks(self) -> list[L.Callback]:
-        """Exact resume, the test report and the gamma plots, in every trainer."""
-        return [ExactResume(), TailReport(), GammaPlots()]
+        """Exact resume, the test report, the gamma plots (and multi-label thresholds)."""
+        callbacks = [ExactResume(), TailReport(), GammaPlots()]
+        return [*callbacks, ValidationThresholds()] if self.multilabel else callbacks
 
     def on_fit_start(self) -> None:
-        """Class-mean head initialisation (fresh runs only, before any step)."""
+        """Class-mean head initialisation (fresh runs only, before any step).
+
+        A fresh multi-label linear head with a random start and a loss without the prior
+        (``bce``, ``asymmetric``) starts at the labels' training frequencies instead
+        (:func:`~rs_metapeft.models.head.init_head_bias_from_frequencies`); ``prior_bce``
+        adds the prior in the loss, so its head starts at zero bias.
+        """
         # Not global_step: Lightning restores the loops only after this hook.
-        if self.head_init == "class_mean" and self.trainer.ckpt_path is None:
+        if self.trainer.ckpt_path is not None:
+            return
+        if self.head_init == "class_mean":
             self.init_head_from_class_means()
+        elif self.multilabel and self.loss_kind != "prior_bce":
+            init_head_bias_from_frequencies(self.model.head, torch.sigmoid(self.log_prior))
 
     def init_head_from_class_means(self) -> None:
         """Set the head's class rows to the normalised class-mean features of the training set.
@@ -306,7 +382,10 @@ class MetaPEFTTask(L.LightningModule):
         return self.model(x)
 
     def training_loss(self, logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-        """Training (and meta) loss, see :func:`~rs_metapeft.tasks.losses.classification_loss`."""
+        """Training (and meta) loss, see :mod:`rs_metapeft.tasks.losses`."""
+        if self.multilabel:
+            return multilabel_loss(logits, labels, self.loss_kind, self.log_prior, self.tau,
+                                   self.asl["gamma_pos"], self.asl["gamma_neg"], self.asl["clip"])
         return classification_loss(logits, labels, self.loss_kind, self.log_prior, self.tau,
                                    self.label_smoothing, self.focal_gamma)
 
@@ -482,20 +561,44 @@ class MetaPEFTTask(L.LightningModule):
 
     # -- evaluation --------------------------------------------------------------------------
     def validation_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:
-        """Accuracy and class-mean accuracy on the validation split."""
-        preds = self.model(batch["image"]).argmax(1)
+        """Accuracy and class-mean accuracy (multi-label: macro mAP) on the validation split."""
+        logits = self.model(batch["image"])
+        if self.multilabel:
+            self.val_map.update(torch.sigmoid(logits), batch["label"].long())
+            self.log("val/mAP", self.val_map, prog_bar=True)
+            return
+        preds = logits.argmax(1)
         self.val_acc.update(preds, batch["label"])
         self.val_macro_acc.update(preds, batch["label"])
         self.log("val/acc", self.val_acc, prog_bar=True)
         self.log("val/class_mean_acc", self.val_macro_acc)
 
     def test_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:
-        """Accumulate the confusion matrix."""
-        self.test_confmat.update(self.model(batch["image"]).argmax(1), batch["label"])
+        """Accumulate the confusion matrix (multi-label: the scores and labels)."""
+        logits = self.model(batch["image"])
+        if self.multilabel:
+            self.test_scores.update(torch.sigmoid(logits).float())
+            self.test_targets.update(batch["label"].float())
+            return
+        self.test_confmat.update(logits.argmax(1), batch["label"])
 
     def predict_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
-        """Class probabilities."""
-        return self.model(batch["image"]).softmax(1)
+        """Class probabilities (multi-label: per-label sigmoid scores)."""
+        return self.scores(batch["image"])
+
+    def scores(self, x: torch.Tensor) -> torch.Tensor:
+        """Class probabilities of a raw band stack, or per-label scores of a multi-label model."""
+        return label_scores(self.model(x), self.multilabel)
+
+    def label_sets(self, scores: torch.Tensor) -> torch.Tensor:
+        """Which labels each sample carries: its scores at or above the labels' thresholds.
+
+        Raises:
+            ValueError: the model is single-label.
+        """
+        if not self.multilabel:
+            raise ValueError("label sets are for multi-label models; this one is single-label")
+        return scores >= self.thresholds.to(scores.device)
 
 
 def _config(value: Any, cls: type) -> Any:

@@ -122,11 +122,30 @@ def test_bad_options_are_named(kwargs, message):
         BigEarthNetDataModule(**kwargs)
 
 
-def test_meta_batches_are_refused_with_a_reason(bigearthnet_root):
-    dm = BigEarthNetDataModule(root=str(bigearthnet_root), bands="s1")
+def test_meta_val_batches_come_from_the_validation_split_label_balanced(bigearthnet_root):
+    dm = BigEarthNetDataModule(root=str(bigearthnet_root), bands="s1", batch_size=4,
+                               meta_batch_size=19)
     dm.setup("fit")
-    with pytest.raises(NotImplementedError, match="multi-label"):
-        dm.meta_batch("val")
+    assert dm.meta_datasets["val"] is dm.val_dataset  # never fitted by the inner steps
+    dm.new_meta_round()
+    batch = dm.meta_batch("val")
+    assert batch["image"].shape == (19, 2, 120, 120) and batch["label"].shape == (19, 19)
+    # label-balanced: every label of the validation split is in the batch
+    val_labels = torch.stack([s["label"] for s in dm.val_dataset])
+    assert ((batch["label"].sum(0) > 0) == (val_labels.sum(0) > 0)).all()
+    assert dm.meta_batch("train")["label"].shape == (12, 19)  # one pass of the 12 samples
+
+
+def test_holdout_meta_set_is_left_out_of_training(bigearthnet_root):
+    dm = BigEarthNetDataModule(root=str(bigearthnet_root), bands="s1", batch_size=4,
+                               meta_protocol="holdout", meta_fraction=0.3,
+                               meta_min_train_per_class=1)
+    dm.setup("fit")
+    held = set(dm.meta_sampler.held_out.tolist())
+    assert held and held.isdisjoint(dm.train_dataset.indices)
+    assert dm.train_samples == len(dm.train_dataset) == 12 - len(held)
+    counts = torch.stack([s["label"] for s in dm.train_dataset]).sum(0).tolist()
+    assert dm.train_counts == counts  # frequencies of the samples trained on
 
 
 def test_label_matrix_is_cached_with_the_statistics(bigearthnet_root, tmp_path, monkeypatch):
@@ -134,7 +153,8 @@ def test_label_matrix_is_cached_with_the_statistics(bigearthnet_root, tmp_path, 
 
     first = BigEarthNetDataModule(root=str(bigearthnet_root), bands="s1", stats_cache=str(tmp_path))
     first.setup("fit")
-    assert len(list(tmp_path.glob("bigearthnet-labels-*.npy"))) == 1
+    # the training split's, and the validation split's (the meta sampler draws by its labels)
+    assert len(list(tmp_path.glob("bigearthnet-labels-*.npy"))) == 2
 
     def unread(self):
         raise AssertionError("a cached label matrix reads no JSON file")

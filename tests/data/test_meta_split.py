@@ -238,3 +238,34 @@ def test_the_datamodule_state_carries_the_meta_sampler(tiny_s2_root):
     b.setup("fit")
     for part, image in zip(("val", "train", "val"), expected, strict=True):
         assert torch.equal(b.meta_batch(part)["image"], image)
+
+
+def test_multilabel_meta_val_batches_are_label_balanced():
+    from rs_metapeft.data.meta_split import MultiLabelMetaSampler
+
+    rng = np.random.default_rng(0)
+    # label 0 on nearly every sample, label 3 on two of 200
+    labels = np.stack([rng.random(200) < p for p in (0.9, 0.4, 0.1, 0.0)], 1).astype(np.uint8)
+    labels[[5, 9], 3] = 1
+    sampler = MultiLabelMetaSampler(labels, "resample", fraction=1.0, batch_size=40, seed=1)
+    batch = labels[sampler.draw("val")]
+    # each label gets a quarter of the batch, so the rare label is as present as the head one
+    assert batch[:, 3].sum() >= 10 and batch[:, 2].sum() >= 10
+    plain = MultiLabelMetaSampler(labels, "resample", fraction=1.0, batch_size=40, seed=1,
+                                  balanced_val=False)
+    assert labels[plain.draw("val"), 3].sum() < batch[:, 3].sum()
+
+
+def test_multilabel_holdout_keeps_rare_labels_in_training():
+    from rs_metapeft.data.meta_split import MultiLabelMetaSampler, rarest_labels
+
+    labels = np.zeros((60, 3), np.uint8)
+    labels[:, 0] = 1
+    labels[:12, 1] = 1
+    labels[:3, 2] = 1  # three samples carry the rare label (and both others)
+    sampler = MultiLabelMetaSampler(labels, "holdout", fraction=0.5, min_train_per_class=3)
+    assert rarest_labels(labels, labels.sum(0))[:3].tolist() == [2, 2, 2]
+    kept = labels[sampler.train_indices]
+    assert kept[:, 2].sum() == 3  # a stratum of min_train_per_class stays whole
+    assert 0 < len(sampler.held_out) < 60
+    assert set(sampler.held_out.tolist()).isdisjoint(sampler.train_indices.tolist())

@@ -6,7 +6,7 @@ from torch.nn import functional as F
 
 from rs_metapeft.cli import build_cli
 from rs_metapeft.models import CosineHead
-from rs_metapeft.tasks.losses import LOSSES, classification_loss
+from rs_metapeft.tasks.losses import LOSSES, MULTILABEL_LOSSES, classification_loss
 from rs_metapeft.tasks.presets import preset_overrides
 
 
@@ -34,7 +34,8 @@ def test_losses_match_their_definitions():
         classification_loss(logits, labels, "hinge")
     with pytest.raises(ValueError, match="priors"):
         classification_loss(logits, labels, "logit_adjusted")
-    assert set(LOSSES) == {"ce", "logit_adjusted", "balanced_softmax", "focal"}
+    assert set(LOSSES) == {"ce", "logit_adjusted", "balanced_softmax", "focal",
+                           *MULTILABEL_LOSSES}
 
 
 def test_logit_adjustment_favours_the_tail_during_training():

@@ -380,7 +380,7 @@ class LongTailDataModule(NonGeoDataModule):
             return
         train = self.train_dataset
         if self.meta_protocol == "resample":
-            self._set_meta_sampler(self._new_meta_sampler(_targets(train)),
+            self._set_meta_sampler(self._new_meta_sampler(self._meta_labels(train)),
                                    {"train": train, "val": train})
             return
         val = self.val_dataset
@@ -389,8 +389,12 @@ class LongTailDataModule(NonGeoDataModule):
                 "data.meta_protocol val_split draws meta-val batches from the validation split, "
                 "but it has no images; add validation images or use data.meta_protocol: holdout"
             )
-        sampler = self._new_meta_sampler(_targets(train), _labels(val))
+        sampler = self._new_meta_sampler(self._meta_labels(train), self._meta_labels(val))
         self._set_meta_sampler(sampler, {"train": train, "val": val})
+
+    def _meta_labels(self, dataset: Dataset) -> Any:
+        """The labels the meta sampler draws by: one class per sample here."""
+        return _labels(dataset)
 
     def data_description(self) -> dict[str, Any]:
         """The training data's CRS, nodata value and SAR conversion, where its dataset knows them.

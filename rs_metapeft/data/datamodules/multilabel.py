@@ -8,7 +8,9 @@ some labels' columns.
 
 Options that only make sense for one label per sample are refused at construction:
 ``imbalance_ratio`` (a multi-label set cannot be thinned label by label) and the class-aware
-samplers. MetaPEFT's multi-label meta batches belong to the multi-label task, not to this layer.
+samplers. MetaPEFT's meta batches take every ``meta_protocol`` (see
+:class:`~rs_metapeft.data.meta_split.MultiLabelMetaSampler`): the meta-val batches are
+label-balanced, and never fitted by the inner steps (``val_split``, ``holdout``).
 """
 
 from __future__ import annotations
@@ -16,10 +18,10 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
-import torch
 from torch.utils.data import Dataset, Sampler, Subset
 
 from ..longtail import log_class_counts
+from ..meta_split import MultiLabelMetaSampler
 from .base import LongTailDataModule, _subset_names
 
 __all__ = ["MultiLabelDataModule", "label_matrix"]
@@ -80,33 +82,33 @@ class MultiLabelDataModule(LongTailDataModule):
         dataset = self.split_dataset("train")
         self._check_classes(dataset, "train")
         self.run_warnings = []
+        self.meta_sampler, self.meta_datasets, self.meta_indices = None, {}, None
+        if self.meta_protocol == "holdout":
+            # As for single-label data: the holdout is meta-validation only, so the label
+            # frequencies and band statistics below describe the samples trained on.
+            sampler = self._new_meta_sampler(label_matrix(dataset))
+            self._set_meta_sampler(sampler, {"train": dataset, "val": dataset})
+            dataset = Subset(dataset, sampler.train_indices.tolist())
         labels = label_matrix(dataset)
         self.train_counts = labels.sum(0).astype(int).tolist()  # as label_counts(), read once
+        #: Training samples (the denominator of the label frequencies).
+        self.train_samples = int(labels.shape[0])
         self._refuse_empty_classes("images with labels")
         log_class_counts(self.class_names, self.train_counts, "train")
         self._fit_band_statistics(dataset, labels)
         return dataset
 
-    def _build_meta_sampler(self) -> None:
-        """Nothing yet: multi-label meta batches come with the multi-label task."""
-        self.meta_sampler, self.meta_datasets, self.meta_indices = None, {}, None
+    def _new_meta_sampler(self, labels: np.ndarray,  # type: ignore[override]
+                          val_labels: np.ndarray | None = None) -> MultiLabelMetaSampler:
+        # The global meta batch under DDP, as for single-label data.
+        world = self.trainer.world_size if self.trainer is not None else 1
+        return MultiLabelMetaSampler(labels, self.meta_protocol, self.meta_fraction,
+                                     self.meta_batch_size * world, self.meta_balanced_val,
+                                     self.seed, self.meta_min_train_per_class, val_labels)
 
-    def meta_batch(self, part: str, device: torch.device | str = "cpu") -> dict[str, Any]:
-        """Refused: MetaPEFT's single-label meta sampler cannot draw multi-label batches.
-
-        Raises:
-            NotImplementedError: always, saying what to use instead.
-        """
-        raise NotImplementedError(self._no_meta_batches())
-
-    def new_meta_round(self) -> None:
-        """Refused, as :meth:`meta_batch`."""
-        raise NotImplementedError(self._no_meta_batches())
-
-    def _no_meta_batches(self) -> str:
-        return (f"{type(self).__name__} gives multi-label samples, which MetaPEFT's meta batches "
-                "(drawn by one class per sample) do not handle yet; train it without meta "
-                "batches")
+    def _meta_labels(self, dataset: Dataset) -> np.ndarray:
+        """The multi-hot labels the meta sampler draws by (label-balanced meta-val batches)."""
+        return label_matrix(dataset)
 
     def train_sampler(self, dataset: Dataset) -> Sampler | None:
         """``None``: the loader shuffles (the only sampler multi-label data takes)."""
