@@ -114,7 +114,7 @@ def test_a_value_outside_the_choices_is_one_line_listing_them(override, message,
 
 def test_help_lists_the_choices(capsys):
     with pytest.raises(SystemExit):
-        main(["fit", "--help"])
+        main(["fit", "--help-all"])  # the full help; --help is the short one (test_console.py)
     out = capsys.readouterr().out
     for option in ("--model.meta.hypergradient {first_order,unrolled,unrolled_k}",
                    "--model.stem {rgb_select,band_mix,patch_expand,wavelength_hyper}",

@@ -23,7 +23,7 @@ from ..peft import (
     switched_off,
 )
 from .metrics import build_report
-from .tables import format_report, write_report
+from .tables import format_console_summary, write_report
 
 __all__ = ["GammaPlots", "TailReport", "report_folder", "task_report"]
 
@@ -31,6 +31,14 @@ __all__ = ["GammaPlots", "TailReport", "report_folder", "task_report"]
 def report_folder(trainer: L.Trainer, task: Any) -> Path:
     """Where a run's report and plots go: ``report_dir``, else the log folder, else the root."""
     return Path(getattr(task, "report_dir", None) or trainer.log_dir or trainer.default_root_dir)
+
+
+def _relative(path: Path) -> Path:
+    """``path`` relative to the working folder when it lies under it (as the user typed it)."""
+    try:
+        return path.resolve().relative_to(Path.cwd().resolve())
+    except ValueError:
+        return path
 
 
 def _str_keys(gmap: dict[int, dict[str, float]]) -> dict[str, dict[str, float]]:
@@ -97,7 +105,7 @@ class TailReport(L.Callback):
         if trainer.is_global_zero:
             json_path, _ = write_report(report, report_folder(trainer, pl_module))
             report["path"] = str(json_path.parent)
-            print("\n" + format_report(report) + f"\nReport written to {json_path.parent}/\n")
+            print("\n" + format_console_summary(report, _relative(json_path.parent)), flush=True)
 
 
 class GammaPlots(L.Callback):

@@ -256,8 +256,13 @@ class MetaPEFTTask(L.LightningModule):
         return getattr(self._trainer, "datamodule", None) if self._trainer is not None else None
 
     def configure_callbacks(self) -> list[L.Callback]:
-        """Exact resume, the test report and the gamma plots, in every trainer."""
-        return [ExactResume(), TailReport(), GammaPlots()]
+        """Exact resume, the test report and the gamma plots, in every trainer.
+
+        Those the trainer holds already (``trainer.test`` after ``fit``) are not added again,
+        so Lightning has nothing to replace (and nothing to announce).
+        """
+        present = {type(c) for c in self._trainer.callbacks} if self._trainer is not None else set()
+        return [c for c in (ExactResume(), TailReport(), GammaPlots()) if type(c) not in present]
 
     def on_fit_start(self) -> None:
         """Class-mean head initialisation (fresh runs only, before any step)."""
