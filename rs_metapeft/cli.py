@@ -30,7 +30,7 @@ from .checkpointing import (
     find_last_checkpoint,
     read_checkpoint,
 )
-from .console import quiet_console, run_header
+from .console import quiet_console, recipe_label, run_header
 from .data.datamodules import LongTailDataModule
 from .io import refuse_existing
 from .recipes import copy_recipe, list_recipes, recipe_path, recipe_summary
@@ -162,13 +162,14 @@ class RSMetaPEFTCLI(LightningCLI):
         self._print_header()
 
     def _print_header(self) -> None:
-        """Say what runs where: recipe, data folder, model, run folder and device."""
+        """Say what runs where (recipe, data folder, model, run folder, device); name the recipe."""
         from .reporting.callbacks import report_folder
 
+        recipe = recipe_label(self.config[self.subcommand].get("config"))
+        self.model.run_recipe = recipe  # the report's run identity names it
         if not self.trainer.is_global_zero:
             return
-        print(run_header(self.subcommand, self.trainer, self.model, self.datamodule,
-                         self.config[self.subcommand].get("config"),
+        print(run_header(self.subcommand, self.trainer, self.model, self.datamodule, recipe,
                          report_folder(self.trainer, self.model)), flush=True)
 
     def _check_checkpoint(self, stage: str) -> None:

@@ -15,7 +15,14 @@ import warnings
 from pathlib import Path
 from typing import Any
 
-__all__ = ["QUIET_LOG_LINES", "QUIET_WARNINGS", "quiet_console", "run_header", "short_count"]
+__all__ = [
+    "QUIET_LOG_LINES",
+    "QUIET_WARNINGS",
+    "quiet_console",
+    "recipe_label",
+    "run_header",
+    "short_count",
+]
 
 #: Warnings dropped: (message regex, category, emitting module regex, why).
 QUIET_WARNINGS: tuple[tuple[str, type[Warning], str, str], ...] = (
@@ -103,7 +110,12 @@ def _where(path: Any) -> str:
         return str(path)
 
 
-def _recipe_name(config_paths: Any) -> str | None:
+def recipe_label(config_paths: Any) -> str | None:
+    """The recipe of a run as the user knows it: a shipped recipe's name, else its file.
+
+    Args:
+        config_paths: the ``--config`` value(s); the last one given names the run.
+    """
     from .recipes import RECIPES_DIR
 
     paths = config_paths if isinstance(config_paths, list | tuple) else [config_paths]
@@ -134,11 +146,11 @@ def run_header(command: str, trainer: Any, task: Any, datamodule: Any,
         trainer: the Lightning trainer (device and precision).
         task: the :class:`~rs_metapeft.tasks.MetaPEFTTask` (backbone, weights, parameters).
         datamodule: the data module (its ``root``, bands and classes).
-        config_paths: the recipe file(s) given with ``--config``.
+        config_paths: the recipe file(s) given with ``--config``, or its label.
         run_folder: where checkpoints, logs and the report go.
     """
     lines = [f"rs-metapeft {command}"]
-    recipe = _recipe_name(config_paths)
+    recipe = config_paths if isinstance(config_paths, str) else recipe_label(config_paths)
     if recipe:
         lines[0] += f": recipe {recipe}"
     rows = []

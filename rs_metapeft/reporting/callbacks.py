@@ -22,6 +22,7 @@ from ..peft import (
     initial_scale_map,
     switched_off,
 )
+from .identity import run_identity
 from .metrics import build_report
 from .tables import format_console_summary, write_report
 
@@ -81,6 +82,12 @@ def task_report(task: Any, confusion: np.ndarray, meta_protocol: str | None = No
     report["fit_wall_time_s"] = getattr(task, "fit_wall_time_s", None)
     # What the run did differently from what the recipe asked; the report shows them first.
     report["warnings"] = list(getattr(task, "run_warnings", []))
+    # Which run this is (top of report.html; `rs-metapeft compare` checks data and bands).
+    trainer = getattr(task, "_trainer", None)
+    report["run"] = run_identity(task, getattr(trainer, "datamodule", None),
+                                 getattr(task, "run_recipe", None))
+    # How long the fit was and how often it logged (what the training curves can show).
+    report["training"] = getattr(task, "fit_info", None)
     return report
 
 
@@ -88,7 +95,14 @@ class TailReport(L.Callback):
     """After each test epoch: build the report, log its headline metrics, write and print it.
 
     The report is also kept as ``task.last_report`` (what :func:`rs_metapeft.fit` returns).
+    When a fit ends, its length and logging interval are kept as ``task.fit_info`` (the
+    report's ``training``).
     """
+
+    def on_fit_end(self, trainer: L.Trainer, pl_module: Any) -> None:  # noqa: D102 - Lightning hook
+        pl_module.fit_info = {"steps": int(trainer.global_step),
+                              "epochs": int(trainer.current_epoch),
+                              "log_every_n_steps": int(trainer.log_every_n_steps)}
 
     def on_test_epoch_end(self, trainer: L.Trainer, pl_module: Any) -> None:  # noqa: D102 - Lightning hook
         confusion = pl_module.test_confmat.compute().cpu().numpy()

@@ -9,6 +9,7 @@ from pathlib import Path
 from ..data.longtail import GROUPS
 from ..io import atomic_write_text
 from ..peft.config import POSITIONS
+from .identity import IDENTITY_FIELDS
 from .selection import (
     ModuleSelection,
     int_keys,
@@ -17,7 +18,13 @@ from .selection import (
     threshold_text,
 )
 
-__all__ = ["format_console_summary", "format_module_selection", "format_report", "write_report"]
+__all__ = [
+    "format_console_summary",
+    "format_module_selection",
+    "format_report",
+    "identity_text",
+    "write_report",
+]
 
 
 def _pct(value: float | None) -> str:
@@ -31,6 +38,9 @@ def _percent(value: float | None) -> str:
 def format_report(report: dict) -> str:
     """Render the report as a Markdown document (also readable as plain text)."""
     lines = ["# Tail-class report", ""]
+    identity = identity_text(report)
+    if identity:
+        lines += [identity, ""]
     for warning in report.get("warnings") or []:  # first: they change what the numbers mean
         lines += [f"> **Warning:** {warning}", ""]
     lines.append("| overall acc | class-mean acc | macro-F1 | " + " | ".join(
@@ -71,6 +81,22 @@ def format_report(report: dict) -> str:
 
 
 
+def identity_text(report: dict) -> str | None:
+    """The run's identity (``report["run"]``) as one Markdown line; ``None`` when unknown."""
+    run = report.get("run")
+    if not isinstance(run, dict):
+        return None
+    parts = []
+    for key, label in IDENTITY_FIELDS:
+        value = run.get(key)
+        if value in (None, "", []):
+            continue
+        if key == "bands":
+            value = f"{len(value)} ({', '.join(value)})"
+        parts.append(f"{label} {value}")
+    return ("Run: " + "; ".join(parts) + ".") if parts else None
+
+
 def format_console_summary(report: dict, folder: str | os.PathLike | None = None) -> str:
     """What a run prints when its report is written: the headline numbers and where the rest is.
 
@@ -92,19 +118,20 @@ def format_console_summary(report: dict, folder: str | os.PathLike | None = None
     lines.append(f"  by group: {by_group}  ({groups})")
     selection = module_selection(report)
     gamma = [v for row in int_keys(report.get("gamma")).values() for v in row.values()]
+    off = ""
     if selection is not None and selection.scales:
         limit = threshold_text(selection.threshold)
-        off = (f"{len(selection.off)} of {selection.num_modules} modules switched off "
+        off = (f"; {len(selection.off)} of {selection.num_modules} modules switched off "
                f"(effective scale below {limit} of its initial value)" if selection.off
-               else f"none of {selection.num_modules} modules switched off (effective scale "
+               else f"; none of {selection.num_modules} modules switched off (effective scale "
                     f"below {limit} of its initial value)")
-        steps = len(selection.history)
-        if selection.meta_enabled is False:
-            lines.append(f"  gamma: MetaPEFT off, every module kept gamma = 1; {off}")
-        elif gamma:
-            when = f" after {steps} outer step{'s' * (steps != 1)}" if steps else ""
-            lines.append(f"  gamma{when}: {min(gamma):.3f} to {max(gamma):.3f} (starts at 1); "
-                         f"{off}")
+    meta = report.get("meta") if isinstance(report.get("meta"), dict) else {}
+    if meta.get("enabled") is False:
+        lines.append(f"  gamma: MetaPEFT off, every module kept gamma = 1{off}")
+    elif gamma:
+        steps = meta.get("outer_steps")
+        when = f" after {steps} outer step{'s' * (steps != 1)}" if steps else ""
+        lines.append(f"  gamma{when}: {min(gamma):.3f} to {max(gamma):.3f} (starts at 1){off}")
     extra = []
     if report.get("trainable_parameters") is not None:
         extra.append(f"trainable parameters {report['trainable_parameters']:,}")

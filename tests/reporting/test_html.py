@@ -58,9 +58,20 @@ def test_gamma_heatmap_is_layers_by_positions(report):
     image = np.ma.filled(fig.axes[0].images[0].get_array(), np.nan)
     assert [t.get_text() for t in fig.axes[0].get_xticklabels()] == ["q", "fc1", "adaptformer"]
     assert image.shape == (2, 3)
-    assert image[0, 2] == pytest.approx(0.4) and image[1, 1] == pytest.approx(1.1)
+    # the colour is log2(gamma): the one gamma scale, centred at gamma = 1
+    assert 2 ** image[0, 2] == pytest.approx(0.4) and 2 ** image[1, 1] == pytest.approx(1.1)
     assert np.isnan(image[1, 2])  # no module at layer 1, adaptformer
+    norm = fig.axes[0].images[0].norm
+    assert norm(0.0) == pytest.approx(0.5) and norm.vmax == -norm.vmin == 2
     assert gamma_figure({"gamma": {}}) is None
+
+
+def test_small_changes_of_gamma_stay_pale():
+    """4 % is not on/off: the colours span at least x0.5 .. x2 around the initial value."""
+    fig = gamma_figure({"gamma": {"0": {"q": 0.96, "v": 1.04}}})
+    image = fig.axes[0].images[0]
+    levels = [float(image.norm(v)) for v in np.ma.filled(image.get_array(), np.nan)[0]]
+    assert all(abs(level - 0.5) < 0.04 for level in levels)
 
 
 def test_training_curves_read_the_csv_log(tmp_path):
