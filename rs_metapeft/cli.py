@@ -449,7 +449,8 @@ def _predict_scene(argv: list[str]) -> int:
     parser.add_argument("--output", "-o", default=None,
                         help="output prefix (default: next to the scene, SCENE_classes.tif etc.)")
     parser.add_argument("--stride", type=int, default=None,
-                        help="pixels between chips (default: the chip size, no overlap)")
+                        help="scene pixels between chips (default: the footprint of the "
+                             "training chips, no overlap)")
     parser.add_argument("--crs", default=None,
                         help="refuse a scene not in this CRS, e.g. EPSG:32632 (default: the CRS "
                              "of the model's training chips, where the checkpoint records one)")

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import os
+import sys
 import warnings
 from pathlib import Path
 from typing import Any
@@ -70,10 +71,35 @@ class _DropNamedLines(logging.Filter):
 
 
 _FILTER = _DropNamedLines()
+_PACKAGE = Path(__file__).resolve().parent
+_SHOW_WARNING = warnings.showwarning
+
+
+def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
+    """Show this package's own warnings as one ``Warning: ...`` line (they name the fix).
+
+    Python's format adds the file, line and source line, which tell a user of the command line
+    nothing; any other warning keeps it.
+    """
+    try:
+        ours = Path(filename).resolve().is_relative_to(_PACKAGE)
+    except (TypeError, ValueError, OSError):
+        ours = False
+    if not ours:
+        _SHOW_WARNING(message, category, filename, lineno, file, line)
+        return
+    stream = file if file is not None else sys.stderr
+    try:
+        stream.write(f"Warning: {message}\n")
+    except (AttributeError, OSError):  # a closed or missing stream, as Python's own tolerates
+        pass
 
 
 def quiet_console() -> None:
-    """Install the named warning and log-line filters (idempotent; nothing else changes)."""
+    """Install the named warning and log-line filters (idempotent).
+
+    Also shows this package's own warnings as one ``Warning: ...`` line each.
+    """
     for message, category, module, _ in QUIET_WARNINGS:
         # An identical filter is replaced, not added again.
         warnings.filterwarnings("ignore", message=message, category=category, module=module)
@@ -85,6 +111,8 @@ def quiet_console() -> None:
         for handler in logging.getLogger(name).handlers:
             if _FILTER not in handler.filters:
                 handler.addFilter(_FILTER)
+    if warnings.showwarning is _SHOW_WARNING:  # not replaced by someone else meanwhile
+        warnings.showwarning = _show_warning
 
 
 def short_count(n: int) -> str:

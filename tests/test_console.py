@@ -135,3 +135,22 @@ def test_stats_says_where_the_data_is(tmp_path, capsys):
     assert f"Data folder: {root}" in out
     assert main(["stats", "--config", str(path)]) == 0  # the second time: found, not written
     assert "Generating" not in capsys.readouterr().out
+
+
+def test_the_packages_own_warnings_are_one_line_each(monkeypatch):
+    import io
+
+    from rs_metapeft import console
+
+    monkeypatch.setattr(console, "_SHOW_WARNING", lambda message, category, filename, lineno,
+                        file=None, line=None: file.write(
+                            warnings.formatwarning(message, category, filename, lineno, line)))
+
+    stream = io.StringIO()
+    console._show_warning(UserWarning("data.num_workers 8 is more than the 2 CPU cores"),
+                          UserWarning, console.__file__, 10, stream, "warnings.warn(...)")
+    assert stream.getvalue() == "Warning: data.num_workers 8 is more than the 2 CPU cores\n"
+    stream = io.StringIO()
+    console._show_warning(UserWarning("elsewhere"), UserWarning, "/elsewhere/mod.py", 3, stream,
+                          "x = 1")
+    assert stream.getvalue().startswith("/elsewhere/mod.py:3: UserWarning: elsewhere")

@@ -128,6 +128,8 @@ def format_console_summary(report: dict, folder: str | os.PathLike | None = None
     meta = report.get("meta") if isinstance(report.get("meta"), dict) else {}
     if meta.get("enabled") is False:
         lines.append(f"  gamma: MetaPEFT off, every module kept gamma = 1{off}")
+    elif gamma and meta.get("outer_steps") == 0:
+        lines.append("  gamma: no outer step ran, every module kept gamma = 1")
     elif gamma:
         steps = meta.get("outer_steps")
         when = f" after {steps} outer step{'s' * (steps != 1)}" if steps else ""
