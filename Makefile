@@ -30,8 +30,9 @@ test: $(STAMP)
 docs: $(STAMP)
 	NO_MKDOCS_2_WARNING=1 $(PY) -m mkdocs build --strict --quiet -d site
 
-# Open the built site in headless Chromium (installed from Debian if missing) and check that
-# headings and figures render; screenshots go to docs/_build_check/.
+# Check the built site: no Sphinx role left as raw text, no repeated or file-name headings (every
+# page); then, in headless Chromium (installed from Debian if missing), that the main pages'
+# headings and figures render and their tables fit the page; screenshots go to docs/_build_check/.
 docs-check: docs
 	$(PY) docs/scripts/check_site.py site docs/_build_check
 

@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 from pathlib import Path
 from typing import Any
 
@@ -40,7 +41,47 @@ def _cell(value: Any) -> str:
     return str(value).replace("|", "\\|").replace("\n", " ")
 
 
-def render_result(path: Path) -> str:
+def result_titles(results: list[tuple[Path, Any]]) -> dict[Path, str]:
+    """A heading for each result file, readable and unique on the page (and in its contents).
+
+    The result's ``title``, else its ``benchmark`` name, else its file name, in words. Results
+    that would share a heading get what tells their files apart (``efficacy-cpu-s2`` and
+    ``efficacy-cpu-sar`` sharing a title: "... (cpu profile, s2)" and "... (cpu profile, sar)").
+
+    Args:
+        results: (path, parsed JSON) of every result file on the page.
+
+    Example:
+        >>> same = {"title": "Efficacy (cpu profile)"}
+        >>> titles = result_titles([(Path("efficacy-cpu-s2.json"), same),
+        ...                         (Path("efficacy-cpu-sar.json"), same),
+        ...                         (Path("stems_sentinel1.json"), {"benchmark": "stems"})])
+        >>> list(titles.values())
+        ['Efficacy (cpu profile, s2)', 'Efficacy (cpu profile, sar)', 'Stems']
+    """
+    base = {}
+    for path, data in results:
+        meta = data if isinstance(data, dict) else {}
+        title = meta.get("title") or meta.get("benchmark") or path.stem
+        title = " ".join(str(title).replace("_", " ").split())
+        base[path] = title[:1].upper() + title[1:]
+    titles = dict(base)
+    for title in set(base.values()):
+        paths = [p for p in base if base[p] == title]
+        if len(paths) < 2:
+            continue
+        tokens = [re.split(r"[-_]", p.stem) for p in paths]
+        common = 0
+        while all(len(t) > common + 1 and t[common] == tokens[0][common] for t in tokens):
+            common += 1
+        for path, parts in zip(paths, tokens, strict=True):
+            suffix = "-".join(parts[common:])
+            titles[path] = (f"{title[:-1]}, {suffix})" if title.endswith(")")
+                            else f"{title} ({suffix})")
+    return titles
+
+
+def render_result(path: Path, title: str | None = None) -> str:
     """One result file as a Markdown section.
 
     Raises:
@@ -52,7 +93,8 @@ def render_result(path: Path) -> str:
     if missing:
         raise ValueError(f"{path}: missing {', '.join(missing)}; rerun the benchmark script "
                          "that wrote it (benchmark results must say how and where they ran)")
-    out = [f"## {data.get('title') or path.stem}", "", f"- Command: `{data['command']}`",
+    title = title or result_titles([(path, data)])[path]
+    out = [f"## {title}", "", f"- Command: `{data['command']}`",
            f"- Machine: {data['machine']}"]
     if data.get("seeds") is not None:
         out.append(f"- Seeds: {', '.join(map(str, data['seeds']))}")
@@ -75,7 +117,8 @@ def _table(rows: list[dict[str, Any]]) -> list[str]:
 def render_page(results_dir: Path, page: Path) -> str:
     """Rewrite the generated part of ``page`` from ``results_dir``; return the new text."""
     paths = sorted(results_dir.glob("*.json"))
-    body = "\n\n".join(render_result(p) for p in paths) if paths else (
+    titles = result_titles([(p, json.loads(p.read_text())) for p in paths])
+    body = "\n\n".join(render_result(p, titles[p]) for p in paths) if paths else (
         f"No results yet: `{results_dir.name}/` holds no JSON files.")
     block = f"{BEGIN}\n{body}\n{END}"
     text = page.read_text() if page.is_file() else HEADER

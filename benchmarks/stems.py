@@ -113,6 +113,8 @@ def main() -> None:
               f"{r['class_mean_accuracy']:.3f} | {many} | {few} | "
               f"{r['trainable_parameters']:,} | {r['fit_seconds']} |")
     result = {
+        "title": f"Spectral stems on {', '.join(args.data)} "
+                 f"({'stand-in pretrained' if args.weights else 'random'} ViT-Tiny)",
         "benchmark": "stems", "weights": args.weights,
         "weights_note": "offline stand-in ViT-Tiny p8 64 px, KD from EfficientNet-Lite0 on a tiny "
                         "transfer set (not ImageNet)" if args.weights else "random init",

@@ -61,7 +61,8 @@ def fit(recipe: Recipe, overrides: dict[str, Any] | None = None, verbose: bool =
     Args:
         recipe: a recipe path, a shipped recipe's name (e.g. ``"demo"``) or a recipe dict.
         overrides: dotted keys and values, e.g. ``{"trainer.max_steps": 20}``.
-        verbose: print the report (Lightning's own messages go to the log either way).
+        verbose: print where the data and the run go, and the report's summary (Lightning's
+            own notices go to the log either way).
 
     Returns:
         The report dict (overall, class-mean and group accuracy, macro-F1, per-class rows,

@@ -30,6 +30,7 @@ from .checkpointing import (
     find_last_checkpoint,
     read_checkpoint,
 )
+from .console import quiet_console, recipe_label, run_header
 from .data.datamodules import LongTailDataModule
 from .io import refuse_existing
 from .recipes import copy_recipe, list_recipes, recipe_path, recipe_summary
@@ -98,6 +99,19 @@ class RSMetaPEFTCLI(LightningCLI):
                             help="replace the report of an earlier run in the report folder "
                                  "(model.report_dir); refused otherwise, before any work")
 
+    def parse_arguments(self, parser, args) -> None:  # noqa: D102 - LightningCLI hook
+        from .cli_help import FULL_HELP_FLAG, short_help
+
+        args = list(args or [])
+        if args and args[0] in _LIGHTNING_HELP:
+            if FULL_HELP_FLAG in args:  # LightningCLI's own, every option
+                args = [a for a in args if a != FULL_HELP_FLAG] + ["--help"]
+            elif "-h" in args or "--help" in args:
+                text, example = _LIGHTNING_HELP[args[0]]
+                print(short_help(parser, args[0], f"{text}\n\nExample:\n  {example}"))
+                raise SystemExit(0)
+        super().parse_arguments(parser, args)
+
     def _instantiate_trainer(self, config, callbacks):
         if config.get("logger") in (None, True):
             config = {**config, "logger": default_loggers(config.get("default_root_dir"))}
@@ -148,6 +162,18 @@ class RSMetaPEFTCLI(LightningCLI):
         """Refuse a checkpoint made for other bands or classes, or an earlier report."""
         self._check_checkpoint("test")
         self._refuse_earlier_report()
+        self._print_header()
+
+    def _print_header(self) -> None:
+        """Say what runs where (recipe, data folder, model, run folder, device); name the recipe."""
+        from .reporting.callbacks import report_folder
+
+        recipe = recipe_label(self.config[self.subcommand].get("config"))
+        self.model.run_recipe = recipe  # the report's run identity names it
+        if not self.trainer.is_global_zero:
+            return
+        print(run_header(self.subcommand, self.trainer, self.model, self.datamodule, recipe,
+                         report_folder(self.trainer, self.model)), flush=True)
 
     def _check_checkpoint(self, stage: str) -> None:
         path = self.config_init[self.subcommand].get("ckpt_path")
@@ -164,6 +190,7 @@ class RSMetaPEFTCLI(LightningCLI):
     def before_fit(self) -> None:
         """Refuse to replace an earlier report (before training, not after); start the clock."""
         self._refuse_earlier_report()
+        self._print_header()
         self._fit_started = time.perf_counter()
 
     def after_fit(self) -> None:
@@ -233,11 +260,13 @@ def _check_data_class(args: list[str]) -> None:
 
 def build_cli(args: list[str] | None = None, run: bool = True) -> RSMetaPEFTCLI:
     """Build (and by default run) the CLI on ``args``; shipped recipe names work for --config."""
+    quiet_console()
     args = _resolve_config_args(sys.argv[1:] if args is None else args)
     _check_data_class(args)
     # exit_on_error=False: a refused setting raises, and main() shows it as one line.
     parser_kwargs: dict = {
-        name: {"description": f"{text}\n\nExample:\n  {example}", "exit_on_error": False}
+        name: {"description": f"{text}\n\nExample:\n  {example}", "exit_on_error": False,
+               "formatter_class": _help_formatter()}
         for name, (text, example) in _LIGHTNING_HELP.items()
     }
     parser_kwargs.update(prog="rs-metapeft", exit_on_error=False)
@@ -247,6 +276,12 @@ def build_cli(args: list[str] | None = None, run: bool = True) -> RSMetaPEFTCLI:
         subclass_mode_data=True,
         seed_everything_default=0,
         save_config_kwargs={"overwrite": True},
+        # The run header states the parameter counts; Lightning's table adds little (its FLOPs
+        # column reads 0 for this model). A recipe can still ask for it.
+        trainer_defaults={"enable_model_summary": False},
+        # The task builds its own optimisers (model.optimizer, model.meta): LightningCLI's
+        # --optimizer / --lr_scheduler would replace them, so they are not offered.
+        auto_configure_optimizers=False,
         parser_kwargs=parser_kwargs,
         args=args,
         run=run,
@@ -259,7 +294,18 @@ def _help_formatter():
     from jsonargparse import DefaultHelpFormatter
 
     class Formatter(DefaultHelpFormatter, argparse.RawDescriptionHelpFormatter):
-        """Keep the line breaks of descriptions (examples stay one per line)."""
+        """Keep the line breaks of descriptions (examples stay one per line).
+
+        An option whose help says its default in words keeps that, without jsonargparse's
+        ``default: null`` beside it.
+        """
+
+        def _get_help_string(self, action) -> str:
+            text = super()._get_help_string(action)
+            if "(default" in (action.help or ""):
+                text = text.replace(", default: %(default)s", "").replace(
+                    " (default: %(default)s)", "")
+            return text
 
     return Formatter
 
@@ -273,12 +319,14 @@ def _parser(name: str) -> ArgumentParser:
 # -- subcommands of our own -----------------------------------------------------------------------
 def _demo(argv: list[str]) -> int:
     """``demo [multispectral|sar] [overrides]``: the offline demo recipes."""
-    if argv[:1] and argv[0] in ("-h", "--help"):
-        print(_SUBCOMMANDS["demo"][0] + "\n\nExample:\n  " + _SUBCOMMANDS["demo"][1])
+    from .cli_help import DEMOS, demo_help
+
+    if "-h" in argv or "--help" in argv:
+        print(demo_help(_SUBCOMMANDS["demo"][0] + "\n\nExample:\n  " + _SUBCOMMANDS["demo"][1]))
         return 0
     recipe = "demo"
     if argv[:1] and not argv[0].startswith("-"):
-        kinds = {"multispectral": "demo", "sar": "demo_sar"}
+        kinds = DEMOS
         if argv[0] not in kinds:
             raise SystemExit(f"rs-metapeft demo: unknown demo {argv[0]!r}; choose from "
                              f"{', '.join(kinds)}")
@@ -304,10 +352,16 @@ def _recipes(argv: list[str]) -> int:
     action = cfg.action
     try:
         if action == "list":
+            import shutil
+            import textwrap
+
             names = list_recipes()
-            width = max(map(len, names))
-            for name in names:
-                print(f"{name:<{width}}  {recipe_summary(name)}")
+            width = max(map(len, names)) + 2
+            columns = max(shutil.get_terminal_size((100, 24)).columns, 60)
+            for name in names:  # each summary whole, wrapped under its column
+                lines = textwrap.wrap(recipe_summary(name), columns - width) or [""]
+                print(f"{name:<{width}}{lines[0]}")
+                print("".join(f"{'':<{width}}{line}\n" for line in lines[1:]), end="")
         elif action == "show":
             print(recipe_path(cfg.show.name).read_text(), end="")
         else:
@@ -399,7 +453,8 @@ def _predict_scene(argv: list[str]) -> int:
     parser.add_argument("--output", "-o", default=None,
                         help="output prefix (default: next to the scene, SCENE_classes.tif etc.)")
     parser.add_argument("--stride", type=int, default=None,
-                        help="pixels between chips (default: the chip size, no overlap)")
+                        help="scene pixels between chips (default: the footprint of the "
+                             "training chips, no overlap)")
     parser.add_argument("--crs", default=None,
                         help="refuse a scene not in this CRS, e.g. EPSG:32632 (default: the CRS "
                              "of the model's training chips, where the checkpoint records one)")
@@ -534,6 +589,7 @@ def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     _DEBUG_FLAG = "--debug" in argv
     argv = [a for a in argv if a != "--debug"]
+    quiet_console()
     try:
         return _run(argv)
     except _expected_errors() as err:

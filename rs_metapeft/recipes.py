@@ -10,6 +10,7 @@ from __future__ import annotations
 import copy
 import importlib.util
 import os
+import re
 import shutil
 from pathlib import Path
 from typing import Any
@@ -64,13 +65,22 @@ def recipe_path(name_or_path: str | os.PathLike) -> Path:
 
 
 def recipe_summary(name_or_path: str | os.PathLike) -> str:
-    """Return the first line of a recipe's leading comment block (what the recipe is for)."""
+    """Return the first sentence of a recipe's leading comment block (what the recipe is for).
+
+    The sentence may run over several comment lines; it is returned whole, on one line.
+
+    Example:
+        >>> recipe_summary("ucmerced_lt")
+        'UC Merced Land Use, long-tailed (imbalance ratio 10): aerial RGB, 0.3 m.'
+    """
+    block = []
     for line in recipe_path(name_or_path).read_text().splitlines():
-        if line.startswith("#"):
-            return line.lstrip("# ").strip()
-        if line.strip():
+        if not line.startswith("#"):
             break
-    return ""
+        block.append(line.lstrip("#").strip())
+    text = " ".join(" ".join(block).split())
+    end = re.search(r"(?<!e\.g)(?<!i\.e)(?<!\bal)\.\s+(?=[A-Z])", text)
+    return text[:end.start() + 1] if end else text
 
 
 def copy_recipe(name_or_path: str | os.PathLike, dest: str | os.PathLike,

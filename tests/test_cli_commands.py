@@ -114,7 +114,7 @@ def test_a_value_outside_the_choices_is_one_line_listing_them(override, message,
 
 def test_help_lists_the_choices(capsys):
     with pytest.raises(SystemExit):
-        main(["fit", "--help"])
+        main(["fit", "--help-all"])  # the full help; --help is the short one (test_console.py)
     out = capsys.readouterr().out
     for option in ("--model.meta.hypergradient {first_order,unrolled,unrolled_k}",
                    "--model.stem {rgb_select,band_mix,patch_expand,wavelength_hyper}",
@@ -138,8 +138,9 @@ def test_report_regenerates_md_and_html(trained_run, tmp_path, capsys):
     (run / "report.md").unlink()
     assert main(["report", str(run)]) == 0
     html = (run / "report.html").read_text()
-    # curves, accuracy, confusion, gamma, effective scale, gamma history
-    assert html.count("data:image/png;base64,") == 6
+    # curves, accuracy, confusion, gamma heatmap and gamma history (the effective scales are a
+    # table: their heatmap would repeat the gamma heatmap's colours)
+    assert html.count("data:image/png;base64,") == 5
     assert (run / "report.md").read_text().startswith("# Tail-class report")
     assert main(["report", str(tmp_path / "nothing")]) == 2
     assert "no report.json" in capsys.readouterr().err
@@ -156,7 +157,7 @@ def test_compare_prints_and_writes_a_table(trained_run, tmp_path, capsys):
     printed = capsys.readouterr().out
     assert "baseline" in printed and "50.0" in printed and "12.2" in printed and "1,234" in printed
     assert (tmp_path / "cmp.md").read_text() in printed
-    assert (tmp_path / "cmp.csv").read_text().splitlines()[0].startswith("run,overall,")
+    assert (tmp_path / "cmp.csv").read_text().splitlines()[0].startswith("run,meta,overall,")
 
 
 def test_unknown_data_module_lists_the_valid_ones(tmp_path):

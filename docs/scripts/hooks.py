@@ -62,8 +62,19 @@ def _method(model: dict) -> str:
     return f"PEFT, fixed gamma, on {where}"
 
 
+def _text(text: Any) -> str:
+    """Markdown text with ``<`` and ``>`` outside code spans written as entities.
+
+    ``root/<Class>/*.tif`` in a recipe's comment is a path, not an HTML tag to drop.
+    """
+    parts = str(text).split("`")
+    return "`".join(part if i % 2 else part.replace("<", "&lt;").replace(">", "&gt;")
+                    for i, part in enumerate(parts))
+
+
 def _cell(text: Any) -> str:
-    return str(text).replace("|", "\\|").replace("\n", " ")
+    """Text for a Markdown table cell: one line, pipes escaped (see :func:`_text`)."""
+    return _text(str(text).replace("|", "\\|").replace("\n", " "))
 
 
 def recipe_rows(recipes_dir: Path = RECIPES_DIR) -> list[dict[str, str]]:
@@ -102,21 +113,46 @@ def recipe_rows(recipes_dir: Path = RECIPES_DIR) -> list[dict[str, str]]:
     return rows
 
 
+_SENTENCE_END = re.compile(r"(?<!e\.g)(?<!i\.e)(?<!\bal)\.\s+(?=[A-Z])")
+
+
+def first_sentence(lines: list[str]) -> str:
+    """The first sentence of a recipe's leading comment, whole (it may span several lines).
+
+    The same rule as ``rs-metapeft recipes list`` (``rs_metapeft.recipes.recipe_summary``).
+    """
+    text = " ".join(" ".join(lines).split())
+    end = _SENTENCE_END.search(text)
+    return text[:end.start() + 1] if end else text
+
+
+def _bands(bands: str) -> str:
+    """A band list short enough for a table cell: all of a few, else the count and the ends."""
+    names = [b.strip() for b in bands.split(",")]
+    if len(names) <= 4:
+        return bands
+    return f"{len(names)}: {names[0]} ... {names[-1]}"
+
+
 def render_recipes(recipes_dir: Path = RECIPES_DIR) -> str:
-    """Render the recipes as a Markdown table, then each recipe's leading comment."""
+    """Render the recipes as a Markdown table, then each recipe's leading comment.
+
+    The table holds what fits the page (what the recipe is for, bands, method, length); the
+    data module and backbone, whose names do not wrap, are in each recipe's section below.
+    """
     rows = recipe_rows(recipes_dir)
     if not rows:
         return f"No recipes found in `{recipes_dir}`."
-    out = ["| recipe | what | data module | bands | backbone | method | length |",
-           "|:--|:--|:--|:--|:--|:--|--:|"]
+    out = ["| recipe | what | bands | method | length |", "|:--|:--|:--|:--|--:|"]
     for r in rows:
-        what = r["comment"][0] if r["comment"] else ""
-        out.append(f"| [`{r['name']}`](#recipe-{r['name']}) | {_cell(what)} | `{r['data']}` | "
-                   f"{_cell(r['bands'])} | {_cell(r['backbone'])} | {_cell(r['method'])} | "
-                   f"{r['length']} |")
+        what = _cell(first_sentence(r["comment"]))
+        out.append(f"| [`{r['name']}`](#recipe-{r['name']}) | {what} | {_cell(_bands(r['bands']))} "
+                   f"| {_cell(r['method'])} | {r['length']} |")
     for r in rows:
         out += ["", f"### `{r['name']}` {{#recipe-{r['name']}}}", ""]
-        out += [line if line else "" for line in r["comment"][1:]] or ["(no comment in the file)"]
+        out += [f"Data module `{r['data']}`; bands {_cell(r['bands'])}; backbone "
+                f"`{r['backbone'].split(' @ ')[0]}` at {r['backbone'].split(' @ ')[-1]}.", ""]
+        out += [_text(line) for line in r["comment"]] or ["(no comment in the file)"]
         out += ["", "```bash", f"rs-metapeft fit --config {r['name']}", "```"]
     return "\n".join(out)
 
@@ -153,7 +189,18 @@ def _table(rows: list[dict]) -> list[str]:
     return out + ["| " + " | ".join(_fmt(r.get(c, "")) for c in columns) + " |" for r in rows]
 
 
-def render_benchmark(path: Path) -> tuple[str, list[str]]:
+def _result_titles():
+    """:func:`benchmarks/render.py`'s ``result_titles`` (one rule for the page's headings)."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("benchmarks_render",
+                                                  ROOT / "benchmarks" / "render.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.result_titles
+
+
+def render_benchmark(path: Path, title: str | None = None) -> tuple[str, list[str]]:
     """One benchmark result as Markdown, and the problems found in it (empty when fine).
 
     The JSON is a dict with ``command``, ``machine``, ``rows`` (a list of dicts, one per table
@@ -171,7 +218,8 @@ def render_benchmark(path: Path) -> tuple[str, list[str]]:
     rows = _rows(data)
     if not rows:
         problems.append(f"{path}: no 'rows' (a list of dicts) to show")
-    out = [f"## {meta.get('title') or path.stem}", ""]
+    title = title or _result_titles()([(path, data)])[path]
+    out = [f"## {title}", ""]
     out.append(f"Command: `{command}`  " if command else "Command: not recorded  ")
     out.append(f"Machine: {machine if isinstance(machine, str) else json.dumps(machine)}  ")
     out.append(f"Source: `benchmarks/results/{path.name}`")
@@ -193,8 +241,9 @@ def render_benchmarks(results_dir: Path = RESULTS_DIR) -> tuple[str, list[str]]:
         return ("No benchmark results are recorded in this build yet: `benchmarks/results/` has "
                 "no JSON files."), []
     parts, problems = [], []
+    titles = _result_titles()([(p, json.loads(p.read_text())) for p in paths])
     for path in paths:
-        text, found = render_benchmark(path)
+        text, found = render_benchmark(path, titles[path])
         parts.append(text)
         problems += found
     return "\n\n".join(parts), problems

@@ -8,8 +8,10 @@ Without an argument the newest ``runs/demo`` report is used. Writes into ``docs/
 
 - ``demo_report.json`` and ``demo_report.md``: copies of the run's report files (the home page
   shows the Markdown);
-- ``gamma_heatmap.png``: the learned gamma, layers x positions;
-- ``tail_report.png``: per-class test accuracy, classes sorted by training count, coloured by group;
+- ``gamma_heatmap.png``: the learned gamma, layers x positions, on the one gamma colour scale of
+  report.html (:func:`rs_metapeft.reporting.figures.gamma_figure`);
+- ``tail_report.png``: per-class test accuracy, classes sorted by training count, coloured by
+  group, as report.html draws it (:func:`rs_metapeft.reporting.figures.accuracy_by_count_figure`);
 - ``bilevel_step.png``: the inner and outer (meta) step as a diagram (no data needed).
 """
 
@@ -17,7 +19,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import shutil
 from pathlib import Path
 
@@ -27,10 +28,10 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 from matplotlib.patches import FancyArrowPatch, FancyBboxPatch  # noqa: E402
 
+from rs_metapeft.reporting.figures import accuracy_by_count_figure, gamma_figure  # noqa: E402
+
 ROOT = Path(__file__).resolve().parents[2]
 ASSETS = ROOT / "docs" / "assets"
-POSITIONS = ("q", "k", "v", "o", "fc1", "fc2", "adaptformer")
-GROUP_COLOURS = {"many": "#1b7837", "medium": "#e08214", "few": "#b2182b"}
 
 
 def newest_demo_report() -> Path:
@@ -44,56 +45,24 @@ def newest_demo_report() -> Path:
 
 
 def gamma_heatmap(report: dict, path: Path) -> None:
-    """Layers x positions heatmap of the learned gamma, values written in the cells."""
-    gamma = report.get("gamma") or {}
-    if not gamma:
+    """The learned gamma, layers x positions, on the package's one gamma colour scale.
+
+    The same figure as report.html's and the run folder's ``gamma_heatmap.png``
+    (:func:`rs_metapeft.reporting.gamma_plots.plot_gamma_heatmap`): diverging, centred at the
+    initial value 1, spanning at least x0.5 .. x2.
+    """
+    if not report.get("gamma"):
         raise SystemExit("the report has no learned gamma (was it a run with PEFT modules?)")
-    layers = sorted(gamma, key=int)
-    positions = [p for p in POSITIONS if any(p in gamma[layer] for layer in layers)]
-    values = [[gamma[layer].get(p, math.nan) for p in positions] for layer in layers]
-    finite = [v for row in values for v in row if not math.isnan(v)]
-    spread = max(abs(v - 1.0) for v in finite) or 0.01
-    fig, ax = plt.subplots(figsize=(1.1 * len(positions) + 1.8, 0.42 * len(layers) + 1.4))
-    image = ax.imshow(values, cmap="RdBu_r", vmin=1 - spread, vmax=1 + spread, aspect="auto")
-    for i, row in enumerate(values):
-        for j, v in enumerate(row):
-            if not math.isnan(v):
-                dark = abs(v - 1.0) > 0.6 * spread  # white text on the saturated cells
-                ax.text(j, i, f"{v:.3f}", ha="center", va="center", fontsize=7,
-                        color="white" if dark else "black")
-    ax.set_xticks(range(len(positions)), positions)
-    ax.set_yticks(range(len(layers)), layers)
-    ax.set_xlabel("position")
-    ax.set_ylabel("layer")
-    steps = (report.get("meta") or {}).get("outer_steps")
-    ax.set_title("Learned gamma (starts at 1)" + (f", {steps} outer steps" if steps else ""))
-    fig.colorbar(image, ax=ax, label="gamma")
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    _save(gamma_figure(report), path)
 
 
 def tail_report_figure(report: dict, path: Path) -> None:
-    """Per-class accuracy bars sorted by training count, coloured by group, with group means."""
-    rows = sorted(report["per_class"], key=lambda r: -r["train_count"])
-    fig, ax = plt.subplots(figsize=(8, 3.8))
-    xs = range(len(rows))
-    ax.bar(xs, [100 * r["accuracy"] for r in rows],
-           color=[GROUP_COLOURS.get(r["group"], "grey") for r in rows])
-    ax.set_xticks(list(xs), [f"{r['class']}\n(n={r['train_count']})" for r in rows],
-                  rotation=45, ha="right", fontsize=7)
-    ax.set_ylabel("test accuracy %")
-    ax.set_ylim(0, 100)
-    for group, colour in GROUP_COLOURS.items():
-        acc = report["group_accuracy"].get(group)
-        label = f"{group}: {100 * acc:.1f}%" if acc is not None else f"{group}: n/a"
-        ax.bar([0], [0], color=colour, label=label)
-    ax.legend(title="group (mean of class accuracies)", fontsize=7, title_fontsize=7)
-    ax.set_title(f"Tail report: overall {100 * report['overall_accuracy']:.1f}%, "
-                 f"class-mean {100 * report['class_mean_accuracy']:.1f}%, "
-                 f"macro-F1 {100 * report['macro_f1']:.1f}%", fontsize=9)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
+    """Per-class accuracy bars sorted by training count, coloured by group (as in report.html)."""
+    _save(accuracy_by_count_figure(report), path)
+
+
+def _save(fig, path: Path) -> None:
+    fig.savefig(path, dpi=110, bbox_inches="tight")
     plt.close(fig)
 
 

@@ -61,6 +61,7 @@ def dataset_summary(
     stats = dm.band_stats
     summary: dict[str, Any] = {
         "datamodule": type(dm).__name__,
+        "root": str(dm.root) if getattr(dm, "root", None) else None,
         "bands": list(dm.bands),
         "band_statistics": stats.to_dict() if stats is not None else None,
         "classes": list(dm.class_names),
@@ -84,7 +85,10 @@ def dataset_summary(
 def format_summary(summary: dict[str, Any]) -> str:
     """A plain-text rendering of :func:`dataset_summary`."""
     lines = [f"{summary['datamodule']}: {len(summary['classes'])} classes, bands "
-             f"{', '.join(summary['bands'])}", "", "Per-band statistics (training split):"]
+             f"{', '.join(summary['bands'])}"]
+    if summary.get("root"):
+        lines.append(f"Data folder: {summary['root']}")
+    lines += ["", "Per-band statistics (training split):"]
     st = summary["band_statistics"]
     lines.append(f"  {'band':<8}{'mean':>12}{'std':>12}{'p02':>12}{'p98':>12}{'valid px':>12}")
     for i, band in enumerate(st["bands"]):

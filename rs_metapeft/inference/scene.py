@@ -1,9 +1,12 @@
 """Classify a large GeoTIFF scene chip by chip into class-map and confidence GeoTIFFs.
 
 The scene is read through TorchGeo's :class:`~torchgeo.datasets.RasterDataset` on its own CRS
-and resolution (no resampling) and tiled with :class:`~torchgeo.samplers.GridGeoSampler`. Each
-chip's class and confidence paint the chip's pixels; where chips overlap (``stride`` smaller than
-the chip), the more confident chip wins. Outputs share the scene's CRS, transform and size.
+and resolution (no resampling) and tiled with :class:`~torchgeo.samplers.GridGeoSampler` into
+chips of the training chips' footprint on the ground (:func:`chip_footprint`: the chip size and
+ground resolution the checkpoint records), each resized to the model's input size as training
+resized its chips. Each chip's class and confidence paint the chip's pixels; where chips overlap
+(``stride`` smaller than the chip), the more confident chip wins. Outputs share the scene's CRS,
+transform and size.
 
 Nodata (the scene's declared value, or the one the model's training data declared; see
 :mod:`rs_metapeft.inference.nodata`) is filled with the model's band means as in training; a
@@ -29,9 +32,10 @@ from tqdm.auto import tqdm
 from ..bands import check_compatible
 from ..io import atomic_path, refuse_existing
 from ..tasks import MetaPEFTTask
+from .chips import _prepare
 from .nodata import masked_pixels, model_input, nodata_value, recorded_preprocessing
 
-__all__ = ["NODATA_CLASS", "predict_scene", "scene_outputs"]
+__all__ = ["NODATA_CLASS", "chip_footprint", "predict_scene", "scene_outputs"]
 
 #: Class-map value of pixels no chip covered, or whose every band is nodata.
 NODATA_CLASS = -1
@@ -58,7 +62,40 @@ def _expected_crs(task: MetaPEFTTask, crs: str | None) -> tuple[CRS | None, str]
     return None, ""
 
 
-def _check_scene(task: MetaPEFTTask, scene: Path, crs: str | None, chip: int) -> dict:
+def chip_footprint(task: MetaPEFTTask, scene_res: tuple[float, float]) -> tuple[int, int]:
+    """Scene pixels (rows, columns) one chip covers: the training chips' ground footprint.
+
+    The checkpoint records the training chips' size in pixels and, for georeferenced chips,
+    their ground resolution (``data_info``'s ``chip_size`` and ``resolution``). A scene at
+    another resolution gets as many of its pixels as cover the same ground. Checkpoints that do
+    not record a chip size fall back to the model's input size.
+
+    Args:
+        task: a trained task.
+        scene_res: the scene's pixel size ``(x, y)`` in CRS units.
+
+    Example:
+        >>> from types import SimpleNamespace
+        >>> task = SimpleNamespace(data_info={"chip_size": [32, 32], "resolution": [10.0, 10.0]},
+        ...                        hparams=SimpleNamespace(img_size=64))
+        >>> chip_footprint(task, (10.0, 10.0)), chip_footprint(task, (20.0, 20.0))
+        ((32, 32), (16, 16))
+    """
+    info = getattr(task, "data_info", None) or {}
+    size = info.get("chip_size")
+    if not size:
+        side = int(task.hparams.img_size)
+        return side, side
+    rows, cols = int(size[0]), int(size[-1])
+    res = info.get("resolution")
+    if res and all(scene_res):
+        rows = max(1, round(rows * float(res[-1]) / scene_res[1]))
+        cols = max(1, round(cols * float(res[0]) / scene_res[0]))
+    return rows, cols
+
+
+def _check_scene(task: MetaPEFTTask, scene: Path, crs: str | None,
+                 chip: tuple[int, int] | None) -> dict:
     """Read the scene's header and refuse it before any work if it cannot fit the model."""
     if not scene.is_file():
         raise FileNotFoundError(f"scene {scene} does not exist")
@@ -79,10 +116,11 @@ def _check_scene(task: MetaPEFTTask, scene: Path, crs: str | None, chip: int) ->
                 f"(gdalwarp -t_srs {target}), or pass --crs {src.crs.to_string()} (crs=...) to "
                 "accept its CRS"
             )
-        if src.width < chip or src.height < chip:
+        rows, cols = chip or chip_footprint(task, (abs(src.res[0]), abs(src.res[1])))
+        if src.width < cols or src.height < rows:
             raise ValueError(
-                f"{scene} is {src.width}x{src.height} pixels, smaller than the model's "
-                f"{chip}x{chip} chip"
+                f"{scene} is {src.width}x{src.height} pixels, smaller than one chip of the "
+                f"model's training chips' footprint ({cols}x{rows} of its pixels)"
             )
     return profile
 
@@ -121,7 +159,9 @@ def predict_scene(task: MetaPEFTTask, scene: str | os.PathLike,
             chip reached or every band is nodata; class names in the ``classes`` tag) and
             ``PREFIX_confidence.tif`` (float32 top-class probability; 0 on nodata pixels, NaN
             where no chip reached). Default: next to the scene.
-        stride: pixels between chip origins (default: the model's chip size, no overlap).
+        stride: scene pixels between chip origins (default: the chip's footprint, no
+            overlap). A chip covers the training chips' ground footprint
+            (:func:`chip_footprint`) and is resized to the model's input size.
         batch_size: chips per forward pass.
         crs: the CRS the scene must be in (e.g. ``"EPSG:32632"``). Default: the CRS of the
             model's training chips where the checkpoint records one. A scene in another CRS
@@ -149,15 +189,17 @@ def predict_scene(task: MetaPEFTTask, scene: str | os.PathLike,
             "each chip's label set and per-label scores"
         )
     refuse_existing([class_path, confidence_path], overwrite)
-    chip = int(task.hparams.img_size)
-    profile = _check_scene(task, scene, crs, chip)
+    profile = _check_scene(task, scene, crs, None)
+    size = int(task.hparams.img_size)
     value = nodata_value(task, profile.get("nodata"), nodata)
     fill = task.model.normalizer.mean.cpu()
     preprocessing = recorded_preprocessing(task)
     transform = profile["transform"]
     res = (abs(transform.a), abs(transform.e))
+    rows_per_chip, cols_per_chip = chip_footprint(task, res)
     dataset = _Scene(paths=[str(scene)], crs=profile["crs"], res=res)
-    sampler = GridGeoSampler(dataset, size=chip, stride=stride or chip)
+    sampler = GridGeoSampler(dataset, size=(rows_per_chip, cols_per_chip),
+                             stride=stride or (rows_per_chip, cols_per_chip))
     loader = DataLoader(dataset, sampler=sampler, batch_size=batch_size, collate_fn=stack_samples)
     height, width = profile["height"], profile["width"]
     classes = np.full((height, width), NODATA_CLASS, np.int16)
@@ -171,7 +213,8 @@ def predict_scene(task: MetaPEFTTask, scene: str | os.PathLike,
         top = torch.zeros(len(image))
         label = torch.full((len(image),), NODATA_CLASS)
         if keep.any():
-            x = model_input(image[keep], value, fill, preprocessing).to(task.device)
+            x = _prepare(model_input(image[keep], value, fill, preprocessing), size)
+            x = x.to(task.device)
             top[keep], label[keep] = task(x).softmax(1).cpu().max(1)
         for t, m, p, k in zip(batch["transform"], mask.numpy(), top.tolist(), label.tolist(),
                               strict=True):
@@ -179,7 +222,7 @@ def predict_scene(task: MetaPEFTTask, scene: str | os.PathLike,
             col = round((float(t[2]) - transform.c) / transform.a)
             row = round((float(t[5]) - transform.f) / transform.e)
             r0, c0 = max(row, 0), max(col, 0)
-            r1, c1 = min(row + chip, height), min(col + chip, width)
+            r1, c1 = min(row + rows_per_chip, height), min(col + cols_per_chip, width)
             if r1 <= r0 or c1 <= c0:
                 continue
             m = m[r0 - row:r1 - row, c0 - col:c1 - col]

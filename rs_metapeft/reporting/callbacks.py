@@ -22,9 +22,10 @@ from ..peft import (
     initial_scale_map,
     switched_off,
 )
+from .identity import run_identity
 from .metrics import build_report
 from .multilabel import build_multilabel_report
-from .tables import format_report, write_report
+from .tables import format_console_summary, write_report
 
 __all__ = ["GammaPlots", "TailReport", "multilabel_task_report", "report_folder", "task_report"]
 
@@ -32,6 +33,14 @@ __all__ = ["GammaPlots", "TailReport", "multilabel_task_report", "report_folder"
 def report_folder(trainer: L.Trainer, task: Any) -> Path:
     """Where a run's report and plots go: ``report_dir``, else the log folder, else the root."""
     return Path(getattr(task, "report_dir", None) or trainer.log_dir or trainer.default_root_dir)
+
+
+def _relative(path: Path) -> Path:
+    """``path`` relative to the working folder when it lies under it (as the user typed it)."""
+    try:
+        return path.resolve().relative_to(Path.cwd().resolve())
+    except ValueError:
+        return path
 
 
 def _str_keys(gmap: dict[int, dict[str, float]]) -> dict[str, dict[str, float]]:
@@ -107,6 +116,12 @@ def run_details(task: Any, meta_protocol: str | None = None) -> dict:
     report["fit_wall_time_s"] = getattr(task, "fit_wall_time_s", None)
     # What the run did differently from what the recipe asked; the report shows them first.
     report["warnings"] = list(getattr(task, "run_warnings", []))
+    # Which run this is (top of report.html; `rs-metapeft compare` checks data and bands).
+    trainer = getattr(task, "_trainer", None)
+    report["run"] = run_identity(task, getattr(trainer, "datamodule", None),
+                                 getattr(task, "run_recipe", None))
+    # How long the fit was and how often it logged (what the training curves can show).
+    report["training"] = getattr(task, "fit_info", None)
     return report
 
 
@@ -114,7 +129,14 @@ class TailReport(L.Callback):
     """After each test epoch: build the report, log its headline metrics, write and print it.
 
     The report is also kept as ``task.last_report`` (what :func:`rs_metapeft.fit` returns).
+    When a fit ends, its length and logging interval are kept as ``task.fit_info`` (the
+    report's ``training``).
     """
+
+    def on_fit_end(self, trainer: L.Trainer, pl_module: Any) -> None:  # noqa: D102 - Lightning hook
+        pl_module.fit_info = {"steps": int(trainer.global_step),
+                              "epochs": int(trainer.current_epoch),
+                              "log_every_n_steps": int(trainer.log_every_n_steps)}
 
     def on_test_epoch_end(self, trainer: L.Trainer, pl_module: Any) -> None:  # noqa: D102 - Lightning hook
         protocol = getattr(trainer.datamodule, "meta_protocol", None)
@@ -134,7 +156,7 @@ class TailReport(L.Callback):
         if trainer.is_global_zero:
             json_path, _ = write_report(report, report_folder(trainer, pl_module))
             report["path"] = str(json_path.parent)
-            print("\n" + format_report(report) + f"\nReport written to {json_path.parent}/\n")
+            print("\n" + format_console_summary(report, _relative(json_path.parent)), flush=True)
 
 
     @staticmethod

@@ -9,14 +9,20 @@ from pathlib import Path
 
 from ..data.longtail import GROUPS
 from ..io import atomic_write_text
+from .identity import data_label
 from .multilabel import MULTILABEL_COLUMNS, comparison_row, is_multilabel
 from .runs import find_report, load_report
 
-__all__ = ["COLUMNS", "compare_runs", "format_comparison", "write_comparison"]
+#: What else the CSV holds per run (the Markdown names differences under the table instead).
+EXTRA_CSV_COLUMNS = ("data", "bands", "classes")
+
+__all__ = ["COLUMNS", "compare_runs", "comparison_notes", "format_comparison",
+           "write_comparison"]
 
 #: Columns of the comparison: (key, header).
 COLUMNS = (
     ("run", "run"),
+    ("meta", "MetaPEFT"),
     ("overall", "overall %"),
     ("class_mean", "class-mean %"),
     ("macro_f1", "macro-F1 %"),
@@ -80,14 +86,56 @@ def compare_runs(runs: list[str | os.PathLike]) -> list[dict]:
             "fit_wall_time_s": report.get("fit_wall_time_s"),
             "switched_off": (len(report["switched_off"])
                              if isinstance(report.get("switched_off"), list) else None),
+            "meta": _meta(report),
+            "data": data_label(report),
+            "bands": _bands(report),
+            "classes": " ".join(str(r.get("class")) for r in report.get("per_class") or []),
         })
     return rows
+
+
+def _meta(report: dict) -> str | None:
+    meta = report.get("meta")
+    if not isinstance(meta, dict) or "enabled" not in meta:
+        return None
+    return "on" if meta["enabled"] else "off"
+
+
+def _bands(report: dict) -> str | None:
+    run = report.get("run") if isinstance(report.get("run"), dict) else {}
+    return " ".join(run["bands"]) if run.get("bands") else None
+
+
+def comparison_notes(rows: list[dict]) -> list[str]:
+    """Sentences naming what differs between the compared runs besides the method.
+
+    Runs on other data, bands or classes are not like for like: their accuracies measure other
+    tasks. Reports written before runs recorded their data say nothing here.
+
+    Example:
+        >>> comparison_notes([{"run": "a", "data": "X at d1", "bands": "B02 B03", "classes": ""},
+        ...                   {"run": "b", "data": "X at d2", "bands": "B02 B03", "classes": ""}])
+        ['These runs used different data: a: X at d1; b: X at d2.']
+    """
+    notes = []
+    for key in ("data", "bands"):
+        values = [(row["run"], row.get(key)) for row in rows if row.get(key)]
+        if len({v for _, v in values}) > 1:
+            listed = "; ".join(f"{run}: {value}" for run, value in values)
+            notes.append(f"These runs used different {key}: {listed}.")
+    classes = [(row["run"], row["classes"].split()) for row in rows if row.get("classes")]
+    if len({tuple(c) for _, c in classes}) > 1:
+        common = set.intersection(*(set(c) for _, c in classes))
+        listed = "; ".join(f"{run}: {len(c)} ({len(set(c) - common)} not in every run)"
+                           for run, c in classes)
+        notes.append(f"These runs have different classes: {listed}.")
+    return notes
 
 
 def _cell(key: str, value) -> str:
     if value is None:
         return "n/a"
-    if key == "run":
+    if key in ("run", "meta"):
         return str(value)
     if key == "switched_off":
         return str(int(value))
@@ -109,7 +157,10 @@ def format_comparison(rows: list[dict]) -> str:
     lines = ["| " + " | ".join(h for _, h in columns) + " |",
              "|:--|" + "--:|" * (len(columns) - 1)]
     for row in rows:
-        lines.append("| " + " | ".join(_cell(k, row[k]) for k, _ in columns) + " |")
+        lines.append("| " + " | ".join(_cell(k, row.get(k)) for k, _ in columns) + " |")
+    notes = comparison_notes(rows)
+    if notes:
+        lines += [""] + [f"> **Note:** {note}" for note in notes]
     return "\n".join(lines) + "\n"
 
 
@@ -126,7 +177,8 @@ def write_comparison(rows: list[dict], output: str | os.PathLike) -> tuple[Path,
     md, csv_path = base.with_name(base.name + ".md"), base.with_name(base.name + ".csv")
     atomic_write_text(md, format_comparison(rows))
     buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=[k for k, _ in _columns(rows)])
+    writer = csv.DictWriter(buffer, fieldnames=[k for k, _ in _columns(rows)]
+                            + list(EXTRA_CSV_COLUMNS), extrasaction="ignore")
     writer.writeheader()
     writer.writerows(rows)
     atomic_write_text(csv_path, buffer.getvalue())

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import csv
 import io
-import math
 import os
 from pathlib import Path
 
@@ -23,14 +22,18 @@ from matplotlib.figure import Figure  # noqa: E402
 from matplotlib.patches import Patch  # noqa: E402
 
 from ..data.longtail import GROUPS  # noqa: E402
-from ..peft.config import POSITIONS  # noqa: E402
-from .gamma_plots import plot_effective_scale_heatmap, plot_gamma_history  # noqa: E402
-from .selection import module_selection  # noqa: E402
+from .gamma_plots import (  # noqa: E402
+    plot_effective_scale_heatmap,
+    plot_gamma_heatmap,
+    plot_gamma_history,
+)
+from .selection import DEFAULT_THRESHOLD, module_selection  # noqa: E402
 
 __all__ = [
     "GROUP_COLOURS",
     "accuracy_by_count_figure",
     "confusion_figure",
+    "curves_note",
     "effective_scale_figure",
     "figure_png",
     "gamma_figure",
@@ -91,53 +94,47 @@ def confusion_figure(report: dict) -> Figure | None:
 
 
 def accuracy_by_count_figure(report: dict) -> Figure | None:
-    """Per-class test accuracy, classes sorted by training count, bars coloured by group."""
+    """Per-class test accuracy, classes sorted by training count, bars coloured by group.
+
+    Each bar is labelled with its accuracy; the axis leaves room above 100 % for the labels, and
+    the legend sits beside the plot, so neither runs into the title or the bars.
+    """
     rows = sorted(report.get("per_class") or [], key=lambda r: -r["train_count"])
     if not rows:
         return None
-    fig, ax = plt.subplots(figsize=(max(6, 0.4 * len(rows) + 2), 4))
+    fig, ax = plt.subplots(figsize=(max(6, 0.4 * len(rows) + 3), 4), layout="constrained")
     x = np.arange(len(rows))
     accuracy = [100 * r["accuracy"] for r in rows]
     ax.bar(x, accuracy, color=[GROUP_COLOURS.get(r["group"], "grey") for r in rows])
     for xi, value in zip(x, accuracy, strict=True):
-        ax.text(xi, value + 1, f"{value:.0f}", ha="center", va="bottom", fontsize=7)
+        ax.text(xi, value + 1.5, f"{value:.0f}", ha="center", va="bottom", fontsize=7)
     ax.set_xticks(x, [f"{r['class']}\n({r['train_count']})" for r in rows], rotation=90,
                   fontsize=8)
     ax.set_ylabel("test accuracy (%)")
-    ax.set_ylim(0, 100)
+    ax.set_ylim(0, 112)  # room for the labels of 100 % bars below the title
+    ax.set_yticks(range(0, 101, 20))
     ax.set_xlabel("class (training images), most to fewest")
     present = [g for g in GROUP_COLOURS if any(r["group"] == g for r in rows)]
-    ax.legend(handles=[Patch(color=GROUP_COLOURS[g], label=g) for g in present or GROUPS],
-              loc="upper right")
-    ax.set_title("Accuracy by class, sorted by training count")
+    ga = report.get("group_accuracy") or {}
+    ax.legend(handles=[Patch(color=GROUP_COLOURS[g], label=f"{g}: {100 * ga[g]:.1f} %"
+                             if ga.get(g) is not None else g) for g in present or GROUPS],
+              loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8,
+              title="group (mean)", title_fontsize=8, frameon=False)
+    ax.set_title("Accuracy by class, sorted by training count", pad=8)
     return fig
 
 
 def gamma_figure(report: dict) -> Figure | None:
-    """Learned gamma as a heatmap: layers (rows) x PEFT positions (columns)."""
+    """Learned gamma as a heatmap, layers (rows) x PEFT positions (columns), on the one gamma scale.
+
+    See :func:`rs_metapeft.reporting.gamma_plots.plot_gamma_heatmap`; ``None`` without gamma.
+    """
     gamma = report.get("gamma") or {}
     if not gamma:
         return None
-    layers = sorted(gamma, key=int)
-    positions = [p for p in POSITIONS if any(p in gamma[layer] for layer in layers)]
-    positions += sorted({p for layer in layers for p in gamma[layer]} - set(positions))
-    table = np.array([[gamma[layer].get(p, math.nan) for p in positions] for layer in layers])
-    fig, ax = plt.subplots(figsize=(1.2 + 0.9 * len(positions), 1.2 + 0.4 * len(layers)))
-    image = ax.imshow(table, cmap="viridis", aspect="auto")
-    ax.set_xticks(range(len(positions)), positions)
-    ax.set_yticks(range(len(layers)), layers)
-    ax.set_xlabel("position")
-    ax.set_ylabel("layer")
-    low, high = np.nanmin(table), np.nanmax(table)
-    for i in range(len(layers)):
-        for j in range(len(positions)):
-            if not math.isnan(table[i, j]):
-                bright = high > low and (table[i, j] - low) / (high - low) > 0.6
-                ax.text(j, i, f"{table[i, j]:.2f}", ha="center", va="center", fontsize=7,
-                        color="black" if bright else "white")
-    ax.set_title("Learned gamma (layer x position)")
-    fig.colorbar(image, ax=ax, fraction=0.046)
-    return fig
+    threshold = report.get("switch_off_threshold")
+    return plot_gamma_heatmap(gamma, threshold=float(threshold) if isinstance(
+        threshold, int | float) else DEFAULT_THRESHOLD)
 
 
 def effective_scale_figure(report: dict) -> Figure | None:
@@ -158,7 +155,7 @@ def gamma_history_figure(report: dict) -> Figure | None:
     selection = module_selection(report)
     if selection is None or not selection.history:
         return None
-    return plot_gamma_history(selection.history)
+    return plot_gamma_history(selection.history, selection.threshold)
 
 
 def read_csv_log(path: str | os.PathLike) -> list[dict[str, str]]:
@@ -171,7 +168,11 @@ def read_csv_log(path: str | os.PathLike) -> list[dict[str, str]]:
 
 
 def training_curves_figure(rows: list[dict[str, str]]) -> Figure | None:
-    """Training loss, validation accuracy and meta curves against the step, one panel each."""
+    """Training loss, validation accuracy and meta curves against the step, one panel each.
+
+    Short runs log few points: each point is marked, a panel with a single point writes its
+    value, and every panel's title says how many points it has when they are few.
+    """
     series = []
     for key, title in _CURVES:
         points = [(float(r["step"]), float(r[key])) for r in rows
@@ -180,10 +181,39 @@ def training_curves_figure(rows: list[dict[str, str]]) -> Figure | None:
             series.append((title, np.array(points)))
     if not series:
         return None
-    fig, axes = plt.subplots(1, len(series), figsize=(3.6 * len(series), 3), squeeze=False)
+    fig, axes = plt.subplots(1, len(series), figsize=(3.6 * len(series), 3), squeeze=False,
+                             layout="constrained")
     for ax, (title, points) in zip(axes[0], series, strict=True):
         ax.plot(points[:, 0], points[:, 1], marker="." if len(points) < 30 else None)
-        ax.set_title(title, fontsize=10)
+        if len(points) == 1:
+            ax.annotate(f"{points[0, 1]:.3g}", points[0], textcoords="offset points",
+                        xytext=(6, 4), fontsize=8)
+        few = f" ({len(points)} point{'s' * (len(points) != 1)})" if len(points) < 10 else ""
+        ax.set_title(title + few, fontsize=10)
         ax.set_xlabel("step")
-    fig.tight_layout()
     return fig
+
+
+def curves_note(rows: list[dict[str, str]], training: dict | None) -> str | None:
+    """One sentence on what the training curves can show, for short runs; ``None`` otherwise.
+
+    Args:
+        rows: the CSV log's rows.
+        training: the report's ``training`` (``steps``, ``log_every_n_steps``), if known.
+
+    Example:
+        >>> curves_note([], {"steps": 3, "log_every_n_steps": 5})
+        'No training-loss curve: the run took 3 steps and logs the loss every 5 \
+(trainer.log_every_n_steps); set it lower to see one.'
+    """
+    losses = sum(1 for r in rows if r.get("train/loss") not in (None, ""))
+    if not training or not training.get("log_every_n_steps"):
+        return None
+    steps, every = training.get("steps"), training["log_every_n_steps"]
+    if losses == 0 and steps:
+        return (f"No training-loss curve: the run took {steps} steps and logs the loss every "
+                f"{every} (trainer.log_every_n_steps); set it lower to see one.")
+    if 0 < losses < 10:
+        return (f"The training loss has {losses} point{'s' * (losses != 1)}: logged every "
+                f"{every} steps (trainer.log_every_n_steps) over {steps} steps.")
+    return None

@@ -10,12 +10,13 @@ from .figures import (
     GROUP_COLOURS,
     accuracy_by_count_figure,
     confusion_figure,
-    effective_scale_figure,
+    curves_note,
     figure_png,
     gamma_figure,
     gamma_history_figure,
     training_curves_figure,
 )
+from .identity import IDENTITY_FIELDS
 from .selection import module_selection, scale_text, threshold_text
 
 __all__ = ["render_html"]
@@ -30,6 +31,9 @@ img { max-width: 100%; display: block; margin: 1em 0; }
 .note { color: #666; font-size: 90%; }
 .warning { background: #fff3cd; border-left: 4px solid #d62728; padding: 4px 8px; }
 td.off { background: #eee; font-weight: bold; }
+table.run { margin: 0.5em 0 1.5em; font-size: 90%; }
+table.run th { text-align: left; font-weight: normal; color: #555; background: none; }
+table.run th, table.run td { border: none; border-bottom: 1px solid #eee; padding: 2px 12px 2px 0; }
 """
 
 
@@ -83,12 +87,43 @@ def _module_selection_html(report: dict) -> str:
                      for c in grid_cells]
             rows.append(f"<tr><td>{layer}</td>" + "".join(cells) + "</tr>")
         parts.append("".join(rows) + "</table>")
-        parts.append(_img(effective_scale_figure(report), "effective scale heatmap"))
-    if selection.history:
-        n = len(selection.history)
-        parts.append(f"<p class='note'>Gamma after each outer step ({n} in all).</p>"
-                     + _img(gamma_history_figure(report), "gamma over training"))
+        parts.append("<p class='note'>Its colours are those of the gamma heatmap above: the "
+                     "effective scale over the initial scale is gamma.</p>")
     return "\n".join(p for p in parts if p)
+
+
+def _identity_html(report: dict) -> str:
+    """The run's identity (recipe, data, bands, backbone, weights, date, version) as a table."""
+    run = report.get("run")
+    if not isinstance(run, dict):
+        return ""
+    rows = []
+    for key, label in IDENTITY_FIELDS:
+        value = run.get(key)
+        if value in (None, "", []):
+            continue
+        if key == "bands":
+            value = f"{len(value)}: {', '.join(value)}"
+        rows.append(f"<tr><th>{escape(label)}</th><td class='name'>{escape(str(value))}</td></tr>")
+    return "<table class='run'>" + "".join(rows) + "</table>" if rows else ""
+
+
+def _gamma_html(report: dict) -> str:
+    """The learned gamma: its heatmap, then gamma after each outer step."""
+    gamma, history = gamma_figure(report), gamma_history_figure(report)
+    if gamma is None and history is None:
+        return ""
+    parts = ["<h2>Learned gamma</h2>"]
+    if gamma is not None:
+        parts += ["<p class='note'>How strongly each PEFT module is used, by layer and "
+                  "position. Every module starts at gamma = 1 (white); red is stronger, blue "
+                  "weaker, on a log scale that spans at least &times;0.5 to &times;2, so a "
+                  "change of a few per cent stays pale.</p>", _img(gamma, "gamma heatmap")]
+    if history is not None:
+        n = len(module_selection(report).history)
+        parts.append(f"<p class='note'>Gamma after each outer step ({n} in all).</p>"
+                     + _img(history, "gamma over training"))
+    return "\n".join(parts)
 
 
 def render_html(report: dict, log_rows: list[dict[str, str]] | None = None,
@@ -106,7 +141,8 @@ def render_html(report: dict, log_rows: list[dict[str, str]] | None = None,
     """
     ga = report["group_accuracy"]
     parts = [f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>{escape(title)}</title>",
-             f"<style>{_STYLE}</style></head><body><h1>{escape(title)}</h1>"]
+             f"<style>{_STYLE}</style></head><body><h1>{escape(title)}</h1>",
+             _identity_html(report)]
     head = ["overall acc %", "class-mean acc %", "macro-F1 %"] + [f"{g} acc %" for g in GROUPS]
     values = [report["overall_accuracy"], report["class_mean_accuracy"], report["macro_f1"]]
     values += [ga.get(g) for g in GROUPS]
@@ -129,6 +165,9 @@ def render_html(report: dict, log_rows: list[dict[str, str]] | None = None,
                          f"({meta.get('skipped_outer_steps', 0)} skipped)")
     parts.append(f"<p class='note'>{'; '.join(facts)}.</p>")
     parts.append(_img(training_curves_figure(log_rows or []), "training curves"))
+    note = curves_note(log_rows or [], report.get("training"))
+    if note:
+        parts.append(f"<p class='note'>{escape(note)}</p>")
     parts.append("<h2>Classes</h2>")
     parts.append(_img(accuracy_by_count_figure(report), "per-class accuracy by training count"))
     rows = sorted(report["per_class"], key=lambda r: -r["train_count"])
@@ -144,11 +183,7 @@ def render_html(report: dict, log_rows: list[dict[str, str]] | None = None,
         )
     parts.append("</table>")
     parts.append(_img(confusion_figure(report), "confusion matrix"))
-    gamma = gamma_figure(report)
-    if gamma is not None:
-        parts.append("<h2>Learned gamma</h2>"
-                     "<p class='note'>How strongly each PEFT module is used, by layer and "
-                     "position.</p>" + _img(gamma, "gamma heatmap"))
+    parts.append(_gamma_html(report))
     parts.append(_module_selection_html(report))
     parts.append("</body></html>")
     return "\n".join(p for p in parts if p)

@@ -9,13 +9,31 @@ from pathlib import Path
 from ..data.longtail import GROUPS
 from ..io import atomic_write_text
 from ..peft.config import POSITIONS
-from .selection import ModuleSelection, module_selection, scale_text, threshold_text
+from .identity import IDENTITY_FIELDS
+from .selection import (
+    ModuleSelection,
+    int_keys,
+    module_selection,
+    scale_text,
+    threshold_text,
+)
 
-__all__ = ["format_gamma", "format_module_selection", "format_report", "write_report"]
+__all__ = [
+    "format_console_summary",
+    "format_gamma",
+    "format_module_selection",
+    "format_report",
+    "identity_text",
+    "write_report",
+]
 
 
 def _pct(value: float | None) -> str:
     return "  n/a" if value is None else f"{100 * value:5.1f}"
+
+
+def _percent(value: float | None) -> str:
+    return "n/a" if value is None else f"{100 * value:.1f} %"
 
 
 def format_report(report: dict) -> str:
@@ -28,6 +46,9 @@ def format_report(report: dict) -> str:
 
     multilabel = is_multilabel(report)
     lines = ["# Label-tail report" if multilabel else "# Tail-class report", ""]
+    identity = identity_text(report)
+    if identity:
+        lines += [identity, ""]
     for warning in report.get("warnings") or []:  # first: they change what the numbers mean
         lines += [f"> **Warning:** {warning}", ""]
     if multilabel:
@@ -86,6 +107,73 @@ def format_gamma(report: dict) -> list[str]:
                 f"{row[p]:.3f}" if p in row else "" for p in positions) + " |")
     return lines
 
+
+
+def identity_text(report: dict) -> str | None:
+    """The run's identity (``report["run"]``) as one Markdown line; ``None`` when unknown."""
+    run = report.get("run")
+    if not isinstance(run, dict):
+        return None
+    parts = []
+    for key, label in IDENTITY_FIELDS:
+        value = run.get(key)
+        if value in (None, "", []):
+            continue
+        if key == "bands":
+            value = f"{len(value)} ({', '.join(value)})"
+        parts.append(f"{label} {value}")
+    return ("Run: " + "; ".join(parts) + ".") if parts else None
+
+
+def format_console_summary(report: dict, folder: str | os.PathLike | None = None) -> str:
+    """What a run prints when its report is written: the headline numbers and where the rest is.
+
+    The warnings first (they change what the numbers mean), then the test accuracies, the
+    groups, what MetaPEFT did to gamma and the files that hold the per-class rows, gamma maps
+    and curves.
+    """
+    lines = [f"Warning: {w}" for w in report.get("warnings") or []]
+    n_images, n_classes = report.get("num_test_images"), len(report.get("per_class") or [])
+    what = ", ".join(f"{n} {unit}" for n, unit in ((n_images, "images"), (n_classes, "classes"))
+                     if n)
+    lines.append(f"Test{f' ({what})' if what else ''}: overall "
+                 f"{_percent(report['overall_accuracy'])}, class-mean "
+                 f"{_percent(report['class_mean_accuracy'])}, macro-F1 "
+                 f"{_percent(report['macro_f1'])}")
+    groups = report.get("groups_description") or f"{report['groups_rule']} rule"
+    ga = report["group_accuracy"]
+    by_group = ", ".join(f"{g} {_percent(ga[g])}" for g in GROUPS)
+    lines.append(f"  by group: {by_group}  ({groups})")
+    selection = module_selection(report)
+    gamma = [v for row in int_keys(report.get("gamma")).values() for v in row.values()]
+    off = ""
+    if selection is not None and selection.scales:
+        limit = threshold_text(selection.threshold)
+        off = (f"; {len(selection.off)} of {selection.num_modules} modules switched off "
+               f"(effective scale below {limit} of its initial value)" if selection.off
+               else f"; none of {selection.num_modules} modules switched off (effective scale "
+                    f"below {limit} of its initial value)")
+    meta = report.get("meta") if isinstance(report.get("meta"), dict) else {}
+    if meta.get("enabled") is False:
+        lines.append(f"  gamma: MetaPEFT off, every module kept gamma = 1{off}")
+    elif gamma and meta.get("outer_steps") == 0:
+        lines.append("  gamma: no outer step ran, every module kept gamma = 1")
+    elif gamma:
+        steps = meta.get("outer_steps")
+        when = f" after {steps} outer step{'s' * (steps != 1)}" if steps else ""
+        lines.append(f"  gamma{when}: {min(gamma):.3f} to {max(gamma):.3f} (starts at 1){off}")
+    extra = []
+    if report.get("trainable_parameters") is not None:
+        extra.append(f"trainable parameters {report['trainable_parameters']:,}")
+    if report.get("fit_wall_time_s") is not None:
+        extra.append(f"fit {report['fit_wall_time_s']:.1f} s")
+    if extra:
+        lines.append("  " + "; ".join(extra))
+    if folder is not None:
+        where = Path(folder)
+        lines.append(f"Report: {where / 'report.html'} (per-class rows, gamma, curves; also "
+                     "report.md and report.json)")
+    return "\n".join(lines)
 
 
 def format_module_selection(selection: ModuleSelection) -> list[str]:

@@ -341,9 +341,16 @@ class MetaPEFTTask(L.LightningModule):
         return getattr(self._trainer, "datamodule", None) if self._trainer is not None else None
 
     def configure_callbacks(self) -> list[L.Callback]:
-        """Exact resume, the test report, the gamma plots (and multi-label thresholds)."""
+        """Exact resume, the test report, the gamma plots (and multi-label thresholds).
+
+        Those the trainer holds already (``trainer.test`` after ``fit``) are not added again,
+        so Lightning has nothing to replace (and nothing to announce).
+        """
+        present = {type(c) for c in self._trainer.callbacks} if self._trainer is not None else set()
         callbacks = [ExactResume(), TailReport(), GammaPlots()]
-        return [*callbacks, ValidationThresholds()] if self.multilabel else callbacks
+        if self.multilabel:
+            callbacks.append(ValidationThresholds())
+        return [c for c in callbacks if type(c) not in present]
 
     def on_fit_start(self) -> None:
         """Class-mean head initialisation (fresh runs only, before any step).

@@ -48,8 +48,10 @@ def test_crs_and_nodata_of_the_training_chips_are_described(tmp_path):
     root = make_fake_geotiff_folder(tmp_path / "a", nodata=0, with_csv=True)
     dm = GeoTiffFolderDataModule(root=str(root), csv_file="labels.csv", batch_size=2)
     dm.setup("fit")
+    # chip size and ground resolution: scenes are tiled at the training chips' footprint
     assert dm.data_description() == {"crs": "EPSG:32632", "nodata": 0.0,
-                                     "nodata_from_recipe": False}
+                                     "nodata_from_recipe": False, "chip_size": [16, 16],
+                                     "resolution": [10.0, 10.0]}
     dm = GeoTiffFolderDataModule(root=str(root), csv_file="labels.csv", batch_size=2,
                                  nodata=7, classes=["crop", "forest"])
     dm.setup("fit")

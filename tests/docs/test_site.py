@@ -52,8 +52,9 @@ def test_recipes_table_reads_files_and_comments(tmp_path):
     )
     text = hooks.render_recipes(tmp_path)
     row = next(line for line in text.splitlines() if line.startswith("| [`a`]"))
-    assert "First line says what it is." in row and "`MyDataModule`" in row
+    assert "First line says what it is." in row and "Source" not in row  # the first sentence
     assert "PEFT, fixed gamma, on q, v" in row and "3 epochs" in row and "VV" in row
+    assert "Data module `MyDataModule`; bands VV; backbone `vit_x` at 32 px." in text
     assert "Source: somewhere." in text and "rs-metapeft fit --config a" in text
     (tmp_path / "b.yaml").write_text("model: [unclosed\n")
     with pytest.raises(ValueError, match="b.yaml"):
@@ -100,3 +101,42 @@ def test_recipes_table_names_torchgeo_weights():
     assert rows["eurosat_ms_torchgeo"]["backbone"] == (
         "vit_small_patch16_224 @ 224 px, torchgeo:ViTSmall16_Weights.SENTINEL2_ALL_DINO")
     assert rows["demo"]["backbone"] == "vit_tiny_patch16_224 @ 64 px"
+
+
+griffe_roles = _load("griffe_roles")
+check_site = _load("check_site")
+
+
+def test_sphinx_roles_become_cross_references_or_code():
+    paths = {"pkg", "pkg.api", "pkg.api.fit", "pkg.tasks", "pkg.tasks.Task", "pkg.api.Task"}
+    text = ("Run :func:`fit`, then :class:`~pkg.tasks.Task` (see :class:`.Task`); "
+            ":class:`torch.nn.Module` is outside.\n\n```python\n:func:`fit`\n```\n")
+    out = griffe_roles.rewrite(text, "pkg.api.load", paths, {"pkg.api.Task": "pkg.tasks.Task"})
+    assert '<autoref identifier="pkg.api.fit" optional><code>fit</code></autoref>' in out
+    assert '<autoref identifier="pkg.tasks.Task" optional><code>Task</code></autoref>' in out
+    assert out.count('identifier="pkg.tasks.Task"') == 2  # the re-export resolves to its source
+    assert "`torch.nn.Module` is outside" in out
+    assert out.endswith("```python\n:func:`fit`\n```\n")  # code is left alone
+
+
+def test_benchmark_headings_are_unique_and_readable(tmp_path):
+    result = {"command": "python b.py", "machine": "2-core VM", "rows": [{"x": 1}]}
+    for name in ("efficacy-cpu-s2", "efficacy-cpu-sar"):
+        (tmp_path / f"{name}.json").write_text(json.dumps({**result, "title": "Efficacy (cpu)"}))
+    (tmp_path / "stems_sentinel1.json").write_text(json.dumps({**result, "benchmark": "stems"}))
+    text, problems = hooks.render_benchmarks(tmp_path)
+    headings = [line for line in text.splitlines() if line.startswith("## ")]
+    assert headings == ["## Efficacy (cpu, s2)", "## Efficacy (cpu, sar)", "## Stems"]
+    assert problems == []
+
+
+def test_site_check_finds_raw_roles_repeated_and_file_name_headings():
+    page = ("<article><h2>Speed</h2><h2>Speed</h2><h2>stems_sentinel1</h2>"
+            "<h3><code>demo_sar</code></h3><p>see :func:<code>fit</code></p></article>")
+    problems = check_site.static_problems("benchmarks/index.html", page)
+    assert any("raw Sphinx role" in p and ":func:fit" in p for p in problems)
+    assert 'benchmarks/index.html: heading "Speed" appears 2 times' in problems
+    assert 'benchmarks/index.html: heading "stems_sentinel1" is a file name' in problems
+    assert not any('"demo_sar"' in p for p in problems)  # a recipe's name in code is fine
+    # the API reference's headings are object names
+    assert check_site.static_problems("reference/api/index.html", "<h2>a_b</h2>") == []

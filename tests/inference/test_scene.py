@@ -62,6 +62,35 @@ def test_scene_map_matches_chip_predictions_and_keeps_georeference(task, tiny_s2
         assert np.allclose(conf[block], probs[i].max(), atol=1e-5)
 
 
+def test_scene_is_tiled_at_the_training_chips_footprint(task, tiny_s2_root, tmp_path):
+    """A scene at 20 m gets 16-pixel chips (the 32 x 10 m training chips' ground), resized."""
+    from rs_metapeft.inference.chips import _prepare
+    from rs_metapeft.inference.scene import chip_footprint
+
+    assert task.data_info["chip_size"] == [CHIP, CHIP]
+    assert task.data_info["resolution"] == [10.0, 10.0]
+    coarse = [t[:, ::2, ::2] for t in _chips(tiny_s2_root, 4)]  # the same ground at 20 m
+    half = CHIP // 2
+    data = np.zeros((coarse[0].shape[0], 2 * half, 2 * half), np.float32)
+    for i, tile in enumerate(coarse):
+        r, c = divmod(i, 2)
+        data[:, r * half:(r + 1) * half, c * half:(c + 1) * half] = tile
+    scene = tmp_path / "coarse.tif"
+    with rasterio.open(scene, "w", driver="GTiff", width=2 * half, height=2 * half,
+                       count=data.shape[0], dtype="float32", crs="EPSG:32632",
+                       transform=from_origin(*ORIGIN, 20.0, 20.0)) as dst:
+        dst.write(data)
+    assert chip_footprint(task, (20.0, 20.0)) == (half, half)
+    classes, _ = predict_scene(task, scene, progress=False)
+    with torch.no_grad():
+        expected = task(_prepare(torch.from_numpy(np.stack(coarse)), CHIP)).argmax(1).numpy()
+    with rasterio.open(classes) as src:
+        class_map = src.read(1)
+    for i in range(4):
+        r, c = divmod(i, 2)
+        assert (class_map[r * half:(r + 1) * half, c * half:(c + 1) * half] == expected[i]).all()
+
+
 def test_overlapping_chips_cover_every_pixel(task, tiny_s2_root, tmp_path):
     scene = _scene(tmp_path / "scene.tif", _chips(tiny_s2_root, 6), rows=2, cols=3)
     classes, confidence = predict_scene(task, scene, stride=CHIP // 2, progress=False)

@@ -58,9 +58,20 @@ def test_gamma_heatmap_is_layers_by_positions(report):
     image = np.ma.filled(fig.axes[0].images[0].get_array(), np.nan)
     assert [t.get_text() for t in fig.axes[0].get_xticklabels()] == ["q", "fc1", "adaptformer"]
     assert image.shape == (2, 3)
-    assert image[0, 2] == pytest.approx(0.4) and image[1, 1] == pytest.approx(1.1)
+    # the colour is log2(gamma): the one gamma scale, centred at gamma = 1
+    assert 2 ** image[0, 2] == pytest.approx(0.4) and 2 ** image[1, 1] == pytest.approx(1.1)
     assert np.isnan(image[1, 2])  # no module at layer 1, adaptformer
+    norm = fig.axes[0].images[0].norm
+    assert norm(0.0) == pytest.approx(0.5) and norm.vmax == -norm.vmin == 2
     assert gamma_figure({"gamma": {}}) is None
+
+
+def test_small_changes_of_gamma_stay_pale():
+    """4 % is not on/off: the colours span at least x0.5 .. x2 around the initial value."""
+    fig = gamma_figure({"gamma": {"0": {"q": 0.96, "v": 1.04}}})
+    image = fig.axes[0].images[0]
+    levels = [float(image.norm(v)) for v in np.ma.filled(image.get_array(), np.nan)[0]]
+    assert all(abs(level - 0.5) < 0.04 for level in levels)
 
 
 def test_training_curves_read_the_csv_log(tmp_path):
@@ -85,3 +96,45 @@ def test_regenerate_rewrites_from_json(report, tmp_path):
     paths = regenerate_report(tmp_path)
     assert all(p.is_file() for p in paths)
     assert load_report(tmp_path)["overall_accuracy"] == report["overall_accuracy"]
+
+
+def test_run_identity_heads_the_html_and_markdown(report):
+    from rs_metapeft.reporting.tables import format_report
+
+    report["run"] = {"recipe": "demo (shipped)", "data": "SyntheticEuroSATDataModule at data/s2",
+                     "bands": ["B02", "B03"], "classes": 3, "backbone": "vit_tiny (64 px)",
+                     "weights": "random init", "method": "PEFT on q; MetaPEFT on",
+                     "date": "2026-11-29T10:00:00+00:00", "version": "0.1.0 (commit abc1234)"}
+    html = render_html(report, [])
+    top = html.split("<h1>Tail-class report</h1>", 1)[1].split("<table>", 1)[0]
+    for words in ("demo (shipped)", "at data/s2", "2: B02, B03", "random init",
+                  "2026-11-29T10:00:00+00:00", "0.1.0 (commit abc1234)"):
+        assert words in top
+    assert format_report(report).splitlines()[2].startswith(
+        "Run: recipe demo (shipped); data SyntheticEuroSATDataModule at data/s2; bands 2 "
+        "(B02, B03)")
+
+
+def test_short_runs_say_what_their_curves_can_show(report, tmp_path):
+    from rs_metapeft.reporting.figures import curves_note
+
+    report["training"] = {"steps": 3, "epochs": 1, "log_every_n_steps": 5}
+    assert "No training-loss curve: the run took 3 steps and logs the loss every 5" in render_html(
+        report, [{"step": "2", "val/acc": "0.5"}])
+    rows = [{"step": str(s), "train/loss": str(1.0 / (s + 1))} for s in range(3)]
+    assert curves_note(rows, {"steps": 3, "log_every_n_steps": 1}) == (
+        "The training loss has 3 points: logged every 1 steps (trainer.log_every_n_steps) over 3 "
+        "steps.")
+    fig = training_curves_figure(rows + [{"step": "2", "val/acc": "0.5"}])
+    titles = [ax.get_title() for ax in fig.axes]
+    assert titles == ["training loss (3 points)", "validation accuracy (1 point)"]
+    assert fig.axes[1].texts[0].get_text() == "0.5"  # a single point says its value
+
+
+def test_the_accuracy_labels_stay_below_the_title(report):
+    for row in report["per_class"]:
+        row["accuracy"] = 1.0
+    fig = accuracy_by_count_figure(report)
+    ax = fig.axes[0]
+    assert ax.get_ylim()[1] > 100 + 5  # room for the "100" labels under the title
+    assert all(t.get_position()[1] < ax.get_ylim()[1] for t in ax.texts)

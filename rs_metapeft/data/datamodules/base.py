@@ -58,6 +58,35 @@ class _Chain:
         return batch
 
 
+def _chip_footprint(dataset: Dataset) -> dict[str, Any]:
+    """``chip_size`` and ``resolution`` of a dataset's first chip (see ``data_description``).
+
+    Read from the first sample's file header where the dataset lists its files (``samples``, as
+    the chip folders and TorchGeo's image-folder datasets do), else from the first sample.
+    """
+    import rasterio
+    from rasterio.errors import NotGeoreferencedWarning, RasterioError
+
+    samples = getattr(dataset, "samples", None)
+    first = samples[0][0] if samples and isinstance(samples[0], tuple | list) else None
+    if first is not None and Path(str(first)).is_file():
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", NotGeoreferencedWarning)
+                with rasterio.open(first) as src:
+                    out: dict[str, Any] = {"chip_size": [int(src.height), int(src.width)]}
+                    if src.crs is not None:
+                        out["resolution"] = [float(abs(src.res[0])), float(abs(src.res[1]))]
+                    return out
+        except RasterioError:
+            pass
+    try:
+        image = dataset[0]["image"]
+    except Exception:  # a dataset without samples to read: nothing to record
+        return {}
+    return {"chip_size": [int(image.shape[-2]), int(image.shape[-1])]}
+
+
 def _targets(dataset: Dataset) -> list[int]:
     if isinstance(dataset, Subset):
         parent = _targets(dataset.dataset)
@@ -397,16 +426,19 @@ class LongTailDataModule(NonGeoDataModule):
         return _labels(dataset)
 
     def data_description(self) -> dict[str, Any]:
-        """The training data's CRS, nodata value and SAR conversion, where its dataset knows them.
+        """The training data's CRS, nodata value, SAR conversion, chip size and resolution.
 
         Recorded in checkpoints (the task's ``data_info``) so that prediction refuses a scene in
-        another CRS, masks the nodata value that training masked and converts SAR values to dB
-        as training did.
+        another CRS, masks the nodata value that training masked, converts SAR values to dB as
+        training did, and tiles a scene into chips of the training chips' footprint on the
+        ground (then resized to the model's input, as training resized them).
 
         Returns:
             ``crs`` (e.g. ``"EPSG:32632"``), ``nodata`` and ``nodata_from_recipe`` (``data.nodata``
-            overrode the files' own), ``preprocessing`` (``SARPreprocessing.to_dict()``), each
-            only where known; ``{}`` before ``setup("fit")``.
+            overrode the files' own), ``preprocessing`` (``SARPreprocessing.to_dict()``),
+            ``chip_size`` (``[height, width]`` in pixels of the first training chip, before any
+            resize) and ``resolution`` (``[x, y]`` ground size of its pixels in CRS units, for
+            georeferenced chips), each only where known; ``{}`` before ``setup("fit")``.
         """
         dataset = getattr(self, "train_dataset", None)
         while isinstance(dataset, (Subset, _ClassSubset)):
@@ -419,6 +451,8 @@ class LongTailDataModule(NonGeoDataModule):
             out["nodata_from_recipe"] = getattr(dataset, "nodata", None) is not None
         if getattr(dataset, "preprocessing", None) is not None:
             out["preprocessing"] = dataset.preprocessing.to_dict()
+        if dataset is not None:
+            out.update(_chip_footprint(dataset))
         return out
 
     # -- loaders -----------------------------------------------------------------------------

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
-from ..synthetic import SyntheticSpec
+from ..synthetic import SyntheticSpec, _already_written
 
 __all__ = ["SyntheticDataMixin"]
 
@@ -53,5 +54,8 @@ class SyntheticDataMixin:
         )
 
     def prepare_data(self) -> None:
-        """Generate the GeoTIFFs unless the same spec already lies in ``root``."""
+        """Generate the GeoTIFFs unless the same spec already lies in ``root`` (and say so)."""
+        if not _already_written(Path(self.root), self.spec):
+            print(f"Generating the synthetic data set in {self.root} (first use; later runs "
+                  "with the same settings reuse it) ...", flush=True)
         self.generate(self.root, self.spec)
