@@ -359,7 +359,8 @@ def _recipes(argv: list[str]) -> int:
             width = max(map(len, names)) + 2
             columns = max(shutil.get_terminal_size((100, 24)).columns, 60)
             for name in names:  # each summary whole, wrapped under its column
-                lines = textwrap.wrap(recipe_summary(name), columns - width) or [""]
+                lines = textwrap.wrap(recipe_summary(name), columns - width,
+                                      break_on_hyphens=False) or [""]
                 print(f"{name:<{width}}{lines[0]}")
                 print("".join(f"{'':<{width}}{line}\n" for line in lines[1:]), end="")
         elif action == "show":

@@ -275,7 +275,9 @@ def test_the_checkpoint_and_export_record_the_training_crs_and_nodata(earlier):
     from rs_metapeft.checkpointing import read_checkpoint
     from rs_metapeft.export import read_manifest
 
-    recorded = {"crs": "EPSG:32632", "nodata": 0.0, "nodata_from_recipe": False}
+    # and the chips' footprint, which scene prediction tiles at (16 px of 10 m here)
+    recorded = {"crs": "EPSG:32632", "nodata": 0.0, "nodata_from_recipe": False,
+                "chip_size": [16, 16], "resolution": [10.0, 10.0]}
     assert read_checkpoint(earlier.checkpoint)["rs_metapeft"]["data"] == recorded
     assert read_manifest(earlier.export)["data"] == recorded
 

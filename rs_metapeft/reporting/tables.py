@@ -132,18 +132,29 @@ def format_console_summary(report: dict, folder: str | os.PathLike | None = None
     groups, what MetaPEFT did to gamma and the files that hold the per-class rows, gamma maps
     and curves.
     """
+    from .multilabel import is_multilabel
+
     lines = [f"Warning: {w}" for w in report.get("warnings") or []]
+    multilabel = is_multilabel(report)
     n_images, n_classes = report.get("num_test_images"), len(report.get("per_class") or [])
-    what = ", ".join(f"{n} {unit}" for n, unit in ((n_images, "images"), (n_classes, "classes"))
-                     if n)
-    lines.append(f"Test{f' ({what})' if what else ''}: overall "
-                 f"{_percent(report['overall_accuracy'])}, class-mean "
-                 f"{_percent(report['class_mean_accuracy'])}, macro-F1 "
-                 f"{_percent(report['macro_f1'])}")
+    what = ", ".join(f"{n} {unit}" for n, unit in (
+        (n_images, "images"), (n_classes, "labels" if multilabel else "classes")) if n)
     groups = report.get("groups_description") or f"{report['groups_rule']} rule"
-    ga = report["group_accuracy"]
-    by_group = ", ".join(f"{g} {_percent(ga[g])}" for g in GROUPS)
-    lines.append(f"  by group: {by_group}  ({groups})")
+    if multilabel:  # scores per label, not one accuracy
+        lines.append(f"Test{f' ({what})' if what else ''}: macro mAP "
+                     f"{_percent(report['macro_map'])}, micro mAP "
+                     f"{_percent(report['micro_map'])}, macro-F1 "
+                     f"{_percent(report['macro_f1'])}, micro-F1 {_percent(report['micro_f1'])}")
+        by_group = ", ".join(f"{g} {_percent(report['group_map'].get(g))}" for g in GROUPS)
+        lines.append(f"  mAP by label group: {by_group}  ({groups})")
+    else:
+        lines.append(f"Test{f' ({what})' if what else ''}: overall "
+                     f"{_percent(report['overall_accuracy'])}, class-mean "
+                     f"{_percent(report['class_mean_accuracy'])}, macro-F1 "
+                     f"{_percent(report['macro_f1'])}")
+        ga = report["group_accuracy"]
+        by_group = ", ".join(f"{g} {_percent(ga[g])}" for g in GROUPS)
+        lines.append(f"  by group: {by_group}  ({groups})")
     selection = module_selection(report)
     gamma = [v for row in int_keys(report.get("gamma")).values() for v in row.values()]
     off = ""

@@ -11,6 +11,7 @@ from rs_metapeft.cli import main
 from rs_metapeft.reporting import write_report
 from rs_metapeft.reporting.compare import compare_runs
 from rs_metapeft.reporting.multilabel import build_multilabel_report, top_pairs
+from rs_metapeft.reporting.tables import format_console_summary
 
 NAMES = ["forest", "crops", "water", "wetland"]
 TRAIN = [300, 60, 25, 3]  # many, medium, medium, few (thresholds 100 / 20)
@@ -111,3 +112,5 @@ def test_the_trained_multilabel_run_has_the_label_tail_report(multilabel_run):
     assert sum(counts) >= 12  # label frequencies: a sample counts for each of its labels
     assert report["gamma"] and (multilabel_run / "gamma_heatmap.png").is_file()
     assert (multilabel_run / "report.html").read_text().count("<img") >= 3
+    summary = format_console_summary(report)  # what the fit printed at its end
+    assert "macro mAP" in summary and "mAP by label group: many" in summary
