@@ -143,7 +143,8 @@ def time_bare(cli, steps: int, skip: int, bf16: bool) -> list[float]:
     model = task.model
     params = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(params, lr=1e-4) if params else None
-    forward = task.__dict__.get("_compiled_model") or model
+    compiled = task.__dict__.get("_compiled_model")  # not `or`: a compiled module has no len()
+    forward = compiled if compiled is not None else model
     model.train()
     return _time_steps(cli, steps, skip, bf16, lambda x, y: bare_step(forward, optimizer, x, y))
 

@@ -216,6 +216,18 @@ def test_bare_step_trains_only_what_the_configuration_trains(tiny_s2_root, tmp_p
     assert moved and moved <= trainable
 
 
+@pytest.mark.slow  # torch.compile takes about a minute on the CPU
+def test_bare_step_times_the_compiled_inner_step(tiny_s2_root, tmp_path):
+    overrides = _overrides(tiny_s2_root, tmp_path, efficacy.REFERENCE)
+    cli = harness.build({**overrides, "model.compile_inner_step": True})
+    cli.datamodule.setup("fit")
+    size = int(cli.model.hparams.img_size)
+    cli.model._inner_forward(torch.rand(2, len(cli.model.model.bands), size, size))  # compiles
+    assert cli.model.__dict__.get("_compiled_model") is not None
+    times = speed.time_bare(cli, steps=3, skip=1, bf16=False)
+    assert len(times) == 2 and all(t > 0 for t in times)
+
+
 def test_speed_targets_cover_the_peft_cost_floor_and_memory():
     times = {"fixed-gamma PEFT": [0.115] * 4, "full fine-tuning": [0.2] * 4,
              "LoRA q,v (rank 4)": [0.106] * 4, speed.FLOOR: [0.1] * 4}
