@@ -79,6 +79,12 @@ def one_line_parse_error(message: str) -> str:
     return " ".join(lines)
 
 
+
+#: Model settings that belong to a run, not to the trained model: a checkpoint keeps the
+#: user's value for them (``test --ckpt_path C --model.report_dir D`` reports into D).
+_RUN_MODEL_SETTINGS = ("report_dir",)
+
+
 class RSMetaPEFTCLI(LightningCLI):
     """LightningCLI with bands, class count and label kind linked from the data to the model.
 
@@ -144,7 +150,15 @@ class RSMetaPEFTCLI(LightningCLI):
         special = path in ("best", "hpc") or str(path).startswith("registry") or "://" in str(path)
         if path and not special:
             check_checkpoint_file(path)
+        # LightningCLI replaces every model setting with the checkpoint's; where this run's
+        # outputs go is this run's choice, not the training run's.
+        run_settings = {key: config.get(f"model.{key}") for key in _RUN_MODEL_SETTINGS
+                        } if config is not None else {}
         super()._parse_ckpt_path()
+        config = self.config[subcommand] if subcommand else None
+        for key, value in run_settings.items():
+            if value is not None:
+                config[f"model.{key}"] = value
 
     def _refuse_earlier_report(self) -> None:
         """Stop before training or testing when the report folder holds an earlier report."""

@@ -68,3 +68,12 @@ def test_band_count_mismatch_names_data_bands(tiny_s1_root, tmp_path, capsys):
     assert main(["fit", "--config", str(path)]) == 2
     (line,) = capsys.readouterr().err.strip().splitlines()[-1:]
     assert line.startswith("error: ") and "data.bands" in line
+
+
+def test_test_with_a_checkpoint_reports_where_this_run_says(trained_run, tmp_path):
+    # LightningCLI takes the model's settings from the checkpoint; report_dir stays this run's
+    (ckpt,) = trained_run.rglob("last.ckpt")
+    folder = tmp_path / "tested"
+    assert main(["test", "--config", str(trained_run / "config.yaml"), "--ckpt_path", str(ckpt),
+                 f"--model.report_dir={folder}", f"--trainer.default_root_dir={tmp_path}"]) == 0
+    assert json.loads((folder / "report.json").read_text())["num_test_images"] > 0
