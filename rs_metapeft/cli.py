@@ -577,12 +577,15 @@ def _expected_errors() -> tuple[type[BaseException], ...]:
     """Errors that are the user's to fix (input, files, settings): shown as one line."""
     from lightning.fabric.utilities.exceptions import MisconfigurationException
 
+    from .extras import MissingExtraError
     from .models.backbone import BackboneWeightsError
 
     # ValueError covers the project's own (data files, bands, checkpoints, exports, settings);
-    # ArgumentError the parser's refusals (unknown keys, a value outside a Literal's choices).
+    # ArgumentError the parser's refusals (unknown keys, a value outside a Literal's choices);
+    # MissingExtraError an optional dependency to install (the message names the extra).
     return (ValueError, ArgumentError, FileNotFoundError, FileExistsError, NotADirectoryError,
-            IsADirectoryError, PermissionError, BackboneWeightsError, MisconfigurationException)
+            IsADirectoryError, PermissionError, BackboneWeightsError, MisconfigurationException,
+            MissingExtraError)
 
 
 #: ``--debug`` of the command line being run (parsers consult it through :func:`_debug`).

@@ -31,6 +31,7 @@ SHIPPED = {
     "resisc45_lt", "ucmerced_lt", "sar_ship_chips", "geotiff_folder",
     "eurosat_ms_torchgeo", "so2sat_ms_torchgeo", "eurosat_sar_torchgeo",
     "demo_multilabel", "bigearthnet_s1", "bigearthnet_s2", "bigearthnet_s1s2",
+    "bigearthnet_v2_s1s2",
 }
 TRAIN_COUNTS = (12, 5, 2)  # a small long tail: many, medium, few
 
@@ -115,9 +116,10 @@ def eurosat_s1(root: Path) -> dict:
     return {"root": str(make_fake_eurosat_s1(root, per_class=4, size=32)), "num_classes": 10}
 
 
-def bigearthnet(root: Path) -> dict:
-    """BigEarthNet v1's layout (split CSVs, S1 and S2 patch folders), 19 labels."""
-    make_fake_bigearthnet(root, **TINY_MULTILABEL)
+def bigearthnet(root: Path, version: int = 1) -> dict:
+    """BigEarthNet's layout, 19 labels: v1 (split CSVs, S1 and S2 patch folders) or v2
+    (metadata.parquet, S1, S2 and reference-map folders)."""
+    make_fake_bigearthnet(root, **TINY_MULTILABEL, version=version)
     return {"root": str(root), "num_classes": 19, "stats_cache": str(root / "cache")}
 
 
@@ -140,10 +142,12 @@ GENERATORS = {
     "bigearthnet_s1": bigearthnet,
     "bigearthnet_s2": bigearthnet,
     "bigearthnet_s1s2": bigearthnet,
+    "bigearthnet_v2_s1s2": lambda root: bigearthnet(root, version=2),
 }
 # Twins in the default suite (the demo twins are the shared trained_run and multilabel_run
-# fixtures); the rest are marked slow, about one two-step fit each (run them with -m slow).
-FAST = {"demo_sar"}
+# fixtures; BigEarthNet v2's is the only fit through its data module); the rest are marked
+# slow, about one two-step fit each (run them with -m slow).
+FAST = {"demo_sar", "bigearthnet_v2_s1s2"}
 FIXTURES = {"demo", "demo_multilabel"}
 
 

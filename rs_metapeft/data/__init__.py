@@ -1,8 +1,9 @@
 """Data: TorchGeo-backed long-tailed datasets, synthetic scenes, statistics and datamodules."""
 
-from .bigearthnet import MultiLabelSpec, generate_bigearthnet_like
+from .bigearthnet import MultiLabelSpec, generate_bigearthnet_like, generate_bigearthnet_v2_like
 from .datamodules import (
     BigEarthNetDataModule,
+    BigEarthNetV2DataModule,
     ChipFolderDataModule,
     EuroSATLongTailDataModule,
     EuroSATS1LongTailDataModule,
@@ -14,6 +15,7 @@ from .datamodules import (
     SceneChipsDataModule,
     So2SatLongTailDataModule,
     SyntheticBigEarthNetDataModule,
+    SyntheticBigEarthNetV2DataModule,
     SyntheticEuroSATDataModule,
     SyntheticSARDataModule,
     UCMercedLongTailDataModule,
@@ -29,6 +31,7 @@ from .synthetic import SyntheticSpec, generate_eurosat_like, generate_sar_twin
 __all__ = [
     "BandStatistics",
     "BigEarthNetDataModule",
+    "BigEarthNetV2DataModule",
     "ChipFolder",
     "ChipFolderDataModule",
     "DataFileError",
@@ -47,6 +50,7 @@ __all__ = [
     "SceneChipsDataModule",
     "So2SatLongTailDataModule",
     "SyntheticBigEarthNetDataModule",
+    "SyntheticBigEarthNetV2DataModule",
     "SyntheticEuroSATDataModule",
     "SyntheticSARDataModule",
     "SyntheticSpec",
@@ -57,6 +61,7 @@ __all__ = [
     "class_counts",
     "compute_band_statistics",
     "generate_bigearthnet_like",
+    "generate_bigearthnet_v2_like",
     "generate_eurosat_like",
     "generate_sar_twin",
     "longtail_indices",

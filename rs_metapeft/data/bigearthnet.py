@@ -17,20 +17,34 @@ fall exponentially over the labels' (roughly BigEarthNet's) frequency order, ove
 ``label_imbalance_ratio``. A patch's image is a partition into one region per label, each filled
 with that label's surface materials and texture (from :mod:`rs_metapeft.data.synthetic`), seen by
 Sentinel-2 and, with speckle, by Sentinel-1.
+
+BigEarthNet v2 (reBEN), read by :class:`torchgeo.datasets.BigEarthNetV2`, keeps the band files
+but moves the labels into one table: ``metadata.parquet`` holds a row per patch (``patch_id``,
+the Sentinel-2 name; ``s1_name``; ``labels``, names of the 19-class nomenclature; ``split``:
+``train``, ``validation`` or ``test``; ``country`` ...). Patch folders are grouped by tile and
+acquisition: ``BigEarthNet-S2/<tile>/<patch_id>/<patch_id>_B01.tif`` (the tile folder is the
+patch id less its row and column), ``BigEarthNet-S1/<acquisition>/<s1_name>/<s1_name>_VV.tif``
+and ``Reference_Maps/<tile>/<patch_id>/<patch_id>_reference_map.tif``, the pixel-level CORINE
+map (uint16 level-3 codes). :func:`generate_bigearthnet_v2_like` writes that layout from the
+same seeded labels and images (its map is the patch's label regions).
 """
 
 from __future__ import annotations
 
+import json
 import os
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from statistics import NormalDist
+from typing import Any
 
 import numpy as np
 import rasterio
-from torchgeo.datasets import BigEarthNet
+from torchgeo.datasets import BigEarthNet, BigEarthNetV2
 
-from ..io import atomic_write_json, atomic_write_text
+from ..extras import require_extra
+from ..io import atomic_path, atomic_write_json, atomic_write_text
 from .synthetic import (
     _BACKSCATTER_DB,
     _MATERIALS,
@@ -50,8 +64,10 @@ __all__ = [
     "CLC_CODES",
     "MultiLabelSpec",
     "generate_bigearthnet_like",
+    "generate_bigearthnet_v2_like",
     "label_frequencies",
     "label_names",
+    "require_parquet",
     "to_19_classes",
 ]
 
@@ -115,6 +131,9 @@ _SURFACES = {
     523: ("smooth", "water", "water"),
 }
 _SPLITS = ("train", "val", "test")
+# BigEarthNet's ten countries, for v2's ``country`` column (one per acquisition day here).
+_COUNTRIES = ("Austria", "Belgium", "Finland", "Ireland", "Kosovo", "Lithuania", "Luxembourg",
+              "Portugal", "Serbia", "Switzerland")
 
 
 @dataclass(frozen=True)
@@ -236,11 +255,12 @@ def _surfaces(seed: int) -> dict[int, tuple]:
 
 
 def _render(labels: np.ndarray, size: int, surfaces: dict[int, tuple],
-            rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
-    """One patch: reflectance (13, H, W) in EuroSAT band order and backscatter (VV, VH) in dB.
+            rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """One patch: reflectance (13, H, W) in EuroSAT band order, backscatter (VV, VH) in dB, map.
 
     The patch is split into one region per label (nearest of random seed points), each showing
-    its label's materials in its label's texture.
+    its label's materials in its label's texture; the map (H, W) holds each pixel's CORINE
+    level-3 code (uint16), as BigEarthNet v2's reference maps do.
     """
     present = np.flatnonzero(labels)
     yy, xx = np.mgrid[0:size, 0:size]
@@ -256,7 +276,8 @@ def _render(labels: np.ndarray, size: int, surfaces: dict[int, tuple],
         refl += inside * (mask * fg_s[:, None, None] + (1 - mask) * bg_s[:, None, None])
         db += inside * (mask * np.asarray(fg_b, np.float32)[:, None, None]
                         + (1 - mask) * np.asarray(bg_b, np.float32)[:, None, None])
-    return refl, db
+    clc = np.asarray(CLC_CODES, np.uint16)[present][region]
+    return refl, db, clc
 
 
 def _downsample(band: np.ndarray, factor: int) -> np.ndarray:
@@ -265,38 +286,50 @@ def _downsample(band: np.ndarray, factor: int) -> np.ndarray:
     return band.reshape(h // factor, factor, w // factor, factor).mean((1, 3))
 
 
-def _patch_names(split_id: int, index: int) -> tuple[str, str]:
+def _patch_names(split_id: int, index: int, tile: str = "") -> tuple[str, str]:
     """BigEarthNet-style names of a patch's Sentinel-2 and Sentinel-1 folders.
 
     One acquisition per split and hundred patches; the last two fields are the patch's row and
-    column in its tile, as in BigEarthNet.
+    column in its tile, as in BigEarthNet. ``tile`` goes before them in the Sentinel-2 name
+    (v2 names carry the processing baseline, orbit and tile: ``_N9999_R022_T33UUP``).
     """
     day, cell = divmod(index, 100)
     stamp = f"2017{6 + split_id:02d}{1 + day % 28:02d}T{10 + day // 28:02d}1031"
     row, col = divmod(cell, 10)
-    return (f"S2A_MSIL2A_{stamp}_{row}_{col}",
+    return (f"S2A_MSIL2A_{stamp}{tile}_{row}_{col}",
             f"S1A_IW_GRDH_1SDV_{stamp}_33UUP_{row}_{col}")
 
 
-def _write_patch(root: Path, s2: str, s1: str, names: list[str], refl: np.ndarray,
-                 db: np.ndarray, rng: np.random.Generator) -> None:
-    """Write one patch's S2 band files, S1 band files and both label JSON files."""
-    size = refl.shape[-1]
+def _write_bands(s2_dir: Path, s1_dir: Path, refl: np.ndarray, db: np.ndarray,
+                 rng: np.random.Generator) -> tuple[float, float]:
+    """Write a patch's S2 band files (``<folder>_<band>.tif``) and S1 ones; return its origin."""
     origin = (float(rng.uniform(3e5, 7e5)), float(rng.uniform(4.8e6, 5.6e6)))
     dn = _optical_dn(refl, rng)
-    s2_dir = root / BigEarthNet.metadata["s2"]["directory"] / s2
     s2_dir.mkdir(parents=True, exist_ok=True)
     for band in BIGEARTHNET_S2_BANDS:
         factor = _S2_RESOLUTION_M[band] // 10
         plane = dn[EUROSAT_BAND_ORDER.index(band)].astype(np.float64)
         plane = np.round(_downsample(plane, factor)).astype(np.uint16)[None]
-        _write_tif(s2_dir / f"{s2}_{band}.tif", plane, rng, (band,), 10.0 * factor, origin)
+        _write_tif(s2_dir / f"{s2_dir.name}_{band}.tif", plane, rng, (band,), 10.0 * factor,
+                   origin)
     backscatter = _sar_db(db, rng)
-    s1_dir = root / BigEarthNet.metadata["s1"]["directory"] / s1
     s1_dir.mkdir(parents=True, exist_ok=True)
     for band, plane in zip(("VV", "VH"), backscatter, strict=True):
-        _write_tif(s1_dir / f"{s1}_{band}.tif", plane[None], rng, (band,), 10.0, origin)
-    extent = 10.0 * size
+        _write_tif(s1_dir / f"{s1_dir.name}_{band}.tif", plane[None], rng, (band,), 10.0, origin)
+    return origin
+
+
+def _write_v1_patch(root: Path, split_id: int, index: int, labels: np.ndarray,
+                    refl: np.ndarray, db: np.ndarray, clc: np.ndarray,
+                    rng: np.random.Generator) -> str:
+    """Write one v1 patch: band files and both label JSON files; return its split-file line."""
+    s2, s1 = _patch_names(split_id, index)
+    s2_dir = root / BigEarthNet.metadata["s2"]["directory"] / s2
+    s1_dir = root / BigEarthNet.metadata["s1"]["directory"] / s1
+    origin = _write_bands(s2_dir, s1_dir, refl, db, rng)
+    names43 = label_names(43)
+    names = [names43[k] for k in np.flatnonzero(labels)]
+    extent = 10.0 * refl.shape[-1]
     coordinates = {"ulx": origin[0], "uly": origin[1], "lrx": origin[0] + extent,
                    "lry": origin[1] - extent}
     atomic_write_json(s2_dir / f"{s2}_labels_metadata.json", {
@@ -307,24 +340,112 @@ def _write_patch(root: Path, s2: str, s1: str, names: list[str], refl: np.ndarra
         "labels": names, "coordinates": coordinates, "projection": "EPSG:32632",
         "corresponding_s2_patch": s2, "scene_source": s1, "acquisition_time": s1.split("_")[4],
     })
+    return f"{s2},{s1}"
 
 
-def _write_split(root: Path, spec: MultiLabelSpec, split_id: int, names43: list[str],
-                 surfaces: dict[int, tuple]) -> dict[str, list[int]]:
-    """Write one split's patches and split file; return its label counts (19 and 43 classes)."""
-    split = _SPLITS[split_id]
+def _write_v1_index(root: Path, lines: dict[str, list[str]]) -> None:
+    """The split files: one ``<S2 patch>,<S1 patch>`` line per patch."""
+    for split, rows in lines.items():
+        atomic_write_text(root / BigEarthNet.splits_metadata[split]["filename"],
+                          "\n".join(rows) + "\n")
+
+
+def _write_v2_patch(root: Path, split_id: int, index: int, labels: np.ndarray,
+                    refl: np.ndarray, db: np.ndarray, clc: np.ndarray,
+                    rng: np.random.Generator) -> dict[str, Any]:
+    """Write one v2 patch: band files and reference map; return its ``metadata.parquet`` row."""
+    v1_name, _ = _patch_names(split_id, index)
+    s2, s1 = _patch_names(split_id, index, tile="_N9999_R022_T33UUP")
+    # TorchGeo finds a patch's folder by dropping the name's last fields: row and column (S2),
+    # and also the tile (S1).
+    tile, acquisition = s2.rsplit("_", 2)[0], s1.rsplit("_", 3)[0]
+    folders = BigEarthNetV2.dir_file_names
+    origin = _write_bands(root / folders["s2"] / tile / s2, root / folders["s1"] / acquisition / s1,
+                          refl, db, rng)
+    maps = root / folders["maps"] / tile / s2
+    maps.mkdir(parents=True, exist_ok=True)
+    _write_tif(maps / f"{s2}_reference_map.tif", clc[None], rng, ("CLC",), 10.0, origin)
+    names19 = label_names(19)
+    return {
+        "patch_id": s2,
+        "labels": [names19[k] for k in np.flatnonzero(to_19_classes(labels[None])[0])],
+        "split": BigEarthNetV2.split_map[_SPLITS[split_id]],
+        "country": _COUNTRIES[(index // 100) % len(_COUNTRIES)],
+        "s1_name": s1,
+        "s2v1_name": v1_name,
+        "contains_seasonal_snow": False,
+        "contains_cloud_or_shadow": False,
+    }
+
+
+def _write_v2_index(root: Path, rows: dict[str, list[dict[str, Any]]]) -> None:
+    """``metadata.parquet``: every split's rows in one table."""
+    import pandas as pd
+
+    table = pd.DataFrame.from_records([row for split in _SPLITS for row in rows[split]])
+    with atomic_path(root / BigEarthNetV2.dir_file_names["metadata"], keep_suffix=True) as tmp:
+        table.to_parquet(tmp, index=False)
+
+
+@dataclass(frozen=True)
+class _Layout:
+    """How one BigEarthNet version lays a patch out on disk, and its index of patches."""
+
+    dataset: type  # the TorchGeo class that reads it
+    nomenclatures: tuple[int, ...]  # label sets it carries
+    write_patch: Callable[..., Any]  # (root, split_id, index, labels, refl, db, map, rng) -> entry
+    write_index: Callable[[Path, dict[str, list[Any]]], None]  # entries of every split
+
+    @property
+    def name(self) -> str:
+        return f"torchgeo.datasets.{self.dataset.__name__}"
+
+
+_V1 = _Layout(BigEarthNet, (43, 19), _write_v1_patch, _write_v1_index)
+_V2 = _Layout(BigEarthNetV2, (19,), _write_v2_patch, _write_v2_index)
+
+
+def _write_split(root: Path, spec: MultiLabelSpec, split_id: int, surfaces: dict[int, tuple],
+                 layout: _Layout) -> tuple[list[Any], dict[str, list[int]]]:
+    """Write one split's patches; return their index entries and label counts per nomenclature."""
     rng = np.random.default_rng([spec.seed, split_id])
-    labels = _draw_labels(spec, spec.split_size(split), rng)
-    lines = []
+    labels = _draw_labels(spec, spec.split_size(_SPLITS[split_id]), rng)
+    entries = []
     for i, row in enumerate(labels):
         rng = np.random.default_rng([spec.seed, split_id, i])
-        s2, s1 = _patch_names(split_id, i)
-        refl, db = _render(row, spec.patch_size, surfaces, rng)
-        _write_patch(root, s2, s1, [names43[k] for k in np.flatnonzero(row)], refl, db, rng)
-        lines.append(f"{s2},{s1}")
-    atomic_write_text(root / BigEarthNet.splits_metadata[split]["filename"],
-                      "\n".join(lines) + "\n")
-    return {"43": labels.sum(0).tolist(), "19": to_19_classes(labels).sum(0).tolist()}
+        refl, db, clc = _render(row, spec.patch_size, surfaces, rng)
+        entries.append(layout.write_patch(root, split_id, i, row, refl, db, clc, rng))
+    counts = {"43": labels.sum(0).tolist(), "19": to_19_classes(labels).sum(0).tolist()}
+    return entries, {str(n): counts[str(n)] for n in layout.nomenclatures}
+
+
+def _generate(root: str | os.PathLike, spec: MultiLabelSpec | None, layout: _Layout) -> Path:
+    """Write the synthetic set in one version's layout (skipped when already written)."""
+    spec = spec or MultiLabelSpec()
+    root = Path(root)
+    if _already_written(root, spec) and _manifest_layout(root) == layout.name:
+        return root
+    surfaces = _surfaces(spec.seed)
+    entries: dict[str, list[Any]] = {}
+    counts: dict[str, dict[str, list[int]]] = {}
+    with rasterio.Env():  # one GDAL environment for the thousands of small files
+        for split_id, split in enumerate(_SPLITS):
+            entries[split], counts[split] = _write_split(root, spec, split_id, surfaces, layout)
+    layout.write_index(root, entries)
+    atomic_write_json(root / "synthetic.json", {
+        "generator": "rs_metapeft.data.bigearthnet",
+        "layout": layout.name,
+        "bands": {"s1": list(BIGEARTHNET_S1_BANDS), "s2": list(BIGEARTHNET_S2_BANDS)},
+        "spec": asdict(spec),
+        "classes": {str(n): label_names(n) for n in layout.nomenclatures},
+        "label_counts": counts,
+    })
+    return root
+
+
+def _manifest_layout(root: Path) -> str | None:
+    """The layout recorded in ``root``'s manifest (a set written by an older build: v1's)."""
+    return json.loads((root / "synthetic.json").read_text()).get("layout", _V1.name)
 
 
 def generate_bigearthnet_like(root: str | os.PathLike, spec: MultiLabelSpec | None = None) -> Path:
@@ -350,22 +471,46 @@ def generate_bigearthnet_like(root: str | os.PathLike, spec: MultiLabelSpec | No
         >>> BigEarthNet(root, split="train", bands="all", num_classes=19)[0]["label"].shape
         torch.Size([19])
     """
-    spec = spec or MultiLabelSpec()
-    root = Path(root)
-    if _already_written(root, spec):
-        return root
-    names43 = label_names(43)
-    surfaces = _surfaces(spec.seed)
-    counts: dict[str, dict[str, list[int]]] = {}
-    with rasterio.Env():  # one GDAL environment for the thousands of small files
-        for split_id, split in enumerate(_SPLITS):
-            counts[split] = _write_split(root, spec, split_id, names43, surfaces)
-    atomic_write_json(root / "synthetic.json", {
-        "generator": "rs_metapeft.data.bigearthnet",
-        "layout": "torchgeo.datasets.BigEarthNet",
-        "bands": {"s1": list(BIGEARTHNET_S1_BANDS), "s2": list(BIGEARTHNET_S2_BANDS)},
-        "spec": asdict(spec),
-        "classes": {"43": names43, "19": label_names(19)},
-        "label_counts": counts,
-    })
-    return root
+    return _generate(root, spec, _V1)
+
+
+def require_parquet() -> None:
+    """Refuse, naming the extra to install, when pandas cannot read or write parquet files.
+
+    Raises:
+        MissingExtraError: pyarrow is not installed (``pip install 'rs_metapeft[bigearthnet]'``).
+    """
+    require_extra("pyarrow", "bigearthnet", "BigEarthNet v2's metadata.parquet")
+
+
+def generate_bigearthnet_v2_like(root: str | os.PathLike,
+                                 spec: MultiLabelSpec | None = None) -> Path:
+    """Write the same synthetic set in BigEarthNet v2's on-disk layout (19 labels).
+
+    ``torchgeo.datasets.BigEarthNetV2(root, split=..., bands="s1" | "s2" | "all")`` reads it:
+    ``metadata.parquet`` (needs pyarrow: the ``bigearthnet`` extra), the Sentinel-1 and
+    Sentinel-2 patch folders and the reference maps. A spec gives the same labels and images as
+    :func:`generate_bigearthnet_like`; the manifest ``synthetic.json`` holds the 19-class label
+    counts per split. Writing is skipped when ``root`` already holds this layout of the spec.
+
+    Args:
+        root: dataset root (what ``BigEarthNetV2(root=...)`` takes).
+        spec: generator parameters; defaults to :class:`MultiLabelSpec`.
+
+    Returns:
+        The root path.
+
+    Raises:
+        MissingExtraError: pyarrow is not installed.
+
+    Example:
+        >>> import tempfile
+        >>> from torchgeo.datasets import BigEarthNetV2
+        >>> root = generate_bigearthnet_v2_like(tempfile.mkdtemp(), MultiLabelSpec(
+        ...     num_train=4, num_val=1, num_test=1, min_label_count=0, patch_size=12))
+        >>> sample = BigEarthNetV2(root, split="train", bands="all")[0]
+        >>> sample["image_s1"].shape, sample["image_s2"].shape, sample["label"].shape
+        (torch.Size([2, 120, 120]), torch.Size([12, 120, 120]), torch.Size([19]))
+    """
+    require_parquet()
+    return _generate(root, spec, _V2)

@@ -18,7 +18,11 @@ from PIL import Image
 from rasterio.crs import CRS
 from rasterio.transform import from_origin
 
-from rs_metapeft.data.bigearthnet import MultiLabelSpec, generate_bigearthnet_like
+from rs_metapeft.data.bigearthnet import (
+    MultiLabelSpec,
+    generate_bigearthnet_like,
+    generate_bigearthnet_v2_like,
+)
 from rs_metapeft.data.synthetic import SyntheticSpec, generate_eurosat_like
 
 __all__ = [
@@ -75,11 +79,14 @@ def make_fake_eurosat(root: str | os.PathLike, num_classes: int = 4, per_class: 
 
 
 def make_fake_bigearthnet(root: str | os.PathLike, num_train: int = 12, num_val: int = 4,
-                          num_test: int = 4, patch_size: int = 12, seed: int = 0) -> Path:
-    """BigEarthNet v1 (split CSVs, S1 and S2 patch folders of per-band GeoTIFFs and label JSON)
-    through the project's own BigEarthNet-layout generator; every label is in every split."""
+                          num_test: int = 4, patch_size: int = 12, seed: int = 0,
+                          version: int = 1) -> Path:
+    """BigEarthNet through the project's own BigEarthNet-layout generators; every label is in
+    every split. Version 1: split CSVs, S1 and S2 patch folders of per-band GeoTIFFs and label
+    JSON; version 2: metadata.parquet, S1, S2 and reference-map folders (the same patches)."""
     spec = MultiLabelSpec(num_train, num_val, num_test, patch_size=patch_size, seed=seed)
-    return generate_bigearthnet_like(root, spec)
+    generate = {1: generate_bigearthnet_like, 2: generate_bigearthnet_v2_like}[version]
+    return generate(root, spec)
 
 
 def make_fake_eurosat_s1(root: str | os.PathLike, per_class: int = 3, size: int = 16) -> Path:

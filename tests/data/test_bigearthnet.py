@@ -118,7 +118,7 @@ def test_image_content_follows_the_labels():
     for name in ("Sea and ocean", "Coniferous forest", "Continuous urban fabric"):
         row = np.zeros(43, np.uint8)
         row[names.index(name)] = 1
-        refl, db = _render(row, 24, surfaces, np.random.default_rng(0))
+        refl, db, _ = _render(row, 24, surfaces, np.random.default_rng(0))
         seen[name] = (refl[nir].mean(), db[0].mean())
     assert seen["Sea and ocean"][0] < 0.05 < seen["Coniferous forest"][0]
     vv = [seen[n][1] for n in ("Sea and ocean", "Coniferous forest", "Continuous urban fabric")]
@@ -155,7 +155,7 @@ def test_labels_are_learnable_from_the_pixels():
     surfaces, features = _surfaces(0), []
     for i, row in enumerate(raw):
         rng = np.random.default_rng([0, i])
-        refl, db = _render(row, 12, surfaces, rng)
+        refl, db, _ = _render(row, 12, surfaces, rng)
         x = np.concatenate([_optical_dn(refl, rng) / 1e4, _sar_db(db, rng) / 10])
         features.append(np.concatenate([x.mean((1, 2)), x.std((1, 2))]))
     x = np.asarray(features)

@@ -6,6 +6,7 @@ dataset. All are re-exported by :mod:`rs_metapeft.data`, the path recipes use as
 
 from .base import LongTailDataModule
 from .bigearthnet import BigEarthNetDataModule
+from .bigearthnet_v2 import BigEarthNetV2DataModule
 from .build import build_datamodule
 from .chip_folder import ChipFolderDataModule
 from .eurosat import EuroSATLongTailDataModule
@@ -16,13 +17,14 @@ from .resisc45 import RESISC45LongTailDataModule
 from .sar_ships import SARShipChipsDataModule
 from .scene_chips import SceneChipsDataModule
 from .so2sat import So2SatLongTailDataModule
-from .synthetic_bigearthnet import SyntheticBigEarthNetDataModule
+from .synthetic_bigearthnet import SyntheticBigEarthNetDataModule, SyntheticBigEarthNetV2DataModule
 from .synthetic_eurosat import SyntheticEuroSATDataModule
 from .synthetic_sar import SyntheticSARDataModule
 from .ucmerced import UCMercedLongTailDataModule
 
 __all__ = [
     "BigEarthNetDataModule",
+    "BigEarthNetV2DataModule",
     "ChipFolderDataModule",
     "EuroSATLongTailDataModule",
     "EuroSATS1LongTailDataModule",
@@ -34,6 +36,7 @@ __all__ = [
     "SceneChipsDataModule",
     "So2SatLongTailDataModule",
     "SyntheticBigEarthNetDataModule",
+    "SyntheticBigEarthNetV2DataModule",
     "SyntheticEuroSATDataModule",
     "SyntheticSARDataModule",
     "UCMercedLongTailDataModule",

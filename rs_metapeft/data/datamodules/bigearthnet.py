@@ -32,7 +32,34 @@ _SENSOR_BANDS: dict[str, tuple[str, ...]] = {
 }
 
 
-class _BigEarthNetWithLabels(BigEarthNet):
+class _LabelledPatches:
+    """What the BigEarthNet wrappers add to TorchGeo's classes: a ``label_matrix`` and channels.
+
+    Mixed in before the TorchGeo class. A subclass reads its labels in
+    ``_load_label_matrix`` (once, on first use) and passes each sample through
+    :meth:`_keep_channels`.
+    """
+
+    channels: list[int] | None
+
+    @property
+    def label_matrix(self) -> np.ndarray:
+        """Multi-hot labels of every patch, ``(N, num_classes)`` uint8, read without images."""
+        if not hasattr(self, "_label_matrix"):
+            self._label_matrix = self._load_label_matrix()
+        return self._label_matrix
+
+    def _load_label_matrix(self) -> np.ndarray:
+        raise NotImplementedError
+
+    def _keep_channels(self, sample: dict[str, Any]) -> dict[str, Any]:
+        """The sample with only the ``channels`` asked for, in their order."""
+        if self.channels is not None:
+            sample["image"] = sample["image"][self.channels]
+        return sample
+
+
+class _BigEarthNetWithLabels(_LabelledPatches, BigEarthNet):
     """BigEarthNet with ``classes``, a ``label_matrix`` and an optional channel subset.
 
     Args:
@@ -53,14 +80,8 @@ class _BigEarthNetWithLabels(BigEarthNet):
         """Label names, in label order."""
         return list(self.class_sets[self.num_classes])
 
-    @property
-    def label_matrix(self) -> np.ndarray:
-        """Multi-hot labels of every patch, ``(N, num_classes)`` uint8, from the JSON files."""
-        if not hasattr(self, "_label_matrix"):
-            self._label_matrix = self._cached_labels()
-        return self._label_matrix
-
-    def _cached_labels(self) -> np.ndarray:
+    def _load_label_matrix(self) -> np.ndarray:
+        """The labels from the JSON files, or their cache."""
         # The full training split is ~270k JSON files: read them once, not at every run.
         if self.cache_dir is None:
             return self._read_labels()
@@ -94,10 +115,7 @@ class _BigEarthNetWithLabels(BigEarthNet):
             ) from None
 
     def __getitem__(self, index: int) -> dict[str, Any]:
-        sample = super().__getitem__(index)
-        if self.channels is not None:
-            sample["image"] = sample["image"][self.channels]
-        return sample
+        return self._keep_channels(super().__getitem__(index))
 
 
 def _sensors_and_channels(bands: list[str] | str | None) -> tuple[str, list[str], list[int] | None]:
@@ -147,6 +165,12 @@ class BigEarthNetDataModule(MultiLabelDataModule):
         **kwargs: :class:`MultiLabelDataModule` options.
     """
 
+    #: The TorchGeo dataset read (named in messages), and the nomenclatures it offers.
+    torchgeo_dataset: type = BigEarthNet
+    label_sets: tuple[int, ...] = (19, 43)
+    #: What a root holds, for the message naming what it lacks.
+    expected_files = "BigEarthNet v1 there (the split files and one folder per sensor read)"
+
     def __init__(
         self,
         root: str = "data/bigearthnet",
@@ -155,10 +179,11 @@ class BigEarthNetDataModule(MultiLabelDataModule):
         download: bool = False,
         **kwargs: Any,
     ) -> None:
-        if num_classes not in BigEarthNet.class_sets:
+        if num_classes not in self.label_sets:
+            sets = " or ".join(map(str, self.label_sets))
             raise ValueError(
-                f"data.num_classes {num_classes}: BigEarthNet labels come in 19 or 43 classes; "
-                "set 19 or 43 (and data.classes for a subset)"
+                f"data.num_classes {num_classes}: {self.torchgeo_dataset.__name__} labels come in "
+                f"{sets} classes; set {sets} (and data.classes for a subset)"
             )
         self.sensors, names, self.channels = _sensors_and_channels(bands)
         super().__init__(bands=names, num_classes=num_classes, **kwargs)
@@ -180,6 +205,16 @@ class BigEarthNetDataModule(MultiLabelDataModule):
         """Name each missing file or folder (TorchGeo's own error names none)."""
         if self.download:
             return
+        missing = self._missing_files()
+        if missing:
+            raise FileNotFoundError(
+                f"the {self.torchgeo_dataset.__name__} root {self.root} has no "
+                f"{', '.join(missing)}; put {self.expected_files}, or set data.download: true "
+                "to download it (needs the internet)"
+            )
+
+    def _missing_files(self) -> list[str]:
+        """The split files and sensor folders (or archives) that the root lacks."""
         missing = [
             meta["filename"] for meta in BigEarthNet.splits_metadata.values()
             if not os.path.exists(os.path.join(self.root, meta["filename"]))
@@ -189,12 +224,7 @@ class BigEarthNetDataModule(MultiLabelDataModule):
             if not any(os.path.exists(os.path.join(self.root, meta[k]))
                        for k in ("directory", "filename")):
                 missing.append(f"{meta['directory']}/ (or {meta['filename']})")
-        if missing:
-            raise FileNotFoundError(
-                f"the BigEarthNet root {self.root} has no {', '.join(missing)}; put BigEarthNet "
-                "v1 there (the split files and one folder per sensor read), or set "
-                "data.download: true to download it (needs the internet)"
-            )
+        return missing
 
     def make_dataset(self, split: str) -> Dataset:
         """The BigEarthNet split with the chosen sensors, channels and nomenclature."""
