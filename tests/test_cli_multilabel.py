@@ -10,6 +10,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import rasterio
 import torch
 
 from rs_metapeft.checkpointing import METADATA_KEY, read_checkpoint
@@ -90,6 +91,11 @@ def test_predict_chips_writes_label_sets_and_scores(multilabel_run, multilabel_c
         assert row["labels"] == ";".join(expected) and int(row["num_labels"]) == len(expected)
 
 
+def _pixels(path: Path) -> np.ndarray:
+    with rasterio.open(path) as src:
+        return src.read()
+
+
 @pytest.mark.parametrize("flags", [[], ["--include-backbone"]], ids=["adapter", "self-contained"])
 def test_export_predicts_the_checkpoints_label_sets_and_scores(multilabel_run,
                                                                multilabel_checkpoint, flags,
@@ -113,6 +119,13 @@ def test_export_predicts_the_checkpoints_label_sets_and_scores(multilabel_run,
     rows = list(csv.DictReader(tables["export"].open()))
     assert list(rows[0])[:3] == ["path", "labels", "num_labels"]
     assert tables["export"].read_text() == tables["checkpoint"].read_text()
+    scene = next(chips.glob("*.tif"))  # one chip is a scene of one tile
+    maps = {}
+    for name, source in (("checkpoint", ckpt), ("export", out)):
+        assert main(["predict-scene", str(source), str(scene), "-o", str(tmp_path / name)]) == 0
+        maps[name] = [_pixels(tmp_path / f"{name}_{kind}.tif") for kind in ("labels", "scores")]
+    for exported_map, checkpoint_map in zip(maps["export"], maps["checkpoint"], strict=True):
+        assert np.array_equal(exported_map, checkpoint_map, equal_nan=True)
 
 
 def test_evaluate_an_export_rewrites_the_checkpoints_report(multilabel_run,
