@@ -205,7 +205,8 @@ def predict(model: Any, inputs: str | os.PathLike | torch.Tensor,
 
     Returns:
         The CSV path; the (class map, confidence) paths; or a (N, classes) probability tensor
-        (a multi-label model: per-label sigmoid scores, and a CSV of label sets and scores).
+        (a multi-label model: per-label sigmoid scores, a CSV of label sets and scores, and the
+        scene's (label presence, scores) paths, one band per label).
 
     Example (``run`` and ``tmp`` come from the :func:`fit` example):
         >>> import csv, os

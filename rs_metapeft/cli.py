@@ -462,11 +462,16 @@ def _predict_chips(argv: list[str]) -> int:
 
 
 def _predict_scene(argv: list[str]) -> int:
-    """``predict-scene CKPT SCENE.tif``: class map and confidence GeoTIFFs of a large scene."""
+    """``predict-scene CKPT SCENE.tif``: class map and confidence GeoTIFFs of a large scene.
+
+    A multi-label model writes per-label presence and score GeoTIFFs instead.
+    """
     parser = _prediction_parser("predict-scene", "scene",
                                 "GeoTIFF scene with the model's bands in order")
     parser.add_argument("--output", "-o", default=None,
-                        help="output prefix (default: next to the scene, SCENE_classes.tif etc.)")
+                        help="output prefix (default: next to the scene, SCENE_classes.tif and "
+                             "SCENE_confidence.tif; multi-label: SCENE_labels.tif and "
+                             "SCENE_scores.tif)")
     parser.add_argument("--stride", type=int, default=None,
                         help="scene pixels between chips (default: the footprint of the "
                              "training chips, no overlap)")
@@ -475,13 +480,15 @@ def _predict_scene(argv: list[str]) -> int:
                              "of the model's training chips, where the checkpoint records one)")
     cfg = parser.parse_args(argv)
     from .inference import predict_scene
+    from .inference.loading import is_multilabel_model
     from .inference.scene import scene_outputs
 
-    refuse_existing(scene_outputs(cfg.scene, cfg.output), cfg.overwrite)  # before loading
-    classes, confidence = predict_scene(_load(cfg), cfg.scene, cfg.output, stride=cfg.stride,
-                                        batch_size=cfg.batch_size, crs=cfg.crs,
-                                        nodata=cfg.nodata, overwrite=cfg.overwrite)
-    print(f"wrote {classes} and {confidence}")
+    outputs = scene_outputs(cfg.scene, cfg.output, is_multilabel_model(cfg.checkpoint))
+    refuse_existing(outputs, cfg.overwrite)  # before loading
+    first, second = predict_scene(_load(cfg), cfg.scene, cfg.output, stride=cfg.stride,
+                                  batch_size=cfg.batch_size, crs=cfg.crs, nodata=cfg.nodata,
+                                  overwrite=cfg.overwrite)
+    print(f"wrote {first} and {second}")
     return 0
 
 
@@ -550,7 +557,8 @@ _SUBCOMMANDS.update({
                       "rs-metapeft predict-chips runs/demo/.../last.ckpt chips/ -o preds.csv",
                       _predict_chips),
     "predict-scene": ("Classify a large GeoTIFF scene chip by chip (TorchGeo GridGeoSampler); "
-                      "writes a class-map and a confidence GeoTIFF on the scene's grid and CRS.",
+                      "writes a class-map and a confidence GeoTIFF on the scene's grid and CRS "
+                      "(multi-label: per-label presence and score GeoTIFFs).",
                       "rs-metapeft predict-scene runs/demo/.../last.ckpt scene.tif -o out/scene",
                       _predict_scene),
 })

@@ -86,3 +86,19 @@ def multilabel_run(tmp_path_factory) -> Path:
     assert main(["fit", "--config", str(recipe)]) == 0
     (report,) = (folder / "runs").rglob("report.json")
     return report.parent
+
+
+@pytest.fixture(scope="session")
+def multilabel_checkpoint(multilabel_run) -> Path:
+    """The ``last.ckpt`` of :func:`multilabel_run`."""
+    (ckpt,) = multilabel_run.rglob("last.ckpt")
+    return ckpt
+
+
+def multilabel_test_images(run: Path, count: int = 3) -> tuple[torch.Tensor, list[str]]:
+    """The first ``count`` test images (raw bands) of a :func:`multilabel_run`'s data, and bands."""
+    from rs_metapeft.data import SyntheticBigEarthNetDataModule
+
+    dm = SyntheticBigEarthNetDataModule(root=str(run.parents[2] / "data"), **TINY_MULTILABEL)
+    dm.setup("test")
+    return torch.stack([dm.test_dataset[i]["image"] for i in range(count)]), list(dm.bands)

@@ -1,4 +1,4 @@
-"""Multi-label scenes end to end through the command line: fit, test and predict-chips.
+"""Multi-label scenes end to end through the command line: fit, test, predict-chips and export.
 
 The run is the multi-label demo recipe's twin on a tiny generated BigEarthNet-layout set (see
 the ``multilabel_run`` fixture); the task follows the datamodule's ``multilabel``.
@@ -9,28 +9,26 @@ import json
 from pathlib import Path
 
 import numpy as np
+import pytest
+import rasterio
 import torch
 
 from rs_metapeft.checkpointing import METADATA_KEY, read_checkpoint
 from rs_metapeft.cli import main
-from rs_metapeft.data import SyntheticBigEarthNetDataModule
+from rs_metapeft.export import read_manifest
 from rs_metapeft.inference import load_model
 
-from .conftest import TINY_MULTILABEL
+from .conftest import TINY_MULTILABEL, multilabel_test_images
 from .data.fakes import write_geotiff
 
 
-def _checkpoint(run: Path) -> Path:
-    (ckpt,) = run.rglob("last.ckpt")
-    return ckpt
-
-
-def test_fit_makes_a_multilabel_task_with_thresholds_from_validation(multilabel_run):
+def test_fit_makes_a_multilabel_task_with_thresholds_from_validation(multilabel_run,
+                                                                    multilabel_checkpoint):
     report = json.loads((multilabel_run / "report.json").read_text())
     assert report["task"] == "multilabel" and report["meta"]["outer_steps"] == 2
     assert len(report["per_class"]) == 19 and report["num_test_images"] == 6
     assert report["thresholds_source"] == "best F1 on 6 validation samples"
-    info = read_checkpoint(_checkpoint(multilabel_run))
+    info = read_checkpoint(multilabel_checkpoint)
     meta = info[METADATA_KEY]
     assert meta["multilabel"] and info["hyper_parameters"]["multilabel"]
     assert torch.allclose(info["state_dict"]["thresholds"], torch.tensor(meta["thresholds"]))
@@ -39,11 +37,12 @@ def test_fit_makes_a_multilabel_task_with_thresholds_from_validation(multilabel_
     assert meta["train_samples"] == TINY_MULTILABEL["num_train"]
 
 
-def test_test_subcommand_rewrites_the_same_report(multilabel_run, tmp_path):
+def test_test_subcommand_rewrites_the_same_report(multilabel_run, multilabel_checkpoint,
+                                                  tmp_path):
     recipe = multilabel_run.parents[2] / "recipe.yaml"
     # (with --ckpt_path, LightningCLI takes the model's settings, report_dir too, from the
     # checkpoint; the run folder is the trainer's)
-    assert main(["test", "--config", str(recipe), "--ckpt_path", str(_checkpoint(multilabel_run)),
+    assert main(["test", "--config", str(recipe), "--ckpt_path", str(multilabel_checkpoint),
                  f"--trainer.default_root_dir={tmp_path}"]) == 0
     fitted = json.loads((multilabel_run / "report.json").read_text())
     (written,) = tmp_path.rglob("report.json")
@@ -52,12 +51,12 @@ def test_test_subcommand_rewrites_the_same_report(multilabel_run, tmp_path):
         assert tested[key] == fitted[key], key
 
 
-def test_evaluate_rewrites_the_same_report(multilabel_run, tmp_path):
+def test_evaluate_rewrites_the_same_report(multilabel_run, multilabel_checkpoint, tmp_path):
     from rs_metapeft.api import evaluate
 
     recipe = multilabel_run.parents[2] / "recipe.yaml"
     out = tmp_path / "test"
-    tested = evaluate(_checkpoint(multilabel_run), str(recipe), output=out, verbose=False)
+    tested = evaluate(multilabel_checkpoint, str(recipe), output=out, verbose=False)
     fitted = json.loads((multilabel_run / "report.json").read_text())
     for key in ("macro_map", "micro_map", "macro_f1", "micro_f1"):
         assert tested[key] == fitted[key], key
@@ -65,20 +64,19 @@ def test_evaluate_rewrites_the_same_report(multilabel_run, tmp_path):
     assert "# Label-tail report" in (out / "report.md").read_text()
 
 
-def _write_chips(folder: Path, data_root: Path, count: int = 3) -> torch.Tensor:
-    dm = SyntheticBigEarthNetDataModule(root=str(data_root), **TINY_MULTILABEL)
-    dm.setup("test")
-    images = torch.stack([dm.test_dataset[i]["image"] for i in range(count)])
+def _write_chips(folder: Path, run: Path, count: int = 3) -> torch.Tensor:
+    images, bands = multilabel_test_images(run, count)
     for i, image in enumerate(images):
-        write_geotiff(folder / f"chip{i}.tif", image.numpy().astype(np.float32), dm.bands)
+        write_geotiff(folder / f"chip{i}.tif", image.numpy().astype(np.float32), bands)
     return images
 
 
-def test_predict_chips_writes_label_sets_and_scores(multilabel_run, tmp_path):
+def test_predict_chips_writes_label_sets_and_scores(multilabel_run, multilabel_checkpoint,
+                                                    tmp_path):
     chips = tmp_path / "chips"
-    images = _write_chips(chips, multilabel_run.parents[2] / "data")
+    images = _write_chips(chips, multilabel_run)
     out = tmp_path / "labels.csv"
-    ckpt = _checkpoint(multilabel_run)
+    ckpt = multilabel_checkpoint
     assert main(["predict-chips", str(ckpt), str(chips), "-o", str(out)]) == 0
     rows = list(csv.DictReader(out.open()))
     task = load_model(ckpt)
@@ -93,13 +91,64 @@ def test_predict_chips_writes_label_sets_and_scores(multilabel_run, tmp_path):
         assert row["labels"] == ";".join(expected) and int(row["num_labels"]) == len(expected)
 
 
-def test_predict_scene_refuses_a_multilabel_model(multilabel_run, tmp_path, capsys):
-    scene = write_geotiff(tmp_path / "scene.tif", np.zeros((14, 40, 40), np.float32))
-    assert main(["predict-scene", str(_checkpoint(multilabel_run)), str(scene)]) == 2
-    err = capsys.readouterr().err
-    assert "multi-label" in err and "predict-chips" in err
+def _pixels(path: Path) -> np.ndarray:
+    with rasterio.open(path) as src:
+        return src.read()
 
 
-def test_export_refuses_a_multilabel_model(multilabel_run, tmp_path, capsys):
-    assert main(["export", str(_checkpoint(multilabel_run)), "--out", str(tmp_path / "out")]) == 2
-    assert "multi-label" in capsys.readouterr().err
+@pytest.mark.parametrize("flags", [[], ["--include-backbone"]], ids=["adapter", "self-contained"])
+def test_export_predicts_the_checkpoints_label_sets_and_scores(multilabel_run,
+                                                               multilabel_checkpoint, flags,
+                                                               tmp_path, capsys):
+    chips = tmp_path / "chips"
+    _write_chips(chips, multilabel_run)
+    ckpt, out = multilabel_checkpoint, tmp_path / "export"
+    assert main(["export", str(ckpt), "--out", str(out), *flags]) == 0
+    assert "multi-label: 19 labels, each with its threshold" in capsys.readouterr().out
+    manifest, meta = read_manifest(out), read_checkpoint(ckpt)[METADATA_KEY]
+    assert manifest["multilabel"] and manifest["format_version"] == 4
+    assert manifest["base"]["included"] == bool(flags)
+    assert manifest["classes"] == meta["classes"] and manifest["thresholds"] == meta["thresholds"]
+    exported = load_model(out)
+    assert exported.multilabel and exported.class_names == meta["classes"]
+    assert exported.thresholds.tolist() == meta["thresholds"] != [0.5] * 19
+    tables = {}
+    for name, source in (("checkpoint", ckpt), ("export", out)):
+        tables[name] = tmp_path / f"{name}.csv"
+        assert main(["predict-chips", str(source), str(chips), "-o", str(tables[name])]) == 0
+    rows = list(csv.DictReader(tables["export"].open()))
+    assert list(rows[0])[:3] == ["path", "labels", "num_labels"]
+    assert tables["export"].read_text() == tables["checkpoint"].read_text()
+    scene = next(chips.glob("*.tif"))  # one chip is a scene of one tile
+    maps = {}
+    for name, source in (("checkpoint", ckpt), ("export", out)):
+        assert main(["predict-scene", str(source), str(scene), "-o", str(tmp_path / name)]) == 0
+        maps[name] = [_pixels(tmp_path / f"{name}_{kind}.tif") for kind in ("labels", "scores")]
+    for exported_map, checkpoint_map in zip(maps["export"], maps["checkpoint"], strict=True):
+        assert np.array_equal(exported_map, checkpoint_map, equal_nan=True)
+
+
+def test_evaluate_an_export_rewrites_the_checkpoints_report(multilabel_run,
+                                                            multilabel_checkpoint, tmp_path):
+    from rs_metapeft.api import evaluate
+
+    out = tmp_path / "export"
+    assert main(["export", str(multilabel_checkpoint), "--out", str(out)]) == 0
+    tested = evaluate(out, str(multilabel_run.parents[2] / "recipe.yaml"),
+                      output=tmp_path / "test", verbose=False)
+    fitted = json.loads((multilabel_run / "report.json").read_text())
+    for key in ("macro_map", "micro_map", "macro_f1", "micro_f1", "thresholds_source"):
+        assert tested[key] == fitted[key], key
+    assert [r["threshold"] for r in tested["per_class"]] == [
+        r["threshold"] for r in fitted["per_class"]]
+
+
+def test_export_of_a_multilabel_model_refuses_single_label_accuracy(multilabel_run,
+                                                                   multilabel_checkpoint,
+                                                                   tmp_path, capsys):
+    recipe = multilabel_run.parents[2] / "recipe.yaml"
+    out = tmp_path / "out"
+    assert main(["export", str(multilabel_checkpoint), "--out", str(out),
+                 "--data-config", str(recipe)]) == 2
+    assert "multi-label model; --data-config measures single-label" in capsys.readouterr().err
+    assert not out.exists()

@@ -3,7 +3,8 @@
 An export holds what fine-tuning changed (PEFT modules and modulators, stem, head, band
 statistics, and the backbone tensors a baseline trained) in ``adapter.safetensors``, and in
 ``manifest.json`` everything needed to rebuild the model and refuse data it was not made for:
-backbone, bands, statistics, stem, classes, groups, gamma map, versions, and a reference to the
+backbone, bands, statistics, stem, classes, groups, gamma map, versions (a multi-label model:
+``multilabel`` and the per-label ``thresholds`` its label sets need), and a reference to the
 base weights under the adapter (section ``base``): the weights file (name, path, sha256), the hub
 name, and the training checkpoint they can also be taken from, with a checksum of the base
 tensors themselves. ``include_backbone`` (``--include-backbone``) writes the base weights into
@@ -52,7 +53,11 @@ __all__ = [
 
 #: 2: the manifest's checksum covers the whole manifest (1 covered only the tensors).
 #: 3: the base weights are referenced (``base``), not included, unless asked; 2 is still read.
-FORMAT_VERSION = 3
+#: 4: a multi-label model (``multilabel``, ``thresholds``); written only for those, so that a
+#: reader of format 3 refuses them instead of predicting one class per chip.
+FORMAT_VERSION = 4
+#: The format of a single-label export (it needs nothing of format 4).
+SINGLE_LABEL_FORMAT = 3
 ADAPTER_FILE = "adapter.safetensors"
 MANIFEST_FILE = "manifest.json"
 #: The manifest field holding the checksum of the rest of the manifest.
@@ -180,6 +185,7 @@ def save_export(
     extra: dict[str, Any] | None = None,
     whole: bool | None = None,
     checkpoint: str | Path | None = None,
+    multilabel: Mapping[str, Any] | None = None,
 ) -> Path:
     """Write ``adapter.safetensors`` and ``manifest.json`` into ``out_dir``.
 
@@ -195,15 +201,21 @@ def save_export(
             randomly initialised backbone (no weights id) without a ``checkpoint``.
         checkpoint: the training checkpoint the model came from; the base weights can be taken
             from it (the only place a random initialisation's are).
+        multilabel: for a multi-label model, its per-label ``thresholds`` (one per class, in
+            order; a label is predicted where its sigmoid score reaches its threshold) and
+            optionally ``thresholds_source`` and ``train_samples``; the manifest then says
+            ``multilabel: true`` and carries them.
 
     Returns:
         The manifest path.
 
     Raises:
         ExportError: ``whole=False`` for a merged model (its base weights changed) or for a
-            random backbone without a checkpoint (nothing to reference).
+            random backbone without a checkpoint (nothing to reference); ``multilabel``
+            without one threshold per class.
     """
     out = Path(out_dir)
+    labels = _multilabel_section(multilabel, model.config["num_classes"])
     config = dict(model.config)
     merged = bool(getattr(model, "merged", False))
     referable = config["weights"] is not None or checkpoint is not None
@@ -224,7 +236,7 @@ def save_export(
     norm = model.normalizer
     manifest = {
         "format": "rs_metapeft-export",
-        "format_version": FORMAT_VERSION,
+        "format_version": FORMAT_VERSION if labels["multilabel"] else SINGLE_LABEL_FORMAT,
         "model": config,
         "base": base,
         "merged": merged,
@@ -237,6 +249,7 @@ def save_export(
         "classes": list(classes) if classes else [str(i) for i in range(config["num_classes"])],
         "train_counts": list(train_counts) if train_counts else None,
         "groups": list(groups) if groups else None,
+        **labels,
         "gamma": {str(k): v for k, v in gamma_map(model).items()},
         "tensors": {"file": ADAPTER_FILE, "count": len(state),
                     "groups": tensor_groups(list(state), config["stem"]),
@@ -246,6 +259,20 @@ def save_export(
         **(extra or {}),
     }
     return write_manifest(out, manifest)
+
+
+def _multilabel_section(multilabel: Mapping[str, Any] | None, num_classes: int
+                        ) -> dict[str, Any]:
+    """The manifest's ``multilabel`` entry, with a multi-label model's thresholds."""
+    if multilabel is None:
+        return {"multilabel": False}
+    thresholds = [float(t) for t in multilabel.get("thresholds") or []]
+    if len(thresholds) != num_classes:
+        raise ExportError(f"a multi-label export needs one threshold per label ({num_classes}), "
+                          f"got {len(thresholds)}; pass the task's thresholds")
+    return {"multilabel": True, "thresholds": thresholds,
+            "thresholds_source": multilabel.get("thresholds_source"),
+            "train_samples": multilabel.get("train_samples")}
 
 
 def read_manifest(folder: str | Path) -> dict[str, Any]:

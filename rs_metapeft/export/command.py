@@ -27,12 +27,13 @@ def model_from_checkpoint(path: str | Path) -> tuple[SpectralViTClassifier, dict
 
     Returns:
         ``(model, info)``: the model in eval mode and the checkpoint's ``rs_metapeft`` metadata
-        plus ``groups`` (many / medium / few per class, by the task's grouping rule).
+        plus ``groups`` (many / medium / few per class, by the task's grouping rule); a
+        multi-label model's metadata holds ``multilabel`` and its per-label ``thresholds``.
 
     Raises:
         FileNotFoundError: no such file.
         CheckpointReadError: a truncated or corrupt checkpoint; the message names the file.
-        ExportError: a checkpoint, but not of a MetaPEFTTask; or of a multi-label one.
+        ExportError: a checkpoint, but not of a MetaPEFTTask.
     """
     path = Path(path)
     ckpt = read_checkpoint(path)
@@ -40,10 +41,6 @@ def model_from_checkpoint(path: str | Path) -> tuple[SpectralViTClassifier, dict
     if not isinstance(hp, dict) or info is None or "state_dict" not in ckpt:
         raise ExportError(f"{path} is not a MetaPEFTTask checkpoint (no rs_metapeft metadata); "
                           "export checkpoints written by `rs-metapeft fit`")
-    if hp.get("multilabel"):  # an export would predict one class per chip, without thresholds
-        raise ExportError(f"{path} holds a multi-label model, which exports do not describe yet "
-                          "(label sets need its per-label thresholds); predict with the "
-                          "checkpoint itself (`rs-metapeft predict-chips CHECKPOINT ...`)")
     model = SpectralViTClassifier.from_config(hp, weights=None)
     model.config["weights"] = hp["weights"]
     state = {k.removeprefix("model."): v for k, v in ckpt["state_dict"].items()
@@ -104,6 +101,9 @@ def export_checkpoint(
 ) -> dict[str, Any]:
     """Export a checkpoint: optionally prune near-zero-gamma modules and merge LoRA.
 
+    A multi-label model's export carries ``multilabel``, its label names (``classes``) and
+    per-label ``thresholds``, so that prediction from it writes the checkpoint's label sets.
+
     Args:
         checkpoint: a MetaPEFTTask checkpoint, or a run folder (its ``last.ckpt`` or newest).
         out_dir: export folder.
@@ -121,6 +121,8 @@ def export_checkpoint(
 
     Raises:
         FileExistsError: ``out_dir`` already holds an export and ``overwrite`` is off.
+        ExportError: ``data_config`` for a multi-label model (the measure is single-label
+            accuracy; test the export with ``rs_metapeft.evaluate`` instead).
     """
     from ..inference.checkpoint import find_checkpoint
 
@@ -128,6 +130,15 @@ def export_checkpoint(
     refuse_existing([out / MANIFEST_FILE, out / ADAPTER_FILE], overwrite)
     checkpoint = find_checkpoint(checkpoint)
     model, info = model_from_checkpoint(checkpoint)
+    labels = None
+    if info.get("multilabel"):
+        if data_config is not None:
+            raise ExportError(
+                f"{checkpoint} holds a multi-label model; --data-config measures single-label "
+                "accuracy. Export without it, then test the export on the recipe's data with "
+                "rs_metapeft.evaluate(EXPORT, RECIPE)"
+            )
+        labels = {k: info.get(k) for k in ("thresholds", "thresholds_source", "train_samples")}
     batches = None
     if data_config is not None:
         dm = datamodule_from_config(data_config)
@@ -154,7 +165,8 @@ def export_checkpoint(
     whole = True if include_backbone or merge else None
     summary["manifest"] = str(save_export(model, out_dir, info.get("classes"),
                                           info.get("train_counts"), info.get("groups"), extra,
-                                          whole=whole, checkpoint=checkpoint))
+                                          whole=whole, checkpoint=checkpoint,
+                                          multilabel=labels))
     return summary
 
 
@@ -197,6 +209,10 @@ def describe_export(folder: str | Path) -> list[str]:
         lines.append(f"  base weights: not included ({base['tensor_count']} tensors); loading "
                      f"takes them from the {' or the '.join(where)} (--include-backbone for a "
                      "self-contained export)")
+    if manifest.get("multilabel"):
+        source = manifest.get("thresholds_source") or "recorded"
+        lines.append(f"  multi-label: {len(manifest['classes'])} labels, each with its "
+                     f"threshold ({source})")
     pruned = manifest["pruned"]
     lines.append(f"  pruned: {len(pruned)} modules {[tuple(p) for p in pruned]}" if pruned
                  else "  pruned: none")

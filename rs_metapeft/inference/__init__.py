@@ -8,7 +8,7 @@ from .checkpoint import (
     load_task,
 )
 from .chips import predict_chips
-from .loading import load_model
+from .loading import is_multilabel_model, load_model
 from .scene import predict_scene
 
 __all__ = [
@@ -16,6 +16,7 @@ __all__ = [
     "check_matches",
     "check_names",
     "find_checkpoint",
+    "is_multilabel_model",
     "load_model",
     "load_task",
     "predict_chips",

@@ -15,6 +15,7 @@ from ..tasks import MetaPEFTTask
 
 __all__ = [
     "CheckpointMismatchError", "check_matches", "check_names", "find_checkpoint", "load_task",
+    "saved_hyperparameters",
 ]
 
 
@@ -65,13 +66,31 @@ def load_task(checkpoint: str | os.PathLike, device: str = "cpu") -> MetaPEFTTas
                                                  weights=None)
     except (RuntimeError, EOFError, pickle.UnpicklingError) as err:
         raise CheckpointReadError(f"cannot read checkpoint {path}: {err}") from err
-    # mmap: only the small hyperparameters are read again, not the tensors.
-    saved = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
-    weights = saved.get("hyper_parameters", {}).get("weights")
+    weights = saved_hyperparameters(path).get("weights")
     task.hparams["weights"] = task.model.config["weights"] = weights
     if not bool(task.model.normalizer.fitted):
         raise ValueError(f"{path} holds a model without band statistics; was it trained?")
     return task.eval()
+
+
+def saved_hyperparameters(checkpoint: str | os.PathLike) -> dict:
+    """A checkpoint's hyperparameters, read without loading its tensors.
+
+    Args:
+        checkpoint: a checkpoint file or a run folder (see :func:`find_checkpoint`).
+
+    Raises:
+        FileNotFoundError: no checkpoint there.
+        CheckpointReadError: a truncated or corrupt checkpoint; the message names the file.
+    """
+    path = check_checkpoint_file(find_checkpoint(checkpoint))
+    try:
+        # mmap: only the small hyperparameters are read, not the tensors.
+        saved = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+    except (RuntimeError, EOFError, pickle.UnpicklingError) as err:
+        raise CheckpointReadError(f"cannot read checkpoint {path}: {err}") from err
+    hparams = saved.get("hyper_parameters") if isinstance(saved, dict) else None
+    return dict(hparams or {})
 
 
 def check_matches(task: MetaPEFTTask, bands: Sequence[str] | None = None,

@@ -9,11 +9,36 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+import torch
+
 from ..models import SpectralViTClassifier
 from ..tasks import MetaPEFTTask
-from .checkpoint import find_checkpoint, load_task
+from ..tasks.losses import MULTILABEL_LOSSES
+from .checkpoint import find_checkpoint, load_task, saved_hyperparameters
 
-__all__ = ["load_model"]
+__all__ = ["is_multilabel_model", "load_model"]
+
+
+def _is_export(path: Path) -> bool:
+    return path.is_dir() and (path / "manifest.json").is_file()
+
+
+def is_multilabel_model(source: str | os.PathLike) -> bool:
+    """Whether the model at ``source`` is multi-label, read without loading the model.
+
+    Args:
+        source: what :func:`load_model` takes: a run folder, a ``.ckpt`` or an export folder.
+
+    Raises:
+        FileNotFoundError: nothing to load at ``source``.
+        ValueError: an unreadable checkpoint or export; the message names the file.
+    """
+    path = Path(source)
+    if _is_export(path):
+        from ..export import read_manifest
+
+        return bool(read_manifest(path).get("multilabel", False))
+    return bool(saved_hyperparameters(path).get("multilabel", False))
 
 
 def load_model(source: str | os.PathLike, device: str = "cpu", weights: str | None = None,
@@ -40,7 +65,7 @@ def load_model(source: str | os.PathLike, device: str = "cpu", weights: str | No
             message names the file.
     """
     path = Path(source)
-    if path.is_dir() and (path / "manifest.json").is_file():
+    if _is_export(path):
         return _task_from_export(path, device, weights, allow_download)
     return load_task(find_checkpoint(path), device)
 
@@ -52,11 +77,17 @@ def _task_from_export(folder: Path, device: str, weights: str | None,
 
     manifest = read_manifest(folder)
     config = manifest["model"]
+    multilabel = bool(manifest.get("multilabel", False))
     # A shell with the manifest's model arguments (its hyperparameters); the model inside is
-    # the export's own.
+    # the export's own. The loss only has to fit the kind of labels: a shell does not train.
+    kind = {"multilabel": True, "loss": MULTILABEL_LOSSES[0]} if multilabel else {}
     task = MetaPEFTTask(**{**SpectralViTClassifier.arguments(config), "weights": None,
-                           "peft": {"positions": []}})
+                           "peft": {"positions": []}, **kind})
     task.model = load_export(folder, weights, allow_download)
+    if multilabel:  # the label sets are the scores at or above these
+        task.thresholds.copy_(torch.tensor(manifest["thresholds"], dtype=torch.float))
+        task.thresholds_source = manifest.get("thresholds_source") or task.thresholds_source
+        task.train_samples = manifest.get("train_samples")
     task.class_names = list(manifest["classes"])
     task.train_counts = list(manifest.get("train_counts") or [0] * config["num_classes"])
     task.data_info = dict(manifest.get("data") or {})  # CRS and nodata of the training data

@@ -1,23 +1,28 @@
 """Classify a large GeoTIFF scene chip by chip into class-map and confidence GeoTIFFs.
 
+A multi-label model writes a per-label score GeoTIFF and a label-presence GeoTIFF instead.
+
 The scene is read through TorchGeo's :class:`~torchgeo.datasets.RasterDataset` on its own CRS
 and resolution (no resampling) and tiled with :class:`~torchgeo.samplers.GridGeoSampler` into
 chips of the training chips' footprint on the ground (:func:`chip_footprint`: the chip size and
 ground resolution the checkpoint records), each resized to the model's input size as training
 resized its chips. Each chip's class and confidence paint the chip's pixels; where chips overlap
-(``stride`` smaller than the chip), the more confident chip wins. Outputs share the scene's CRS,
-transform and size.
+(``stride`` smaller than the chip), the more confident chip wins. A multi-label model's chip
+scores paint its pixels likewise, averaged where chips overlap, and a label is present where its
+score reaches the label's threshold. Outputs share the scene's CRS, transform and size.
 
 Nodata (the scene's declared value, or the one the model's training data declared; see
 :mod:`rs_metapeft.inference.nodata`) is filled with the model's band means as in training; a
 pixel whose every band is nodata gets class -1 and confidence 0, and a tile with nothing else is
-not classified. A scene in another CRS than the model's training chips is refused.
+not classified (multi-label: no score and no presence there). A scene in another CRS than the
+model's training chips is refused.
 """
 
 from __future__ import annotations
 
 import json
 import os
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -35,10 +40,13 @@ from ..tasks import MetaPEFTTask
 from .chips import _prepare
 from .nodata import masked_pixels, model_input, nodata_value, recorded_preprocessing
 
-__all__ = ["NODATA_CLASS", "chip_footprint", "predict_scene", "scene_outputs"]
+__all__ = ["NODATA_CLASS", "NODATA_PRESENCE", "chip_footprint", "predict_scene",
+           "scene_outputs"]
 
 #: Class-map value of pixels no chip covered, or whose every band is nodata.
 NODATA_CLASS = -1
+#: Label-presence value (multi-label) of pixels no chip covered, or whose every band is nodata.
+NODATA_PRESENCE = 255
 
 
 class _Scene(RasterDataset):
@@ -125,23 +133,126 @@ def _check_scene(task: MetaPEFTTask, scene: Path, crs: str | None,
     return profile
 
 
-def scene_outputs(scene: str | os.PathLike,
-                  output: str | os.PathLike | None = None) -> tuple[Path, Path]:
-    """The class-map and confidence paths :func:`predict_scene` writes for ``scene``."""
+def scene_outputs(scene: str | os.PathLike, output: str | os.PathLike | None = None,
+                  multilabel: bool = False) -> tuple[Path, Path]:
+    """The two paths :func:`predict_scene` writes for ``scene``.
+
+    Args:
+        scene: the scene GeoTIFF.
+        output: the outputs' prefix (default: the scene's path without its suffix).
+        multilabel: the model is multi-label.
+
+    Returns:
+        ``PREFIX_classes.tif`` and ``PREFIX_confidence.tif``; for a multi-label model
+        ``PREFIX_labels.tif`` and ``PREFIX_scores.tif``.
+    """
     base = Path(output) if output is not None else Path(scene).with_suffix("")
-    return (base.with_name(base.name + "_classes.tif"),
-            base.with_name(base.name + "_confidence.tif"))
+    names = ("labels", "scores") if multilabel else ("classes", "confidence")
+    return tuple(base.with_name(f"{base.name}_{name}.tif") for name in names)
 
 
-def _write(path: Path, array: np.ndarray, profile: dict, nodata, description: str,
-           tags: dict | None = None) -> None:
+def _write(path: Path, array: np.ndarray, profile: dict, nodata, descriptions: Sequence[str],
+           tags: dict | None = None, band_tags: Sequence[dict] | None = None) -> None:
+    """Write a (H, W) or (bands, H, W) array on the scene's grid, one description per band."""
+    array = array[None] if array.ndim == 2 else array
     out = {k: profile[k] for k in ("crs", "transform", "width", "height")}
-    out.update(driver="GTiff", count=1, dtype=array.dtype.name, nodata=nodata, compress="deflate")
+    out.update(driver="GTiff", count=len(array), dtype=array.dtype.name, nodata=nodata,
+               compress="deflate")
     with atomic_path(path) as tmp, rasterio.open(tmp, "w", **out) as dst:
-        dst.write(array, 1)
-        dst.set_band_description(1, description)
+        dst.write(array)
+        for band, description in enumerate(descriptions, start=1):
+            dst.set_band_description(band, description)
         if tags:
             dst.update_tags(**tags)
+        for band, values in enumerate(band_tags or (), start=1):
+            dst.update_tags(band, **values)
+
+
+def _scored_chips(task: MetaPEFTTask, scene: Path, profile: dict, stride: int | None,
+                  batch_size: int, value: float | None, progress: bool
+                  ) -> Iterator[tuple[tuple[slice, slice], np.ndarray, torch.Tensor | None]]:
+    """Tile the scene and score its chips: ``(window, masked, scores)`` per chip in the scene.
+
+    ``window`` is the chip's (rows, columns) slice of the scene, ``masked`` its pixels whose
+    every band is nodata, ``scores`` the model's class probabilities (multi-label: per-label
+    sigmoid scores), ``None`` for a chip with nothing but nodata (not classified).
+    """
+    size = int(task.hparams.img_size)
+    fill = task.model.normalizer.mean.cpu()
+    preprocessing = recorded_preprocessing(task)
+    transform = profile["transform"]
+    res = (abs(transform.a), abs(transform.e))
+    rows_per_chip, cols_per_chip = chip_footprint(task, res)
+    dataset = _Scene(paths=[str(scene)], crs=profile["crs"], res=res)
+    sampler = GridGeoSampler(dataset, size=(rows_per_chip, cols_per_chip),
+                             stride=stride or (rows_per_chip, cols_per_chip))
+    loader = DataLoader(dataset, sampler=sampler, batch_size=batch_size, collate_fn=stack_samples)
+    height, width = profile["height"], profile["width"]
+    for batch in tqdm(loader, desc="predict scene", unit="batch", disable=not progress):
+        image = batch["image"]
+        mask = masked_pixels(image, value)
+        keep = ~mask.flatten(1).all(1)  # tiles with nothing but nodata are not classified
+        scores: list[torch.Tensor | None] = [None] * len(image)
+        if keep.any():
+            x = _prepare(model_input(image[keep], value, fill, preprocessing), size)
+            for i, p in zip(keep.nonzero().flatten().tolist(), task.scores(x.to(task.device)).cpu(),
+                            strict=True):
+                scores[i] = p
+        for t, m, p in zip(batch["transform"], mask.numpy(), scores, strict=True):
+            # Chip origin in scene pixels, from the chip's own affine transform (x0, y0).
+            col = round((float(t[2]) - transform.c) / transform.a)
+            row = round((float(t[5]) - transform.f) / transform.e)
+            r0, c0 = max(row, 0), max(col, 0)
+            r1, c1 = min(row + rows_per_chip, height), min(col + cols_per_chip, width)
+            if r1 > r0 and c1 > c0:
+                yield (slice(r0, r1), slice(c0, c1)), m[r0 - row:r1 - row, c0 - col:c1 - col], p
+
+
+def _class_map(chips, height: int, width: int) -> tuple[np.ndarray, np.ndarray]:
+    """Class map and confidence of a single-label model: the most confident chip wins."""
+    classes = np.full((height, width), NODATA_CLASS, np.int16)
+    confidence = np.full((height, width), np.nan, np.float32)
+    best = np.full((height, width), -1.0, np.float32)
+    masked = np.zeros((height, width), bool)
+    for window, m, p in chips:
+        masked[window] |= m
+        if p is None:
+            continue
+        top, label = float(p.max()), int(p.argmax())
+        better = (best[window] < top) & ~m
+        best[window][better] = top
+        classes[window][better] = label
+        confidence[window][better] = top
+    classes[masked] = NODATA_CLASS
+    confidence[masked] = 0.0
+    return classes, confidence
+
+
+def _label_maps(chips, thresholds: np.ndarray, height: int, width: int
+                ) -> tuple[np.ndarray, np.ndarray]:
+    """Label presence and scores of a multi-label model: chip scores averaged where chips overlap.
+
+    Returns:
+        ``(presence, scores)``: (labels, H, W) uint8 (1 present, 0 absent,
+        :data:`NODATA_PRESENCE` where no score) and float32 scores (NaN where no chip reached
+        or every band is nodata).
+    """
+    scores = np.zeros((len(thresholds), height, width), np.float32)
+    count = np.zeros((height, width), np.int32)
+    masked = np.zeros((height, width), bool)
+    for window, m, p in chips:
+        masked[window] |= m
+        if p is None:
+            continue
+        scores[(slice(None), *window)] += p.numpy()[:, None, None]
+        count[window] += 1
+    scored = (count > 0) & ~masked
+    np.divide(scores, count, out=scores, where=scored)
+    scores[:, ~scored] = np.nan
+    presence = np.full(scores.shape, NODATA_PRESENCE, np.uint8)
+    for k, threshold in enumerate(thresholds):  # one label at a time: no scene-sized temporaries
+        presence[k][scored] = scores[k][scored] >= threshold
+    return presence, scores
 
 
 @torch.no_grad()
@@ -150,7 +261,16 @@ def predict_scene(task: MetaPEFTTask, scene: str | os.PathLike,
                   batch_size: int = 64, crs: str | None = None,
                   progress: bool = True, nodata: float | None = None,
                   overwrite: bool = False) -> tuple[Path, Path]:
-    """Write a class-map GeoTIFF and a confidence GeoTIFF for a scene.
+    """Write a class-map GeoTIFF and a confidence GeoTIFF for a scene (multi-label: see below).
+
+    A multi-label model writes ``PREFIX_labels.tif`` and ``PREFIX_scores.tif`` instead, one
+    band per label, each band described by its label's name (band tag ``threshold``; tags
+    ``labels`` and ``thresholds`` list them all): the scores are the chips' sigmoid scores
+    (float32; averaged where chips overlap; NaN, the declared nodata, where no chip reached or
+    every band is nodata); presence is uint8, 1 where the label's score reaches its threshold
+    (chosen on the validation split, stored in the checkpoint), 0 where not, and
+    :data:`NODATA_PRESENCE` (255, the declared nodata) where there is no score. One band per
+    label rather than a bitmask: each label reads on its own in a GIS, for any number of labels.
 
     Args:
         task: a trained task (see :func:`~rs_metapeft.inference.load_task`).
@@ -171,69 +291,33 @@ def predict_scene(task: MetaPEFTTask, scene: str | os.PathLike,
         overwrite: replace existing outputs.
 
     Returns:
-        The class-map and confidence paths.
+        The class-map and confidence paths (multi-label: the presence and score paths).
 
     Raises:
         FileExistsError: an output exists and ``overwrite`` is off (checked before any work).
         BandMismatchError: the scene's band count or band names differ from the model's.
-        ValueError: no CRS, another CRS than required, a scene smaller than one chip, or a
-            multi-label model (it has no one class per chip to paint).
+        ValueError: no CRS, another CRS than required, or a scene smaller than one chip.
 
     """
     scene = Path(scene)
-    class_path, confidence_path = scene_outputs(scene, output)
-    if getattr(task, "multilabel", False):
-        raise ValueError(
-            "predict-scene paints one class per chip, but this model is multi-label (several "
-            "labels per chip); cut the scene into chips and run predict-chips, which writes "
-            "each chip's label set and per-label scores"
-        )
-    refuse_existing([class_path, confidence_path], overwrite)
+    multilabel = bool(getattr(task, "multilabel", False))
+    first, second = scene_outputs(scene, output, multilabel)
+    refuse_existing([first, second], overwrite)
     profile = _check_scene(task, scene, crs, None)
-    size = int(task.hparams.img_size)
     value = nodata_value(task, profile.get("nodata"), nodata)
-    fill = task.model.normalizer.mean.cpu()
-    preprocessing = recorded_preprocessing(task)
-    transform = profile["transform"]
-    res = (abs(transform.a), abs(transform.e))
-    rows_per_chip, cols_per_chip = chip_footprint(task, res)
-    dataset = _Scene(paths=[str(scene)], crs=profile["crs"], res=res)
-    sampler = GridGeoSampler(dataset, size=(rows_per_chip, cols_per_chip),
-                             stride=stride or (rows_per_chip, cols_per_chip))
-    loader = DataLoader(dataset, sampler=sampler, batch_size=batch_size, collate_fn=stack_samples)
+    chips = _scored_chips(task, scene, profile, stride, batch_size, value, progress)
     height, width = profile["height"], profile["width"]
-    classes = np.full((height, width), NODATA_CLASS, np.int16)
-    confidence = np.full((height, width), np.nan, np.float32)
-    best = np.full((height, width), -1.0, np.float32)
-    masked = np.zeros((height, width), bool)
-    for batch in tqdm(loader, desc="predict scene", unit="batch", disable=not progress):
-        image = batch["image"]
-        mask = masked_pixels(image, value)
-        keep = ~mask.flatten(1).all(1)  # tiles with nothing but nodata are not classified
-        top = torch.zeros(len(image))
-        label = torch.full((len(image),), NODATA_CLASS)
-        if keep.any():
-            x = _prepare(model_input(image[keep], value, fill, preprocessing), size)
-            x = x.to(task.device)
-            top[keep], label[keep] = task(x).softmax(1).cpu().max(1)
-        for t, m, p, k in zip(batch["transform"], mask.numpy(), top.tolist(), label.tolist(),
-                              strict=True):
-            # Chip origin in scene pixels, from the chip's own affine transform (x0, y0).
-            col = round((float(t[2]) - transform.c) / transform.a)
-            row = round((float(t[5]) - transform.f) / transform.e)
-            r0, c0 = max(row, 0), max(col, 0)
-            r1, c1 = min(row + rows_per_chip, height), min(col + cols_per_chip, width)
-            if r1 <= r0 or c1 <= c0:
-                continue
-            m = m[r0 - row:r1 - row, c0 - col:c1 - col]
-            masked[r0:r1, c0:c1] |= m
-            better = (best[r0:r1, c0:c1] < p) & ~m
-            best[r0:r1, c0:c1][better] = p
-            classes[r0:r1, c0:c1][better] = k
-            confidence[r0:r1, c0:c1][better] = p
-    classes[masked] = NODATA_CLASS
-    confidence[masked] = 0.0
-    names = {"classes": json.dumps(list(task.class_names))}
-    _write(class_path, classes, profile, NODATA_CLASS, "class index", names)
-    _write(confidence_path, confidence, profile, float("nan"), "confidence", names)
-    return class_path, confidence_path
+    names = list(task.class_names)
+    if not multilabel:
+        classes, confidence = _class_map(chips, height, width)
+        tags = {"classes": json.dumps(names)}
+        _write(first, classes, profile, NODATA_CLASS, ["class index"], tags)
+        _write(second, confidence, profile, float("nan"), ["confidence"], tags)
+        return first, second
+    thresholds = task.thresholds.float().cpu().numpy()
+    presence, scores = _label_maps(chips, thresholds, height, width)
+    tags = {"labels": json.dumps(names), "thresholds": json.dumps(thresholds.tolist())}
+    per_band = [{"threshold": str(float(t))} for t in thresholds]
+    _write(first, presence, profile, NODATA_PRESENCE, names, tags, per_band)
+    _write(second, scores, profile, float("nan"), names, tags, per_band)
+    return first, second

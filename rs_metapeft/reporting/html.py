@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+from collections.abc import Sequence
 from html import escape
 
 from ..data.longtail import GROUPS
@@ -18,8 +19,10 @@ from .figures import (
 )
 from .identity import IDENTITY_FIELDS
 from .selection import module_selection, scale_text, threshold_text
+from .tables import run_cost_facts
 
-__all__ = ["render_html"]
+__all__ = ["cost_facts", "figure_html", "module_selection_html", "percent", "render_html",
+           "report_top"]
 
 _STYLE = """
 body { font-family: system-ui, sans-serif; margin: 2em auto; max-width: 1100px; color: #222; }
@@ -37,19 +40,44 @@ table.run th, table.run td { border: none; border-bottom: 1px solid #eee; paddin
 """
 
 
-def _pct(value: float | None) -> str:
+def percent(value: float | None) -> str:
+    """A fraction as a percentage with one decimal (``n/a`` for ``None``)."""
     return "n/a" if value is None else f"{100 * value:.1f}"
 
 
-def _img(fig, alt: str) -> str:
+def figure_html(fig, alt: str) -> str:
+    """A figure as an embedded PNG ``<img>`` (nothing for ``None``)."""
     if fig is None:
         return ""
     data = base64.b64encode(figure_png(fig)).decode("ascii")
     return f'<img alt="{escape(alt)}" src="data:image/png;base64,{data}">'
 
 
+def report_top(title: str, columns: Sequence[tuple[str, float | None]],
+               warnings: Sequence[str] | None = None, intro: str = "") -> list[str]:
+    """The top of a report page, in parts: head and title, ``intro``, headline, warnings.
 
-def _module_selection_html(report: dict) -> str:
+    Args:
+        title: page title (also the ``<h1>``).
+        columns: the headline table's ``(name, fraction)`` columns, shown as percentages.
+        warnings: the report's warnings, one highlighted paragraph each.
+        intro: HTML between the title and the headline (e.g. the run's identity).
+    """
+    parts = [f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>{escape(title)}</title>",
+             f"<style>{_STYLE}</style></head><body><h1>{escape(title)}</h1>", intro]
+    parts.append("<table><tr>" + "".join(f"<th>{name}</th>" for name, _ in columns)
+                 + "</tr><tr>" + "".join(f"<td>{percent(v)}</td>" for _, v in columns)
+                 + "</tr></table>")
+    parts += [f"<p class='warning'><b>Warning:</b> {escape(w)}</p>" for w in warnings or []]
+    return parts
+
+
+def cost_facts(report: dict) -> list[str]:
+    """What the run cost, for a report page's facts line: trainable parameters and fit time."""
+    return run_cost_facts(report, "{:,} trainable parameters", "fit took {:.1f} s")
+
+
+def module_selection_html(report: dict) -> str:
     """The "Module selection" section: switched-off modules, effective scales, gamma history."""
     selection = module_selection(report)
     if selection is None:
@@ -118,11 +146,11 @@ def _gamma_html(report: dict) -> str:
         parts += ["<p class='note'>How strongly each PEFT module is used, by layer and "
                   "position. Every module starts at gamma = 1 (white); red is stronger, blue "
                   "weaker, on a log scale that spans at least &times;0.5 to &times;2, so a "
-                  "change of a few per cent stays pale.</p>", _img(gamma, "gamma heatmap")]
+                  "change of a few per cent stays pale.</p>", figure_html(gamma, "gamma heatmap")]
     if history is not None:
         n = len(module_selection(report).history)
         parts.append(f"<p class='note'>Gamma after each outer step ({n} in all).</p>"
-                     + _img(history, "gamma over training"))
+                     + figure_html(history, "gamma over training"))
     return "\n".join(parts)
 
 
@@ -140,23 +168,14 @@ def render_html(report: dict, log_rows: list[dict[str, str]] | None = None,
 
     """
     ga = report["group_accuracy"]
-    parts = [f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>{escape(title)}</title>",
-             f"<style>{_STYLE}</style></head><body><h1>{escape(title)}</h1>",
-             _identity_html(report)]
-    head = ["overall acc %", "class-mean acc %", "macro-F1 %"] + [f"{g} acc %" for g in GROUPS]
-    values = [report["overall_accuracy"], report["class_mean_accuracy"], report["macro_f1"]]
-    values += [ga.get(g) for g in GROUPS]
-    parts.append("<table><tr>" + "".join(f"<th>{h}</th>" for h in head) + "</tr><tr>"
-                 + "".join(f"<td>{_pct(v)}</td>" for v in values) + "</tr></table>")
-    for warning in report.get("warnings") or []:
-        parts.append(f"<p class='warning'><b>Warning:</b> {escape(warning)}</p>")
+    columns = [("overall acc %", report["overall_accuracy"]),
+               ("class-mean acc %", report["class_mean_accuracy"]),
+               ("macro-F1 %", report["macro_f1"])]
+    columns += [(f"{g} acc %", ga.get(g)) for g in GROUPS]
+    parts = report_top(title, columns, report.get("warnings"), _identity_html(report))
     groups = report.get("groups_description") or f"{report.get('groups_rule', '?')} rule"
     facts = [f"{report.get('num_test_images', '?')} test images",
-             f"groups by training count: {escape(groups)}"]
-    if report.get("trainable_parameters") is not None:
-        facts.append(f"{report['trainable_parameters']:,} trainable parameters")
-    if report.get("fit_wall_time_s") is not None:
-        facts.append(f"fit took {report['fit_wall_time_s']:.1f} s")
+             f"groups by training count: {escape(groups)}", *cost_facts(report)]
     meta = report.get("meta") or {}
     if meta:
         facts.append("MetaPEFT on" if meta.get("enabled") else "MetaPEFT off (fixed gamma)")
@@ -164,12 +183,13 @@ def render_html(report: dict, log_rows: list[dict[str, str]] | None = None,
             facts.append(f"{meta.get('outer_steps', 0)} outer steps "
                          f"({meta.get('skipped_outer_steps', 0)} skipped)")
     parts.append(f"<p class='note'>{'; '.join(facts)}.</p>")
-    parts.append(_img(training_curves_figure(log_rows or []), "training curves"))
+    parts.append(figure_html(training_curves_figure(log_rows or []), "training curves"))
     note = curves_note(log_rows or [], report.get("training"))
     if note:
         parts.append(f"<p class='note'>{escape(note)}</p>")
     parts.append("<h2>Classes</h2>")
-    parts.append(_img(accuracy_by_count_figure(report), "per-class accuracy by training count"))
+    parts.append(figure_html(accuracy_by_count_figure(report),
+                             "per-class accuracy by training count"))
     rows = sorted(report["per_class"], key=lambda r: -r["train_count"])
     parts.append("<table><tr><th>class</th><th>group</th><th>train</th><th>test</th>"
                  "<th>accuracy %</th><th>F1 %</th></tr>")
@@ -179,11 +199,11 @@ def render_html(report: dict, log_rows: list[dict[str, str]] | None = None,
             f"<tr><td class='name'>{escape(str(row['class']))}</td><td class='name'>"
             f"<span class='group' style='background:{colour}'>{escape(row['group'])}</span></td>"
             f"<td>{row['train_count']}</td><td>{row.get('test_count', '')}</td>"
-            f"<td>{_pct(row['accuracy'])}</td><td>{_pct(row['f1'])}</td></tr>"
+            f"<td>{percent(row['accuracy'])}</td><td>{percent(row['f1'])}</td></tr>"
         )
     parts.append("</table>")
-    parts.append(_img(confusion_figure(report), "confusion matrix"))
+    parts.append(figure_html(confusion_figure(report), "confusion matrix"))
     parts.append(_gamma_html(report))
-    parts.append(_module_selection_html(report))
+    parts.append(module_selection_html(report))
     parts.append("</body></html>")
     return "\n".join(p for p in parts if p)

@@ -19,14 +19,16 @@ from matplotlib.patches import Patch  # noqa: E402
 
 from ..data.longtail import GROUPS  # noqa: E402
 from .figures import GROUP_COLOURS, gamma_figure, training_curves_figure  # noqa: E402
-from .html import _STYLE, _img, _module_selection_html  # noqa: E402
+from .html import (  # noqa: E402
+    cost_facts,
+    figure_html,
+    module_selection_html,
+    percent,
+    report_top,
+)
 from .multilabel import top_pairs  # noqa: E402
 
 __all__ = ["ap_by_frequency_figure", "co_occurrence_figure", "render_multilabel_html"]
-
-
-def _pct(value: float | None) -> str:
-    return "n/a" if value is None else f"{100 * value:.1f}"
 
 
 def ap_by_frequency_figure(report: dict) -> Figure | None:
@@ -89,33 +91,24 @@ def render_multilabel_html(report: dict, log_rows: list[dict[str, str]] | None =
     Returns:
         The HTML text.
     """
-    parts = [f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>{escape(title)}</title>",
-             f"<style>{_STYLE}</style></head><body><h1>{escape(title)}</h1>"]
-    head = ["macro mAP %", "micro mAP %", "macro-F1 %", "micro-F1 %"]
-    values = [report["macro_map"], report["micro_map"], report["macro_f1"], report["micro_f1"]]
-    head += [f"{g} mAP %" for g in GROUPS] + [f"{g} F1 %" for g in GROUPS]
-    values += [report["group_map"].get(g) for g in GROUPS]
-    values += [report["group_f1"].get(g) for g in GROUPS]
-    parts.append("<table><tr>" + "".join(f"<th>{h}</th>" for h in head) + "</tr><tr>"
-                 + "".join(f"<td>{_pct(v)}</td>" for v in values) + "</tr></table>")
-    for warning in report.get("warnings") or []:
-        parts.append(f"<p class='warning'><b>Warning:</b> {escape(warning)}</p>")
+    columns = [("macro mAP %", report["macro_map"]), ("micro mAP %", report["micro_map"]),
+               ("macro-F1 %", report["macro_f1"]), ("micro-F1 %", report["micro_f1"])]
+    columns += [(f"{g} mAP %", report["group_map"].get(g)) for g in GROUPS]
+    columns += [(f"{g} F1 %", report["group_f1"].get(g)) for g in GROUPS]
+    parts = report_top(title, columns, report.get("warnings"))
     facts = [f"{report.get('num_test_images', '?')} test samples, "
              f"{report.get('labels_per_test_image', 0):.2f} labels each",
              f"label groups by training frequency: {escape(report['groups_description'])}",
-             f"thresholds chosen {escape(str(report.get('thresholds_source', '?')))}"]
-    if report.get("trainable_parameters") is not None:
-        facts.append(f"{report['trainable_parameters']:,} trainable parameters")
-    if report.get("fit_wall_time_s") is not None:
-        facts.append(f"fit took {report['fit_wall_time_s']:.1f} s")
+             f"thresholds chosen {escape(str(report.get('thresholds_source', '?')))}",
+             *cost_facts(report)]
     meta = report.get("meta") or {}
     if meta:
         facts.append(f"MetaPEFT on, {meta.get('outer_steps', 0)} outer steps"
                      if meta.get("enabled") else "MetaPEFT off (fixed gamma)")
     parts.append(f"<p class='note'>{'; '.join(facts)}.</p>")
-    parts.append(_img(training_curves_figure(log_rows or []), "training curves"))
+    parts.append(figure_html(training_curves_figure(log_rows or []), "training curves"))
     parts.append("<h2>Labels</h2>")
-    parts.append(_img(ap_by_frequency_figure(report), "AP by training frequency"))
+    parts.append(figure_html(ap_by_frequency_figure(report), "AP by training frequency"))
     parts.append("<table><tr><th>label</th><th>group</th><th>train</th><th>train %</th>"
                  "<th>test</th><th>AP %</th><th>F1 %</th><th>threshold</th></tr>")
     for row in sorted(report["per_class"], key=lambda r: -r["train_count"]):
@@ -123,8 +116,8 @@ def render_multilabel_html(report: dict, log_rows: list[dict[str, str]] | None =
         parts.append(
             f"<tr><td class='name'>{escape(str(row['class']))}</td><td class='name'>"
             f"<span class='group' style='background:{colour}'>{escape(row['group'])}</span></td>"
-            f"<td>{row['train_count']}</td><td>{_pct(row.get('train_frequency'))}</td>"
-            f"<td>{row['test_count']}</td><td>{_pct(row['ap'])}</td><td>{_pct(row['f1'])}</td>"
+            f"<td>{row['train_count']}</td><td>{percent(row.get('train_frequency'))}</td>"
+            f"<td>{row['test_count']}</td><td>{percent(row['ap'])}</td><td>{percent(row['f1'])}</td>"
             f"<td>{row['threshold']:.2f}</td></tr>")
     parts.append("</table>")
     parts.append("<h2>Label co-occurrence</h2>")
@@ -134,15 +127,15 @@ def render_multilabel_html(report: dict, log_rows: list[dict[str, str]] | None =
                      "<th>together</th><th>P(b | a) %</th><th>P(a | b) %</th></tr>"
                      + "".join(f"<tr><td class='name'>{escape(p['a'])}</td><td class='name'>"
                                f"{escape(p['b'])}</td><td>{p['count']}</td>"
-                               f"<td>{_pct(p['p_b_given_a'])}</td>"
-                               f"<td>{_pct(p['p_a_given_b'])}</td></tr>" for p in pairs)
+                               f"<td>{percent(p['p_b_given_a'])}</td>"
+                               f"<td>{percent(p['p_a_given_b'])}</td></tr>" for p in pairs)
                      + "</table>")
-    parts.append(_img(co_occurrence_figure(report), "label co-occurrence"))
+    parts.append(figure_html(co_occurrence_figure(report), "label co-occurrence"))
     gamma = gamma_figure(report)
     if gamma is not None:
         parts.append("<h2>Learned gamma</h2>"
                      "<p class='note'>How strongly each PEFT module is used, by layer and "
-                     "position.</p>" + _img(gamma, "gamma heatmap"))
-    parts.append(_module_selection_html(report))
+                     "position.</p>" + figure_html(gamma, "gamma heatmap"))
+    parts.append(module_selection_html(report))
     parts.append("</body></html>")
     return "\n".join(p for p in parts if p)

@@ -24,6 +24,7 @@ __all__ = [
     "format_module_selection",
     "format_report",
     "identity_text",
+    "run_cost_facts",
     "write_report",
 ]
 
@@ -52,7 +53,7 @@ def format_report(report: dict) -> str:
     for warning in report.get("warnings") or []:  # first: they change what the numbers mean
         lines += [f"> **Warning:** {warning}", ""]
     if multilabel:
-        lines += [*format_multilabel_report(report), *_run_facts(report)]
+        lines += [*format_multilabel_report(report), *run_cost_facts(report)]
     else:
         lines += _single_label_lines(report)
     lines += format_gamma(report)
@@ -73,7 +74,7 @@ def _single_label_lines(report: dict) -> list[str]:
         f"{_pct(report['macro_f1'])} | " + " | ".join(_pct(ga[g]) for g in GROUPS) + " |"
     )
     groups = report.get("groups_description") or f"{report['groups_rule']} rule"
-    lines += ["", f"Groups by training count: {groups}.", *_run_facts(report), ""]
+    lines += ["", f"Groups by training count: {groups}.", *run_cost_facts(report), ""]
     lines.append("| class | group | train | test | acc % | F1 % |")
     lines.append("|:--|:--|--:|--:|--:|--:|")
     for row in sorted(report["per_class"], key=lambda r: -r["train_count"]):
@@ -84,13 +85,18 @@ def _single_label_lines(report: dict) -> list[str]:
     return lines
 
 
-def _run_facts(report: dict) -> list[str]:
-    lines = []
-    if report.get("trainable_parameters") is not None:
-        lines.append(f"Trainable parameters: {report['trainable_parameters']:,}.")
-    if report.get("fit_wall_time_s") is not None:
-        lines.append(f"Fit wall time: {report['fit_wall_time_s']:.1f} s.")
-    return lines
+def run_cost_facts(report: dict, parameters: str = "Trainable parameters: {:,}.",
+                   wall_time: str = "Fit wall time: {:.1f} s.") -> list[str]:
+    """What the run cost, where the report records it: trainable parameters and fit time.
+
+    Args:
+        report: a report dict.
+        parameters: ``str.format`` pattern of the trainable parameter count.
+        wall_time: ``str.format`` pattern of the fit's wall time in seconds.
+    """
+    values = (report.get("trainable_parameters"), report.get("fit_wall_time_s"))
+    return [pattern.format(value) for pattern, value in zip((parameters, wall_time), values,
+                                                             strict=True) if value is not None]
 
 
 def format_gamma(report: dict) -> list[str]:

@@ -9,7 +9,9 @@ from rasterio.transform import from_origin
 from rs_metapeft.bands import BandMismatchError
 from rs_metapeft.cli import main
 from rs_metapeft.data.synthetic import EUROSAT_BASE_DIR
-from rs_metapeft.inference import load_task, predict_scene
+from rs_metapeft.inference import load_model, load_task, predict_scene
+
+from ..conftest import multilabel_test_images
 
 CHIP = 32
 ORIGIN = (431000.0, 5210000.0)
@@ -29,15 +31,16 @@ def _chips(root, n):
     return out
 
 
-def _scene(path, tiles, rows, cols, crs="EPSG:32632", count=None):
-    """A georeferenced scene tiled from chips (row-major), 10 m pixels, UTM 32N."""
-    data = np.zeros((tiles[0].shape[0], rows * CHIP, cols * CHIP), np.float32)
+def _scene(path, tiles, rows, cols, crs="EPSG:32632", count=None, nodata=None):
+    """A georeferenced scene tiled from square chips (row-major), 10 m pixels, UTM 32N."""
+    side = tiles[0].shape[-1]
+    data = np.zeros((tiles[0].shape[0], rows * side, cols * side), np.float32)
     for i, tile in enumerate(tiles[: rows * cols]):
         r, c = divmod(i, cols)
-        data[:, r * CHIP:(r + 1) * CHIP, c * CHIP:(c + 1) * CHIP] = tile
+        data[:, r * side:(r + 1) * side, c * side:(c + 1) * side] = tile
     data = data[:count] if count else data
     with rasterio.open(path, "w", driver="GTiff", width=data.shape[2], height=data.shape[1],
-                       count=data.shape[0], dtype="float32", crs=crs,
+                       count=data.shape[0], dtype="float32", crs=crs, nodata=nodata,
                        transform=from_origin(*ORIGIN, 10.0, 10.0)) as dst:
         dst.write(data)
     return path
@@ -127,9 +130,7 @@ def test_nodata_pixels_get_the_nodata_class_and_zero_confidence(task, tiny_s2_ro
     tiles = _chips(tiny_s2_root, 3)
     tiles[0][:] = -9999  # a tile of nothing but nodata: not classified at all
     tiles[1][:, :, :CHIP // 2] = -9999  # half a tile: the rest is classified as in training
-    scene = _scene(tmp_path / "scene.tif", tiles, rows=1, cols=3)
-    with rasterio.open(scene, "r+") as dst:
-        dst.nodata = -9999
+    scene = _scene(tmp_path / "scene.tif", tiles, rows=1, cols=3, nodata=-9999)
     classes, confidence = predict_scene(task, scene, progress=False)
     filled = torch.from_numpy(tiles[1]).clone()
     mean = task.model.normalizer.mean.view(-1, 1, 1).expand_as(filled)
@@ -165,3 +166,104 @@ def test_existing_outputs_are_refused_before_any_work(trained_run, tiny_s2_root,
     assert (tmp_path / "s_confidence.tif").read_bytes() == b"earlier results"
     assert not (tmp_path / "s_classes.tif").exists()
     assert main(["predict-scene", str(trained_run), str(scene), "--overwrite"]) == 0
+
+
+# -- multi-label models: per-label scores and presence ------------------------------------------
+def _multilabel_scene(run, path, count=2, **kwargs):
+    """A 1-row scene of the multi-label run's first test images (raw bands), and the images."""
+    images, _ = multilabel_test_images(run, count)
+    return _scene(path, [i.numpy() for i in images], 1, count, **kwargs), images
+
+
+def _chip_scores(task, chips):
+    """The model's per-label scores of raw (N, bands, H, W) chips, resized as prediction does."""
+    from rs_metapeft.inference.chips import _prepare
+
+    with torch.no_grad():
+        return task.scores(_prepare(torch.as_tensor(chips), int(task.hparams.img_size))).numpy()
+
+
+def _read_label_outputs(prefix):
+    """Header and pixels of the presence and score GeoTIFFs written for ``prefix``."""
+    out = []
+    for name in ("labels", "scores"):
+        with rasterio.open(f"{prefix}_{name}.tif") as src:
+            out.append({"count": src.count, "descriptions": list(src.descriptions),
+                        "dtype": src.dtypes[0], "nodata": src.nodata, "crs": src.crs,
+                        "shape": src.shape, "tags": src.tags(), "band_tags": src.tags(1),
+                        "pixels": src.read()})
+    return out
+
+
+def test_multilabel_scene_writes_scores_and_presence_per_label(multilabel_run,
+                                                               multilabel_checkpoint, tmp_path):
+    images, _ = multilabel_test_images(multilabel_run, 2)
+    side = images.shape[-1]
+    tiles = [i.numpy().copy() for i in images]
+    tiles[1][:, :, :side // 2] = -9999  # half a tile: the other half is scored as in training
+    tiles.append(np.full_like(tiles[0], -9999))  # nothing but nodata: not scored at all
+    scene = _scene(tmp_path / "scene.tif", tiles, rows=1, cols=3, nodata=-9999)
+    out = tmp_path / "out" / "s"
+    assert main(["predict-scene", str(multilabel_checkpoint), str(scene), "-o", str(out)]) == 0
+    task = load_model(multilabel_checkpoint)
+    names, thresholds = task.class_names, task.thresholds.numpy()
+    labels, scores = _read_label_outputs(out)
+    presence, score = labels["pixels"], scores["pixels"]
+    assert labels["count"] == scores["count"] == len(names) == 19
+    assert labels["descriptions"] == scores["descriptions"] == names
+    assert labels["dtype"] == "uint8" and scores["dtype"] == "float32"
+    assert labels["nodata"] == 255 and np.isnan(scores["nodata"])
+    assert labels["crs"] == scores["crs"] == "EPSG:32632"
+    assert labels["shape"] == scores["shape"] == (side, 3 * side)
+    assert json.loads(labels["tags"]["labels"]) == names
+    assert json.loads(scores["tags"]["thresholds"]) == thresholds.tolist()
+    assert float(scores["band_tags"]["threshold"]) == thresholds[0]
+    scored = np.ones((side, 3 * side), bool)
+    scored[:, side:side + side // 2] = scored[:, 2 * side:] = False
+    assert (np.isfinite(score) == scored).all()
+    assert (presence[:, ~scored] == 255).all()
+    assert (presence[:, scored] == (score[:, scored] >= thresholds[:, None])).all()
+    # The whole tile scores as the chip does; the half tile with its nodata filled by the band
+    # means, as in training.
+    filled = tiles[1].copy()
+    mean = np.broadcast_to(task.model.normalizer.mean.numpy()[:, None, None], filled.shape)
+    filled[filled == -9999] = mean[filled == -9999]
+    expected = _chip_scores(task, np.stack([tiles[0], filled]))
+    assert np.allclose(score[:, :, :side], expected[0][:, None, None], atol=1e-5)
+    assert np.allclose(score[:, :, side + side // 2:2 * side], expected[1][:, None, None],
+                       atol=1e-5)
+    assert (presence[:, 0, 0] == task.label_sets(torch.from_numpy(expected[:1]))[0].numpy()).all()
+
+
+def test_multilabel_scene_averages_overlapping_chips(multilabel_run, multilabel_checkpoint,
+                                                     tmp_path):
+    scene, images = _multilabel_scene(multilabel_run, tmp_path / "scene.tif")
+    side = images.shape[-1]
+    assert main(["predict-scene", str(multilabel_checkpoint), str(scene),
+                 "--stride", str(side // 2)]) == 0
+    presence, score = (o["pixels"] for o in _read_label_outputs(tmp_path / "scene"))
+    task = load_model(multilabel_checkpoint)
+    row = torch.cat(list(images), dim=-1)
+    chips = _chip_scores(task, torch.stack([row[..., c:c + side] for c in (0, side // 2, side)]))
+    assert np.allclose(score[:, :, :side // 2], chips[0][:, None, None], atol=1e-5)
+    overlap = (chips[0] + chips[1]) / 2
+    assert np.allclose(score[:, :, side // 2:side], overlap[:, None, None], atol=1e-5)
+    assert (presence == (score >= task.thresholds.numpy()[:, None, None])).all()
+
+
+def test_multilabel_scene_outputs_where_no_chip_reached_and_existing_ones(
+        multilabel_run, multilabel_checkpoint, tmp_path, capsys):
+    scene, images = _multilabel_scene(multilabel_run, tmp_path / "s.tif", count=3)
+    side = images.shape[-1]
+    (tmp_path / "s_scores.tif").write_bytes(b"earlier results")
+    command = ["predict-scene", str(multilabel_checkpoint), str(scene), "--stride", str(2 * side)]
+    assert main(command) == 2
+    assert "s_scores.tif already exists; pass --overwrite" in capsys.readouterr().err
+    assert (tmp_path / "s_scores.tif").read_bytes() == b"earlier results"
+    assert not (tmp_path / "s_labels.tif").exists()
+    assert main([*command, "--overwrite"]) == 0  # chips at columns 0 and 2 * side only
+    presence, score = (o["pixels"] for o in _read_label_outputs(tmp_path / "s"))
+    gap = (slice(None), slice(None), slice(side, 2 * side))
+    assert np.isnan(score[gap]).all() and (presence[gap] == 255).all()
+    assert np.isfinite(score[:, :, :side]).all() and np.isfinite(score[:, :, 2 * side:]).all()
+    assert not (tmp_path / "s_classes.tif").exists()  # the single-label outputs are not written
