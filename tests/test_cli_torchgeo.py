@@ -6,11 +6,13 @@ no network); only sizes are overridden on the command line (steps, depth, image 
 
 import json
 
+import pytest
 import torch
 
 from rs_metapeft.api import load_model
 from rs_metapeft.checkpointing import read_checkpoint
 from rs_metapeft.cli import main
+from rs_metapeft.export import ExportError
 
 from .conftest import TINY_SPEC
 from .models.torchgeo_cache import S1_MAE, write_fake_weights
@@ -54,9 +56,21 @@ def test_demo_sar_fits_on_torchgeo_sentinel1_weights(tmp_path, monkeypatch, tiny
         f.unlink()
     task = load_model(run)
     assert task.model.backbone.patch_embed.proj.in_channels == 2
+    image = torch.randn(2, 2, TINY_SPEC.image_size, TINY_SPEC.image_size)
     with torch.no_grad():
-        assert task(torch.randn(2, 2, TINY_SPEC.image_size, TINY_SPEC.image_size)).shape == (
-            2, TINY_SPEC.num_classes)
+        expected = task(image)
+    assert expected.shape == (2, TINY_SPEC.num_classes)
+    # An adapter-sized export names the TorchGeo weights under it: fetched (here: from the
+    # torch hub cache) only when allowed, like any hub weights.
+    export = tmp_path / "export"
+    assert main(["export", str(ckpt), "--out", str(export)]) == 0
+    ckpt.unlink()  # its base tensors would do too; here the weights must come by name
+    with pytest.raises(ExportError, match=f"hub weights {S1_MAE}.*--allow-download"):
+        load_model(export)
+    write_fake_weights(S1_MAE)
+    exported = load_model(export, allow_download=True)
+    with torch.no_grad():
+        assert torch.allclose(exported(image), expected, atol=1e-6)
 
 
 def test_missing_torchgeo_file_is_one_line(tmp_path, monkeypatch, tiny_s1_root, capsys):

@@ -33,6 +33,7 @@ from ..checkpointing import read_checkpoint
 from ..io import atomic_path, atomic_write_json, path_inside
 from ..models import SpectralViTClassifier
 from ..models.stem import PATCH_STEMS
+from ..models.torchgeo_weights import PREFIX as TORCHGEO_PREFIX
 from ..peft import PeftConfig, gamma_map, gamma_parameters
 from ..peft.merge import remove_module
 
@@ -113,7 +114,8 @@ def write_manifest(folder: str | Path, manifest: dict[str, Any]) -> Path:
 
 
 def _is_hub(weights: str | None) -> bool:
-    return weights == "hub" or str(weights).startswith("hf-hub:")
+    """Weights fetched by name (timm's hub, Hugging Face, TorchGeo's), not read from a file."""
+    return weights == "hub" or str(weights).startswith(("hf-hub:", TORCHGEO_PREFIX))
 
 
 def adapter_state(model: SpectralViTClassifier, whole: bool = False) -> dict[str, torch.Tensor]:
@@ -421,9 +423,10 @@ def load_export(folder: str | Path, weights: str | None = None,
         weights: the base weights to load under an adapter-only export, if not where its
             reference says: the weights file (its checksum must match), a training checkpoint
             or run folder of the same base, or a hub id (with ``allow_download``).
-        allow_download: an adapter-only export of hub weights (``hub``, ``hf-hub:<repo>``) may
-            fetch them (or take them from the Hugging Face cache). Off by default: an export
-            never reaches for the network unless asked.
+        allow_download: an adapter-only export of hub weights (``hub``, ``hf-hub:<repo>``,
+            ``torchgeo:<Enum>.<MEMBER>``) may fetch them (or take them from the Hugging Face or
+            torch hub cache). Off by default: an export never reaches for the network unless
+            asked.
 
     Raises:
         ExportError: missing files, an edited manifest, a ``tensors.file`` outside ``folder``,
