@@ -21,16 +21,17 @@ rule for 19 labels, alpha 1):
 Seeds are paired: a seed gives every method the same data (generated once, ``data_seed`` 0), the
 same initialisation, data order and meta split. Reported per data set and method: macro mAP (each
 label counts once) and few-label mAP (the labels with the fewest training samples, the report's
-``few`` group), mean and Student-t 95 % CI over seeds (:func:`efficacy.mean_ci`); the paired
-differences MetaPEFT - twin of both, mean and 95 % CI of the per-seed differences
-(:func:`efficacy.paired_ci`); and the compute ratio against the twin, the median over seeds of
-the per-seed ratio of the fit loop's wall time (``train_s``: every training and outer step;
-``fit_s``, the whole ``trainer.fit`` call with its setup, is recorded too).
+``few`` group: at the ``cpu`` sizes 3 labels with 4-12 training and 6-17 test positives), mean and
+Student-t 95 % CI over seeds (:func:`efficacy.mean_ci`); the paired differences MetaPEFT - twin of
+both, mean and 95 % CI of the per-seed differences (:func:`efficacy.paired_ci`); and the compute
+ratio against the twin, the median over seeds of the per-seed ratio of the fit loop's wall time
+(``train_s``: every training and outer step; ``fit_s``, the whole ``trainer.fit`` call with its
+setup, is recorded too).
 
 Sizes (``--quick``: a 2-block ViT at 32 px, 3 steps, 12 px patches, an outer step at every step:
 seconds, the numbers mean nothing; default ``cpu``: ViT-Tiny 64 px / patch 8 (pass the offline
-stand-in weights with ``--weights``), 80 steps of batch 32, meta batch 32, the product's
-outer-step schedule, 600 training, 200 validation and 1000 test scenes of 60 px; ``--gpu``:
+stand-in weights with ``--weights``), 50 steps of batch 32, meta batch 32, the product's outer-step
+schedule (4 outer steps), 600 training, 200 validation and 1000 test scenes of 60 px; ``--gpu``:
 ViT-B/16 224 px bf16). The JSON says how many test positives the few labels have.
 
     python benchmarks/multilabel.py --tag cpu \\
@@ -85,7 +86,7 @@ class DataSizes:
 #: Per profile: the generated set, and the training steps (the profiles' own are EuroSAT's).
 DATA_SIZES = {"quick": DataSizes(24, 12, 24, 12), "cpu": DataSizes(600, 200, 1000, 60),
               "gpu": DataSizes(2000, 300, 2000, 120)}
-STEPS = {"quick": 3, "cpu": 80, "gpu": 200}
+STEPS = {"quick": 3, "cpu": 50, "gpu": 200}
 
 
 def methods(rank: int) -> dict[str, dict[str, Any]]:
