@@ -290,10 +290,14 @@ def _order(names) -> list[str]:
     return sorted(names, key=lambda n: (rank.get(n, len(rank)), n))
 
 
+#: Per-run timings (seconds) a comparison can read besides the test metrics.
+TIMES = ("train_s", "fit_s", "wall_s")
+
+
 def _by_seed(runs: dict[str, list[dict]], method: str, metric: str) -> dict[int, float | None]:
     out = {}
     for r in runs.get(method, []):
-        out[r["seed"]] = r["train_s"] if metric == "train_s" else r["test"].get(metric)
+        out[r["seed"]] = r.get(metric) if metric in TIMES else r["test"].get(metric)
     return out
 
 
@@ -315,10 +319,14 @@ def aggregate(runs: dict[str, list[dict[str, Any]]]) -> list[dict[str, Any]]:
 
 
 def compute_ratio(runs: dict[str, list[dict]], method: str,
-                  against: str = TWIN) -> float | None:
-    """Median over seeds of ``train_s(method) / train_s(against)`` (seeds where both ran)."""
-    a, b = _by_seed(runs, method, "train_s"), _by_seed(runs, against, "train_s")
-    ratios = [a[s] / b[s] for s in set(a) & set(b) if b[s]]
+                  against: str = TWIN, time: str = "train_s") -> float | None:
+    """Median over seeds of ``time(method) / time(against)`` (seeds where both ran).
+
+    ``time`` is one of :data:`TIMES`: the fit loop (``train_s``, the default), the whole
+    ``trainer.fit`` call (``fit_s``) or build + fit + evaluation (``wall_s``).
+    """
+    a, b = _by_seed(runs, method, time), _by_seed(runs, against, time)
+    ratios = [a[s] / b[s] for s in set(a) & set(b) if a[s] is not None and b[s]]
     return statistics.median(ratios) if ratios else None
 
 

@@ -200,7 +200,7 @@ def product_defaults() -> dict[str, Any]:
     return out
 
 
-def recipe_meta_resets() -> dict[str, Any]:
+def recipe_meta_resets(recipe: str = RECIPE) -> dict[str, Any]:
     """``model.meta.*`` overrides that put back the product's defaults where the recipe differs.
 
     The demo recipe sets its own outer-step schedule (``every_n_steps``, ``warmup_steps`` ...);
@@ -209,7 +209,7 @@ def recipe_meta_resets() -> dict[str, Any]:
     """
     from rs_metapeft.api import load_recipe
 
-    meta = (load_recipe(RECIPE).get("model") or {}).get("meta") or {}
+    meta = (load_recipe(recipe).get("model") or {}).get("meta") or {}
     defaults = {f.name: f.default for f in dataclasses.fields(MetaConfig)
                 if f.default is not dataclasses.MISSING}
     return {f"model.meta.{k}": defaults[k] for k in meta if k != "enabled" and k in defaults}
@@ -229,10 +229,28 @@ def base_overrides(profile: Profile, dataset: str, seed: int, weights: str | Non
                        f"_n{profile.max_per_class}_v{profile.val_per_class}"
                        f"_t{profile.test_per_class}_{profile.img_size}px")
     init = {"root": str(root), "num_classes": profile.num_classes,
-            "batch_size": profile.batch_size, "meta_batch_size": profile.meta_batch_size,
-            "num_workers": profile.num_workers, "max_per_class": profile.max_per_class,
-            "val_per_class": profile.val_per_class, "test_per_class": profile.test_per_class,
-            "image_size": profile.img_size, "seed": seed, **data_kw}
+            "max_per_class": profile.max_per_class, "val_per_class": profile.val_per_class,
+            "test_per_class": profile.test_per_class, **data_kw}
+    return run_overrides(profile, data_class, init, seed, weights, run_dir)
+
+
+def run_overrides(profile: Profile, data_class: str, data: dict[str, Any], seed: int,
+                  weights: str | None, run_dir: Path, recipe: str = RECIPE) -> dict[str, Any]:
+    """Overrides of ``recipe`` for one run at one profile's sizes, on any data module.
+
+    Args:
+        profile: model, step, batch and loader sizes.
+        data_class: ``data.class_path``.
+        data: its ``init_args`` (the profile's batch sizes, workers and image size, and
+            ``seed``, are added).
+        seed: seeds the run (``seed_everything``) and the datamodule's meta split.
+        weights: backbone weights file (``None``: random init).
+        run_dir: the run's (throw-away) folder.
+        recipe: the shipped recipe the overrides apply to (its ``model.meta`` keys are reset
+            to the product's defaults, :func:`recipe_meta_resets`).
+    """
+    init = {**data, "batch_size": profile.batch_size, "meta_batch_size": profile.meta_batch_size,
+            "num_workers": profile.num_workers, "image_size": profile.img_size, "seed": seed}
     out = {
         "seed_everything": seed,
         "trainer.max_steps": profile.steps, "trainer.max_epochs": -1,
@@ -244,7 +262,7 @@ def base_overrides(profile: Profile, dataset: str, seed: int, weights: str | Non
         "model.backbone": profile.backbone, "model.weights": weights,
         "model.img_size": profile.img_size, "model.patch_size": profile.patch_size,
         "model.backbone_kwargs": {"depth": profile.depth} if profile.depth else None,
-        **recipe_meta_resets(),
+        **recipe_meta_resets(recipe),
         "model.report_dir": str(run_dir / "report"),
         "data.class_path": data_class, "data.init_args": init,
     }
@@ -274,10 +292,10 @@ def fold_data_overrides(overrides: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def build(overrides: dict[str, Any]):
-    """Instantiate model, data and trainer from the demo recipe plus ``overrides`` (not run)."""
+def build(overrides: dict[str, Any], recipe: str = RECIPE):
+    """Instantiate model, data and trainer from a recipe plus ``overrides`` (not run)."""
     overrides = fold_data_overrides(overrides)
-    args = ["--config", RECIPE]
+    args = ["--config", recipe]
     # Non-strings as JSON (which is YAML, as jsonargparse parses values); strings as they are,
     # since a quoted string fails jsonargparse's Literal checks (e.g. trainer.precision).
     args += [f"--{key}={value if isinstance(value, str) else json.dumps(value)}"
@@ -331,23 +349,24 @@ def _sync() -> None:
         torch.cuda.synchronize()
 
 
-def fit_and_evaluate(overrides: dict[str, Any]) -> dict[str, Any]:
-    """Train, validate (the selection split) and test one configuration.
+def fit_and_evaluate(overrides: dict[str, Any], recipe: str = RECIPE) -> dict[str, Any]:
+    """Train, validate (the selection split) and test one configuration of ``recipe``.
 
     Returns:
-        ``report`` (the test report), ``val_class_mean`` and ``val_acc`` (validation split),
-        ``wall_s`` (build + train + validate + test), ``train_s`` (the fit loop, every
-        training and outer step, without data preparation and setup: :class:`FitLoopTimer`),
-        ``fit_s`` (the whole ``trainer.fit`` call).
+        ``report`` (the test report), ``val`` (every validation metric, e.g. ``val/mAP`` of a
+        multi-label run), ``val_class_mean`` and ``val_acc`` (single-label runs; ``None``
+        otherwise), ``wall_s`` (build + train + validate + test), ``train_s`` (the fit loop,
+        every training and outer step, without data preparation and setup:
+        :class:`FitLoopTimer`), ``fit_s`` (the whole ``trainer.fit`` call).
     """
     start = time.perf_counter()
     # The task prints its tail-class report; the benchmark prints its own table instead.
     with contextlib.redirect_stdout(io.StringIO()):
-        return _fit_and_evaluate(overrides, start)
+        return _fit_and_evaluate(overrides, start, recipe)
 
 
-def _fit_and_evaluate(overrides: dict[str, Any], start: float) -> dict[str, Any]:
-    cli = build(overrides)
+def _fit_and_evaluate(overrides: dict[str, Any], start: float, recipe: str) -> dict[str, Any]:
+    cli = build(overrides, recipe)
     timer, loop = StepTimer(), FitLoopTimer()
     cli.trainer.callbacks.extend([timer, loop])
     t0 = time.perf_counter()
@@ -358,8 +377,9 @@ def _fit_and_evaluate(overrides: dict[str, Any], start: float) -> dict[str, Any]
     report = cli.model.last_report
     if report is None:
         raise RuntimeError("the test step wrote no report")
-    return {"report": report, "val_class_mean": float(val["val/class_mean_acc"]),
-            "val_acc": float(val["val/acc"]), "wall_s": time.perf_counter() - start,
+    val = {key: float(value) for key, value in val.items()}
+    return {"report": report, "val": val, "val_class_mean": val.get("val/class_mean_acc"),
+            "val_acc": val.get("val/acc"), "wall_s": time.perf_counter() - start,
             "train_s": loop.seconds, "fit_s": fit_s, "step_times": timer.times}
 
 

@@ -67,7 +67,12 @@ def fit(recipe: Recipe, overrides: dict[str, Any] | None = None, verbose: bool =
     Returns:
         The report dict (overall, class-mean and group accuracy, macro-F1, per-class rows,
         learned gamma, fit wall time); ``report["path"]`` is the run folder with report.json,
-        report.md, report.html, the CSV and TensorBoard logs and the checkpoint.
+        report.md, report.html, the CSV and TensorBoard logs and the checkpoint. With
+        multi-label data (``report["task"] == "multilabel"``, e.g. the ``demo_multilabel``
+        recipe) it is the label-tail report instead of accuracies: micro and macro mAP and F1,
+        ``group_map`` and ``group_f1`` by label frequency, per-label AP with training
+        frequency, and the test split's label co-occurrence
+        (:mod:`rs_metapeft.reporting.multilabel`).
 
     Example:
         >>> import tempfile

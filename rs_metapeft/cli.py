@@ -332,7 +332,7 @@ def _parser(name: str) -> ArgumentParser:
 
 # -- subcommands of our own -----------------------------------------------------------------------
 def _demo(argv: list[str]) -> int:
-    """``demo [multispectral|sar] [overrides]``: the offline demo recipes."""
+    """``demo [multispectral|sar|multilabel] [overrides]``: the offline demo recipes."""
     from .cli_help import DEMOS, demo_help
 
     if "-h" in argv or "--help" in argv:
@@ -531,8 +531,9 @@ def _delegate(name: str, module: str, function: str = "main") -> Callable[[list[
 #: Our own subcommands: (what it does, example, handler).
 _SUBCOMMANDS: dict[str, tuple[str, str, Callable[[list[str]], int]]] = {}
 _SUBCOMMANDS.update({
-    "demo": ("Train and report on a built-in offline demo (multispectral by default, or sar); "
-             "extra arguments override the recipe.",
+    "demo": ("Train and report on a built-in offline demo (multispectral by default, sar, or "
+             "multilabel: Sentinel-1 + Sentinel-2 scenes with a long tail of labels); extra "
+             "arguments override the recipe.",
              "rs-metapeft demo sar --trainer.max_epochs=2", _demo),
     "stats": ("Class counts, groups and per-band statistics of a recipe's data.",
               "rs-metapeft stats --config eurosat_ms_lt",

@@ -197,7 +197,7 @@ def short_help(parser: Any, subcommand: str, description: str) -> str:
 
 
 #: The demos of ``rs-metapeft demo``: name -> recipe.
-DEMOS = {"multispectral": "demo", "sar": "demo_sar"}
+DEMOS = {"multispectral": "demo", "sar": "demo_sar", "multilabel": "demo_multilabel"}
 
 
 def demo_help(description: str) -> str:
@@ -216,8 +216,13 @@ def demo_help(description: str) -> str:
         init = (recipe.get("data") or {}).get("init_args") or {}
         bands = init.get("bands")
         trainer = recipe.get("trainer") or {}
+        # A list of band names, or a name of the data module's own band sets ("all", "s2").
+        count = (f"{len(bands)} bands" if isinstance(bands, list)
+                 else "all bands" if bands in (None, "all") else f"bands {bands}")
+        multilabel = (f" multi-label, {init.get('num_classes', '?')} labels;"
+                      if _is_multilabel(recipe) else "")
         text = (f"recipe {recipe_name}{' (the default)' if i == 0 else ''}: "
-                f"{len(bands) if bands else 'all'} bands; synthetic data generated in "
+                f"{count};{multilabel} synthetic data generated in "
                 f"{init.get('root', '?')} on first use; runs in "
                 f"{trainer.get('default_root_dir', '.')}/lightning_logs/version_N; "
                 f"{trainer.get('max_epochs', '?')} epochs")
@@ -232,6 +237,17 @@ def demo_help(description: str) -> str:
             ("--overwrite true", "replace the report of an earlier demo run")):
         out += _row(option, text, width, column)
     return "\n".join(out)
+
+
+def _is_multilabel(recipe: dict) -> bool:
+    """Whether a recipe's data module gives multi-label samples (its ``multilabel``)."""
+    import importlib
+
+    module, _, name = str((recipe.get("data") or {}).get("class_path", "")).rpartition(".")
+    try:
+        return bool(getattr(getattr(importlib.import_module(module), name), "multilabel", False))
+    except (ImportError, AttributeError, ValueError):
+        return False
 
 
 def _wrap_paragraphs(text: str, width: int) -> str:

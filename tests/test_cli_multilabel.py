@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 import rasterio
 import torch
+import yaml
 
 from rs_metapeft.checkpointing import METADATA_KEY, read_checkpoint
 from rs_metapeft.cli import main
@@ -152,3 +153,44 @@ def test_export_of_a_multilabel_model_refuses_single_label_accuracy(multilabel_r
                  "--data-config", str(recipe)]) == 2
     assert "multi-label model; --data-config measures single-label" in capsys.readouterr().err
     assert not out.exists()
+
+
+def test_demo_multilabel_trains_and_writes_the_label_tail_report(tmp_path):
+    """``demo multilabel`` is ``fit`` on the demo_multilabel recipe; overrides shrink it."""
+    run = tmp_path / "run"
+    sizes = {"root": tmp_path / "data", **TINY_MULTILABEL, "image_size": 32, "batch_size": 8,
+             "meta_batch_size": 4}
+    overrides = [
+        f"--trainer.default_root_dir={run}", "--trainer.max_steps=2", "--trainer.max_epochs=2",
+        "--trainer.accelerator=cpu", "--trainer.limit_val_batches=1",
+        "--trainer.enable_progress_bar=false", "--model.img_size=32",
+        "--model.backbone_kwargs={depth: 2}", "--model.meta.every_n_steps=1",
+        "--model.meta.warmup_steps=0",
+        *(f"--data.init_args.{key}={value}" for key, value in sizes.items()),
+    ]
+    assert main(["demo", "multilabel", *overrides]) == 0
+    (path,) = run.rglob("report.json")
+    config = yaml.safe_load((path.parent / "config.yaml").read_text())
+    assert config["data"]["class_path"] == "rs_metapeft.data.SyntheticBigEarthNetDataModule"
+    assert config["data"]["init_args"]["bands"] == "all"
+    report = json.loads(path.read_text())
+    assert report["task"] == "multilabel" and report["meta"]["outer_steps"] == 2
+    for key in ("micro_map", "macro_map", "micro_f1", "macro_f1"):
+        assert 0 <= report[key] <= 1, key
+    assert set(report["group_map"]) == {"many", "medium", "few"}
+    rows = report["per_class"]
+    assert len(rows) == 19 and sum(r["train_count"] for r in rows) >= TINY_MULTILABEL["num_train"]
+    assert all(0 < r["train_frequency"] <= 1 for r in rows if r["train_count"])
+    assert report["num_test_images"] == TINY_MULTILABEL["num_test"]
+    assert len(report["co_occurrence"]["matrix"]) == 19 and report["gamma"]
+    md = (path.parent / "report.md").read_text()
+    assert "# Label-tail report" in md and "macro mAP" in md and "Label co-occurrence" in md
+    assert (path.parent / "report.html").is_file()
+
+
+def test_demo_help_lists_the_multilabel_demo(capsys):
+    assert main(["demo", "--help"]) == 0
+    out = " ".join(capsys.readouterr().out.split()).replace("- ", "-")  # wrapped at hyphens
+    assert "multilabel recipe demo_multilabel: all bands; multi-label, 19 labels;" in out
+    assert "data/demo_bigearthnet" in out and "runs/demo_multilabel" in out
+    assert "multispectral recipe demo (the default): 13 bands;" in out

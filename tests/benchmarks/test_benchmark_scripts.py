@@ -11,6 +11,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
 
 import efficacy  # noqa: E402
 import harness  # noqa: E402
+import multilabel  # noqa: E402
 import render  # noqa: E402
 import speed  # noqa: E402
 
@@ -279,3 +280,81 @@ def test_stopped_optuna_search_resumes_at_its_next_trial(tmp_path, monkeypatch):
     (best,) = result["datasets"]["s2"]["runs"][efficacy.OPTUNA]
     assert len(best["trials"]) == 3 and best["resumed_at"] == 1
     assert not journal.exists()
+
+
+def _fake_multilabel_run(calls):
+    """A stand-in for harness.fit_and_evaluate on the multi-label recipe: MetaPEFT +0.05 mAP."""
+
+    def fit_and_evaluate(overrides, recipe):
+        calls.append((overrides, recipe))
+        seed, meta = overrides["seed_everything"], overrides.get("model.meta.enabled", False)
+        few = 0.3 + 0.01 * seed + (0.05 if meta else 0.0)
+        report = {"macro_map": few + 0.2, "micro_map": 0.8, "macro_f1": 0.5, "micro_f1": 0.6,
+                  "group_map": {"many": 0.9, "medium": 0.6, "few": few},
+                  "trainable_parameters": 10, "groups_description": "auto rule",
+                  "per_class": [{"class": "Beaches", "group": "few", "train_count": 5,
+                                 "test_count": 7},
+                                {"class": "Forest", "group": "many", "train_count": 300,
+                                 "test_count": 90}]}
+        return {"report": report, "val": {"val/mAP": few}, "wall_s": 3.0,
+                "train_s": 1.2 if meta else 1.0, "fit_s": 2.2 if meta else 2.0}
+
+    return fit_and_evaluate
+
+
+def test_multilabel_runs_are_paired_and_resume(tmp_path, monkeypatch):
+    calls = []
+    monkeypatch.setattr(harness, "DATA_DIR", tmp_path / "data")
+    monkeypatch.setattr(harness, "fit_and_evaluate", _fake_multilabel_run(calls))
+    argv = ["--quick", "--results", str(tmp_path), "--tag", "t"]
+    multilabel.main([*argv, "--seeds", "0", "1"])
+    assert len(calls) == 2 * 2 * 4 and {recipe for _, recipe in calls} == {"demo_multilabel"}
+    for seed in (0, 1):  # one seed: every method sees the same data, bands and seed
+        for bands in ("s2", "all"):
+            same = [o for o, _ in calls if o["seed_everything"] == seed
+                    and o["data.init_args"]["bands"] == bands]
+            assert len(same) == 4 and all(o["data.init_args"] == same[0]["data.init_args"]
+                                          for o in same)
+    result = multilabel.main([*argv, "--seeds", "0", "1", "2", "--resume"])
+    assert len(calls) == 24 and {o["seed_everything"] for o, _ in calls[16:]} == {2}
+    part = result["datasets"]["s1s2"]
+    stat = part["paired"]["metapeft_minus_twin_few"]
+    assert stat["n_seeds"] == 3 and stat["mean"] == pytest.approx(0.05)
+    assert part["paired"]["metapeft_minus_twin_macro_map"]["mean"] == pytest.approx(0.05)
+    assert part["compute_ratio_vs_twin"] == pytest.approx(1.2)
+    assert part["fit_ratio_vs_twin"] == pytest.approx(1.1)
+    assert part["few_test_positives"] == 7 and part["few_labels"][0]["label"] == "Beaches"
+    assert [r["method"] for r in part["rows"]] == list(multilabel.ORDER)
+    assert part["rows"][0]["few"]["n_seeds"] == 3
+    with pytest.raises(SystemExit, match="--weights"):
+        multilabel.main([*argv, "--seeds", "3", "--resume", "--weights", "other.pth"])
+
+
+def test_multilabel_quick_smoke_writes_map_json_and_page(tmp_path, monkeypatch):
+    monkeypatch.setattr(harness, "DATA_DIR", tmp_path / "data")
+    result = multilabel.main(["--quick", "--steps", "2", "--seeds", "0", "1", "--datasets",
+                              "s1s2", "--methods", multilabel.TWIN, multilabel.METAPEFT,
+                              "--results", str(tmp_path / "results")])
+    (path,) = (tmp_path / "results").glob("multilabel-*.json")
+    data = json.loads(path.read_text())
+    assert data == json.loads(json.dumps(result, default=float))
+    assert data["seeds"] == [0, 1] and data["sizes"]["steps"] == 2
+    assert data["sizes"]["num_test"] == multilabel.DATA_SIZES["quick"].num_test
+    part = data["datasets"]["s1s2"]
+    for key in ("metapeft_minus_twin_macro_map", "metapeft_minus_twin_few"):
+        stat = part["paired"][key]
+        assert stat["n_seeds"] == 2 and stat["ci95_low"] <= stat["mean"] <= stat["ci95_high"]
+    assert part["few_labels"] and part["few_test_positives"] == sum(
+        r["test_positives"] for r in part["few_labels"]) > 0
+    assert part["compute_ratio_vs_twin"] > 0 and part["fit_ratio_vs_twin"] > 0
+    run = part["runs"][multilabel.METAPEFT][1]
+    assert run["seed"] == 1 and run["overrides"]["model.meta.enabled"] is True
+    assert 0 <= run["test"]["macro_map"] <= 1 and 0 <= run["val"]["mAP"] <= 1
+    assert run["selection"]["meta"]["outer_steps"] == 2
+    assert [r["method"] for r in data["rows"]] == [multilabel.TWIN, multilabel.METAPEFT]
+    assert " ± " in data["rows"][0]["macro mAP"] and data["rows"][1]["few − twin"]
+    (paired,) = next(iter(data["tables"].values()))
+    assert paired["dataset"] == "s1s2" and paired["train_s ratio"] > 0
+    assert "test positives" in data["notes"]
+    text = render.render_page(path.parent, tmp_path / "benchmarks.md")
+    assert "## Multi-label long tail" in text and "### MetaPEFT − twin" in text
