@@ -294,7 +294,8 @@ def _order(names) -> list[str]:
 TIMES = ("train_s", "fit_s", "wall_s")
 
 
-def _by_seed(runs: dict[str, list[dict]], method: str, metric: str) -> dict[int, float | None]:
+def by_seed(runs: dict[str, list[dict]], method: str, metric: str) -> dict[int, float | None]:
+    """``{seed: value}`` of one method: a test metric, or one of :data:`TIMES`."""
     out = {}
     for r in runs.get(method, []):
         out[r["seed"]] = r.get(metric) if metric in TIMES else r["test"].get(metric)
@@ -325,16 +326,22 @@ def compute_ratio(runs: dict[str, list[dict]], method: str,
     ``time`` is one of :data:`TIMES`: the fit loop (``train_s``, the default), the whole
     ``trainer.fit`` call (``fit_s``) or build + fit + evaluation (``wall_s``).
     """
-    a, b = _by_seed(runs, method, time), _by_seed(runs, against, time)
+    a, b = by_seed(runs, method, time), by_seed(runs, against, time)
     ratios = [a[s] / b[s] for s in set(a) & set(b) if a[s] is not None and b[s]]
     return statistics.median(ratios) if ratios else None
+
+
+def paired_diff(runs: dict[str, list[dict]], method: str, against: str,
+                metric: str) -> dict[str, Any]:
+    """Per-seed paired ``metric(method) - metric(against)``: mean and 95 % CI."""
+    return paired_ci(by_seed(runs, method, metric), by_seed(runs, against, metric))
 
 
 def paired(runs: dict[str, list[dict[str, Any]]]) -> dict[str, Any]:
     """The paired comparisons of one data set (fractions, per-seed differences)."""
 
     def diff(a: str, b: str, metric: str) -> dict[str, Any]:
-        return paired_ci(_by_seed(runs, a, metric), _by_seed(runs, b, metric))
+        return paired_diff(runs, a, b, metric)
 
     out: dict[str, Any] = {
         "metapeft_minus_twin_few": diff(NEW, TWIN, "few"),
@@ -372,10 +379,10 @@ def check_targets(part: dict[str, Any]) -> list[dict[str, Any]]:
     opt = p["metapeft_minus_optuna_few"]
     return [
         verdict("few >= twin + 3 pt, CI low end > 0", twin["mean"], ok,
-                f"paired {_diff_cell(twin)}"),
+                f"paired {diff_cell(twin)}"),
         verdict("few >= Optuna - 0.5 pt", opt["mean"],
                 None if opt["mean"] is None else opt["mean"] >= -0.005,
-                f"paired {_diff_cell(opt)}"),
+                f"paired {diff_cell(opt)}"),
         verdict("train_s <= 1.25x twin", ratio, None if ratio is None else ratio <= 1.25,
                 "median over seeds of the per-seed ratio"),
     ]
@@ -409,7 +416,7 @@ def dataset_part(runs: dict[str, list[dict[str, Any]]], profile: harness.Profile
 
 
 # -- tables --------------------------------------------------------------------------------------
-def _ci_cell(stat: dict[str, Any]) -> str | None:
+def ci_cell(stat: dict[str, Any]) -> str | None:
     """``mean ± half-width`` of a 95 % CI (``mean`` alone for one seed)."""
     if stat is None or stat.get("mean") is None:
         return None
@@ -418,7 +425,7 @@ def _ci_cell(stat: dict[str, Any]) -> str | None:
     return f"{stat['mean']:.3f} ± {stat['ci95_high'] - stat['mean']:.3f}"
 
 
-def _diff_cell(stat: dict[str, Any] | None) -> str | None:
+def diff_cell(stat: dict[str, Any] | None) -> str | None:
     """``+0.031 [+0.004, +0.058]`` (paired mean and 95 % CI), or ``None``."""
     if not stat or stat.get("mean") is None:
         return None
@@ -430,6 +437,23 @@ TABLE_COLUMNS = ["dataset", "method", "n", *METRICS, "few − twin", "overall �
                  "few − new", "overall − new", "train_s", "trainable_parameters"]
 
 
+def paired_cell(runs: dict[str, list[dict]], method: str, against: str,
+                metric: str) -> str | None:
+    """The table cell of :func:`paired_diff` (``None`` for the reference itself)."""
+    return None if method == against else diff_cell(paired_diff(runs, method, against, metric))
+
+
+def method_rows(result: dict[str, Any]):
+    """Yield ``(cells, row, runs)`` per data set and method of ``result``.
+
+    ``cells`` starts as ``{"dataset", "method", "n"}``; the caller adds its columns.
+    """
+    for dataset, part in result["datasets"].items():
+        for row in part["rows"]:
+            yield ({"dataset": dataset, "method": row["method"], "n": row["n_seeds"]}, row,
+                   part["runs"])
+
+
 def display_rows(result: dict[str, Any]) -> list[dict[str, Any]]:
     """One row per data set and method: mean ± 95 % CI half-width over seeds, paired columns.
 
@@ -437,21 +461,14 @@ def display_rows(result: dict[str, Any]) -> list[dict[str, Any]]:
     fixed twin and against ``MetaPEFT (new defaults)``.
     """
     out = []
-    for dataset, part in result["datasets"].items():
-        runs = part["runs"]
-        for row in part["rows"]:
-            name = row["method"]
-            cells: dict[str, Any] = {"dataset": dataset, "method": name, "n": row["n_seeds"]}
-            cells.update({m: _ci_cell(row[m]) for m in METRICS})
-            for col, ref, metric in (("few − twin", TWIN, "few"), ("overall − twin", TWIN,
-                                                                   "overall"),
-                                     ("few − new", NEW, "few"), ("overall − new", NEW,
-                                                                 "overall")):
-                cells[col] = None if name == ref else _diff_cell(
-                    paired_ci(_by_seed(runs, name, metric), _by_seed(runs, ref, metric)))
-            cells["train_s"] = round(row["train_s_median"], 1)
-            cells["trainable_parameters"] = row["trainable_parameters"]
-            out.append(cells)
+    for cells, row, runs in method_rows(result):
+        cells.update({m: ci_cell(row[m]) for m in METRICS})
+        for ref, short in ((TWIN, "twin"), (NEW, "new")):
+            for metric in ("few", "overall"):
+                cells[f"{metric} − {short}"] = paired_cell(runs, row["method"], ref, metric)
+        cells["train_s"] = round(row["train_s_median"], 1)
+        cells["trainable_parameters"] = row["trainable_parameters"]
+        out.append(cells)
     return out
 
 
@@ -467,8 +484,8 @@ def paired_rows(result: dict[str, Any]) -> list[dict[str, Any]]:
             few, overall = p.get(f"{key}_few"), p.get(f"{key}_overall")
             if few is None or (few["n_seeds"] == 0 and (overall or {}).get("n_seeds", 0) == 0):
                 continue
-            out.append({"dataset": dataset, "comparison": label, "few": _diff_cell(few),
-                        "overall": _diff_cell(overall),
+            out.append({"dataset": dataset, "comparison": label, "few": diff_cell(few),
+                        "overall": diff_cell(overall),
                         "train_s ratio": None})
         for method, ratio in part["compute_ratio_vs_twin"].items():
             if method in (NEW, OLD):
@@ -486,10 +503,10 @@ def ablation_rows(result: dict[str, Any]) -> list[dict[str, Any]]:
             ratio = part["compute_ratio_vs_twin"].get(name)
             out.append({"dataset": dataset, "ablation": name,
                         "reverts": ", ".join(f"{k}={v}" for k, v in ABLATIONS[name].items()),
-                        "few − new": _diff_cell(stats["ablation_minus_new_few"]),
-                        "overall − new": _diff_cell(stats["ablation_minus_new_overall"]),
-                        "few − twin": _diff_cell(stats["ablation_minus_twin_few"]),
-                        "overall − twin": _diff_cell(stats["ablation_minus_twin_overall"]),
+                        "few − new": diff_cell(stats["ablation_minus_new_few"]),
+                        "overall − new": diff_cell(stats["ablation_minus_new_overall"]),
+                        "few − twin": diff_cell(stats["ablation_minus_twin_few"]),
+                        "overall − twin": diff_cell(stats["ablation_minus_twin_overall"]),
                         "train_s / twin": None if ratio is None else round(ratio, 3)})
     return out
 

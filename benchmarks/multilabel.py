@@ -178,8 +178,7 @@ def dataset_part(runs: dict[str, list[dict[str, Any]]]) -> dict[str, Any]:
     few = first["few_labels"]  # the same data and groups in every run of the data set
 
     def diff(metric: str) -> dict[str, Any]:
-        return efficacy.paired_ci(efficacy._by_seed(runs, METAPEFT, metric),
-                                  efficacy._by_seed(runs, TWIN, metric))
+        return efficacy.paired_diff(runs, METAPEFT, TWIN, metric)
 
     return {
         "groups": first["groups"],
@@ -203,22 +202,17 @@ TABLE_COLUMNS = ["dataset", "method", "n", "macro mAP", "few mAP", "micro mAP", 
 def display_rows(result: dict[str, Any]) -> list[dict[str, Any]]:
     """One row per data set and method: mean ± 95 % CI half-width, paired columns vs the twin."""
     out = []
-    for dataset, part in result["datasets"].items():
-        runs = part["runs"]
-        for row in part["rows"]:
-            name = row["method"]
-            cells: dict[str, Any] = {"dataset": dataset, "method": name, "n": row["n_seeds"]}
-            for key, col in (("macro_map", "macro mAP"), ("few", "few mAP"),
-                             ("micro_map", "micro mAP"), ("many", "many mAP"),
-                             ("medium", "medium mAP")):
-                cells[col] = efficacy._ci_cell(row[key])
-            for col, metric in (("macro − twin", "macro_map"), ("few − twin", "few")):
-                cells[col] = None if name == TWIN else efficacy._diff_cell(efficacy.paired_ci(
-                    efficacy._by_seed(runs, name, metric), efficacy._by_seed(runs, TWIN, metric)))
-            cells["train_s"] = round(row["train_s_median"], 1)
-            cells["fit_s"] = round(row["fit_s_median"], 1)
-            cells["trainable_parameters"] = row["trainable_parameters"]
-            out.append(cells)
+    for cells, row, runs in efficacy.method_rows(result):
+        for key, col in (("macro_map", "macro mAP"), ("few", "few mAP"),
+                         ("micro_map", "micro mAP"), ("many", "many mAP"),
+                         ("medium", "medium mAP")):
+            cells[col] = efficacy.ci_cell(row[key])
+        for col, metric in (("macro − twin", "macro_map"), ("few − twin", "few")):
+            cells[col] = efficacy.paired_cell(runs, row["method"], TWIN, metric)
+        cells["train_s"] = round(row["train_s_median"], 1)
+        cells["fit_s"] = round(row["fit_s_median"], 1)
+        cells["trainable_parameters"] = row["trainable_parameters"]
+        out.append(cells)
     return out
 
 
@@ -229,8 +223,8 @@ def paired_rows(result: dict[str, Any]) -> list[dict[str, Any]]:
         p = part["paired"]
         ratio, fit = part["compute_ratio_vs_twin"], part["fit_ratio_vs_twin"]
         out.append({"dataset": dataset, "comparison": f"{METAPEFT} − {TWIN}",
-                    "macro mAP": efficacy._diff_cell(p["metapeft_minus_twin_macro_map"]),
-                    "few mAP": efficacy._diff_cell(p["metapeft_minus_twin_few"]),
+                    "macro mAP": efficacy.diff_cell(p["metapeft_minus_twin_macro_map"]),
+                    "few mAP": efficacy.diff_cell(p["metapeft_minus_twin_few"]),
                     "train_s ratio": None if ratio is None else round(ratio, 3),
                     "fit_s ratio": None if fit is None else round(fit, 3),
                     "few labels (test positives)": ", ".join(

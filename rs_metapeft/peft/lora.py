@@ -10,7 +10,69 @@ from torch.nn import functional as F
 
 from .modulator import ModulatedModule
 
-__all__ = ["LoRA", "LoRALinear"]
+__all__ = ["LoRA", "LoRALinear", "merged_lora_linear"]
+
+
+class _MergedLoRALinear(torch.autograd.Function):
+    """``x (W + S A)^T + b`` as one full-width product, forward and backward.
+
+    Written out, a LoRA layer runs three full-width passes besides its base product: the update
+    ``(x A^T) S^T`` is materialised at the layer's output width, added to the base output, and in
+    backward the two paths' input gradients are summed. Here the low-rank update is merged into
+    the (small) weight first, so forward is the base layer's one product, ``grad_x`` is one
+    product with the merged weight, and only the factors' own gradients touch the rank-r
+    intermediates (``u = x A^T`` is recomputed, not kept). Backward is written in differentiable
+    operations, so the meta step's second-order gradients flow through it. Under autocast the
+    big products run in the gradient's dtype, as autocast's own ``linear`` would.
+    """
+
+    @staticmethod
+    def forward(x, weight, bias, lora_A, scaled_B):  # noqa: D102
+        return F.linear(x, weight + scaled_B @ lora_A, bias)
+
+    @staticmethod
+    def setup_context(ctx, inputs, output):  # noqa: D102
+        x, weight, bias, lora_A, scaled_B = inputs
+        ctx.save_for_backward(x, weight, lora_A, scaled_B)
+        ctx.bias_dtype = None if bias is None else bias.dtype
+
+    @staticmethod
+    def backward(ctx, grad):  # noqa: D102
+        x, weight, lora_A, scaled_B = ctx.saved_tensors
+        need_x, need_w, need_b, need_a, need_s = ctx.needs_input_grad
+        dtype = grad.dtype
+        g2 = grad.reshape(-1, grad.shape[-1])
+        x2 = x.reshape(-1, x.shape[-1]).to(dtype)
+        grad_x = grad_w = grad_b = grad_a = grad_s = None
+        if need_x:
+            merged = (weight + scaled_B @ lora_A).to(dtype)
+            grad_x = (grad @ merged).to(x.dtype)
+        if need_w:
+            grad_w = (g2.T @ x2).to(weight.dtype)
+        if need_b:
+            grad_b = g2.sum(0).to(ctx.bias_dtype)
+        if need_a:
+            grad_a = ((g2 @ scaled_B.to(dtype)).T @ x2).to(lora_A.dtype)
+        if need_s:
+            grad_s = (g2.T @ (x2 @ lora_A.to(dtype).T)).to(scaled_B.dtype)
+        return grad_x, grad_w, grad_b, grad_a, grad_s
+
+
+def merged_lora_linear(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None,
+                       lora_A: torch.Tensor, scaled_B: torch.Tensor) -> torch.Tensor:
+    """``F.linear(x, weight, bias) + F.linear(F.linear(x, lora_A), scaled_B)`` at the base cost.
+
+    Args:
+        x: input ``(..., in)``.
+        weight: the base weight ``(out, in)``.
+        bias: the base bias ``(out,)`` or ``None``.
+        lora_A: stacked ``A`` factors ``(r, in)``.
+        scaled_B: ``B`` factors with their whole scale folded in ``(out, r)``.
+
+    Returns:
+        The output ``(..., out)``; gradients to every argument are exact (and differentiable).
+    """
+    return _MergedLoRALinear.apply(x, weight, bias, lora_A, scaled_B)
 
 
 class LoRA(ModulatedModule):
@@ -114,25 +176,27 @@ class LoRALinear(nn.Linear):
         return module
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """Base projection plus every slice's modulated LoRA update, as one low-rank product.
+        """Base projection plus every slice's modulated LoRA update, at the base layer's cost.
 
         The slices' ``A`` factors are stacked into one ``(sum r) x in`` matrix and their scaled
         ``B`` factors placed block-diagonally into one ``out x (sum r)`` matrix (zero rows for
-        slices without LoRA), so q, k and v cost one pair of small products and one addition
-        to the fused output, with no split and concatenate of full-width tensors.
+        slices without LoRA); :func:`merged_lora_linear` folds their product into the weight,
+        so q, k and v add no full-width work in forward or backward. With LoRA dropout in
+        training, the update needs each slice's masked input and is computed the long way.
         """
-        out = F.linear(x, self.weight, self.bias)
         if not len(self.lora):
-            return out
+            return F.linear(x, self.weight, self.bias)
         present = [self.lora[name] for name in self.slices if name in self.lora]
+        blocks = [self.lora[name].scaled_B() if name in self.lora
+                  else self.weight.new_zeros(self.slice_size, 0) for name in self.slices]
         if self.training and any(not isinstance(m.dropout, nn.Identity) for m in present):
             # each LoRA draws its own dropout mask, as separate modules would
             low_rank = torch.cat([F.linear(m.dropout(x), m.lora_A) for m in present], dim=-1)
-        else:
-            low_rank = F.linear(x, torch.cat([m.lora_A for m in present]))
-        blocks = [self.lora[name].scaled_B() if name in self.lora
-                  else self.weight.new_zeros(self.slice_size, 0) for name in self.slices]
-        return out + F.linear(low_rank, torch.block_diag(*blocks))
+            return F.linear(x, self.weight, self.bias) + F.linear(low_rank,
+                                                                  torch.block_diag(*blocks))
+        return merged_lora_linear(x, self.weight, self.bias,
+                                  torch.cat([m.lora_A for m in present]),
+                                  torch.block_diag(*blocks))
 
     def merged_weight(self) -> torch.Tensor:
         """The base weight with every LoRA update folded in."""

@@ -34,6 +34,7 @@ from torchmetrics.functional.classification import (
 
 from ..data.longtail import GROUPS, assign_groups, group_rule_used
 from .metrics import describe_groups
+from .tables import percent_cell
 
 __all__ = [
     "MULTILABEL",
@@ -179,20 +180,16 @@ def top_pairs(report: dict, limit: int = 10) -> list[dict[str, Any]]:
              "p_a_given_b": c / matrix[j, j]} for c, i, j in pairs[:limit]]
 
 
-def _pct(value: float | None) -> str:
-    return "  n/a" if value is None else f"{100 * value:5.1f}"
-
-
 def format_multilabel_report(report: dict) -> list[str]:
     """Markdown lines of a multi-label report's metrics, label table and co-occurrence."""
     lines = ["| macro mAP | micro mAP | macro-F1 | micro-F1 | "
              + " | ".join(f"{g} mAP" for g in GROUPS) + " | "
              + " | ".join(f"{g} F1" for g in GROUPS) + " |",
              "|" + "---:|" * (4 + 2 * len(GROUPS)),
-             f"| {_pct(report['macro_map'])} | {_pct(report['micro_map'])} | "
-             f"{_pct(report['macro_f1'])} | {_pct(report['micro_f1'])} | "
-             + " | ".join(_pct(report["group_map"][g]) for g in GROUPS) + " | "
-             + " | ".join(_pct(report["group_f1"][g]) for g in GROUPS) + " |", ""]
+             f"| {percent_cell(report['macro_map'])} | {percent_cell(report['micro_map'])} | "
+             f"{percent_cell(report['macro_f1'])} | {percent_cell(report['micro_f1'])} | "
+             + " | ".join(percent_cell(report["group_map"][g]) for g in GROUPS) + " | "
+             + " | ".join(percent_cell(report["group_f1"][g]) for g in GROUPS) + " |", ""]
     lines.append(f"Label groups by training frequency: {report['groups_description']}.")
     lines.append(f"{report['num_test_images']} test samples, "
                  f"{report['labels_per_test_image']:.2f} labels each "
@@ -205,14 +202,14 @@ def format_multilabel_report(report: dict) -> list[str]:
         lines.append(
             f"| {row['class']} | {row['group']} | {row['train_count']} | "
             f"{'n/a' if freq is None else f'{100 * freq:.1f}'} | {row['test_count']} | "
-            f"{_pct(row['ap'])} | {_pct(row['f1'])} | {row['threshold']:.2f} |")
+            f"{percent_cell(row['ap'])} | {percent_cell(row['f1'])} | {row['threshold']:.2f} |")
     pairs = top_pairs(report)
     if pairs:
         lines += ["", "## Label co-occurrence (test split)", "",
                   "| label a | label b | together | P(b given a) % | P(a given b) % |",
                   "|:--|:--|--:|--:|--:|"]
-        lines += [f"| {p['a']} | {p['b']} | {p['count']} | {_pct(p['p_b_given_a'])} | "
-                  f"{_pct(p['p_a_given_b'])} |" for p in pairs]
+        lines += [f"| {p['a']} | {p['b']} | {p['count']} | {percent_cell(p['p_b_given_a'])} | "
+                  f"{percent_cell(p['p_a_given_b'])} |" for p in pairs]
     return lines
 
 

@@ -29,7 +29,8 @@ __all__ = [
 ]
 
 
-def _pct(value: float | None) -> str:
+def percent_cell(value: float | None) -> str:
+    """A fraction as a fixed-width percentage table cell (``n/a`` for ``None``)."""
     return "  n/a" if value is None else f"{100 * value:5.1f}"
 
 
@@ -69,10 +70,9 @@ def _single_label_lines(report: dict) -> list[str]:
         f"{g} acc" for g in GROUPS) + " |")
     lines.append("|---:|---:|---:|" + "---:|" * len(GROUPS))
     ga = report["group_accuracy"]
-    lines.append(
-        f"| {_pct(report['overall_accuracy'])} | {_pct(report['class_mean_accuracy'])} | "
-        f"{_pct(report['macro_f1'])} | " + " | ".join(_pct(ga[g]) for g in GROUPS) + " |"
-    )
+    cells = [report["overall_accuracy"], report["class_mean_accuracy"], report["macro_f1"],
+             *(ga[g] for g in GROUPS)]
+    lines.append("| " + " | ".join(percent_cell(c) for c in cells) + " |")
     groups = report.get("groups_description") or f"{report['groups_rule']} rule"
     lines += ["", f"Groups by training count: {groups}.", *run_cost_facts(report), ""]
     lines.append("| class | group | train | test | acc % | F1 % |")
@@ -80,7 +80,7 @@ def _single_label_lines(report: dict) -> list[str]:
     for row in sorted(report["per_class"], key=lambda r: -r["train_count"]):
         lines.append(
             f"| {row['class']} | {row['group']} | {row['train_count']} | {row['test_count']} | "
-            f"{_pct(row['accuracy'])} | {_pct(row['f1'])} |"
+            f"{percent_cell(row['accuracy'])} | {percent_cell(row['f1'])} |"
         )
     return lines
 

@@ -358,3 +358,17 @@ def test_multilabel_quick_smoke_writes_map_json_and_page(tmp_path, monkeypatch):
     assert "test positives" in data["notes"]
     text = render.render_page(path.parent, tmp_path / "benchmarks.md")
     assert "## Multi-label long tail" in text and "### MetaPEFT − twin" in text
+
+
+def test_lora_merge_compares_both_forms_and_restores_the_merged_one(tmp_path):
+    import lora_merge
+
+    from rs_metapeft.peft import lora
+
+    result = lora_merge.main(["--quick", "--rounds", "1", "--steps", "1", "--warmup", "0",
+                              "--batch-size", "2", "--no-memory", "--results", str(tmp_path)])
+    names = [r["configuration"] for r in result["rows"]]
+    assert names[0] == lora_merge.FLOOR and "all seven, written out" in names
+    assert all(r["bare_step_ms"] > 0 for r in result["rows"])
+    assert lora.merged_lora_linear is lora_merge.MERGED  # the swap does not leak
+    assert (tmp_path / "lora_merge.json").is_file()

@@ -105,3 +105,50 @@ def test_bottleneck_modules_match_the_scaled_formula(kind, gamma_param, per_chan
     torch.testing.assert_close(folded, reference, rtol=0, atol=1e-6)
     for got, want in zip(_grads(module, folded, x), _grads(module, reference, x), strict=True):
         torch.testing.assert_close(got, want, rtol=0, atol=1e-6)
+
+
+def test_merged_product_supports_second_order_gradients():
+    """The meta step differentiates inner gradients again: those must match the long way's."""
+    layer = _lora_linear(("q", "k", "v"), ("q", "v"), "log", False)
+    x = torch.randn(2, 5, IN, dtype=torch.float64, requires_grad=True)
+    inner = [layer.lora[n].lora_A for n in ("q", "v")] + [layer.lora[n].lora_B for n in ("q", "v")]
+    gammas = [layer.lora[n].gamma.requires_grad_(True) for n in ("q", "v")]  # as the meta step
+
+    def second_order(output):
+        grads = torch.autograd.grad((output ** 2).sum(), [x, *inner], create_graph=True)
+        probe = sum((g * torch.linspace(-1, 1, g.numel(), dtype=g.dtype).view_as(g)).sum()
+                    for g in grads)
+        return torch.autograd.grad(probe, [x, *inner, *gammas, layer.weight])
+
+    for got, want in zip(second_order(layer(x)), second_order(_lora_reference(layer, x)),
+                         strict=True):
+        torch.testing.assert_close(got, want, rtol=0, atol=1e-6)
+
+
+@pytest.mark.parametrize("needs", ["all", "frozen_base", "no_input"])
+def test_merged_product_gradients_follow_what_requires_grad(needs):
+    """Base weight and bias trainable (full fine-tuning with LoRA) or frozen; input leaf or not."""
+    layer = _lora_linear(("fc1",), ("fc1",), "identity", True)
+    layer.weight.requires_grad_(needs == "all")
+    layer.bias.requires_grad_(needs == "all")
+    x = torch.randn(7, IN, dtype=torch.float64, requires_grad=needs != "no_input")
+    wanted = [t for t in (x, *layer.parameters()) if t.requires_grad]
+    w = torch.linspace(-1, 1, 7 * OUT, dtype=torch.float64).view(7, OUT)
+    got = torch.autograd.grad((layer(x) * w).sum(), wanted)
+    want = torch.autograd.grad((_lora_reference(layer, x) * w).sum(), wanted)
+    for a, b in zip(got, want, strict=True):
+        torch.testing.assert_close(a, b, rtol=0, atol=1e-6)
+
+
+def test_merged_product_under_bf16_autocast_keeps_input_dtypes():
+    layer = _lora_linear(("q", "k", "v"), ("q", "k", "v"), "log", False).float()
+    layer.lora["q"].gamma.requires_grad_(True)
+    x = torch.randn(3, 4, IN, requires_grad=True)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        out = layer(x)
+    grads = torch.autograd.grad(out.float().sum(), [x, layer.lora["q"].lora_A,
+                                                    layer.lora["q"].gamma])
+    assert [g.dtype for g in grads] == [torch.float32] * 3
+    with torch.no_grad():
+        reference = _lora_reference(layer, x)
+    torch.testing.assert_close(out.float(), reference, rtol=0.05, atol=0.05)
