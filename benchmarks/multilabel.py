@@ -105,10 +105,15 @@ def profile_of(args) -> tuple[harness.Profile, DataSizes]:
 
 
 def sizes_record(profile: harness.Profile, data: DataSizes) -> dict[str, Any]:
-    """What a run's sizes were (the profile without the EuroSAT-only fields, and the data)."""
+    """What a run's sizes were (the profile without the EuroSAT-only fields, and the data).
+
+    The generated scenes' size is ``scene_px``: the data module calls it ``patch_size``, which
+    in the profile is the ViT's patch.
+    """
     skip = {"max_per_class", "val_per_class", "test_per_class", "optuna_trials"}
-    return {**{k: v for k, v in dataclasses.asdict(profile).items() if k not in skip},
-            **dataclasses.asdict(data)}
+    scenes = dataclasses.asdict(data)
+    scenes["scene_px"] = scenes.pop("patch_size")
+    return {**{k: v for k, v in dataclasses.asdict(profile).items() if k not in skip}, **scenes}
 
 
 def data_root(data: DataSizes) -> Path:
@@ -324,7 +329,7 @@ def finish(result: dict[str, Any], args) -> dict[str, Any]:
                f"{s['meta_batch_size']}) per run; {s['backbone']} at {s['img_size']} px / patch "
                f"{s['patch_size']}; LoRA rank {result['rank']} (paper rule), alpha 1; recipe "
                f"{RECIPE}; synthetic BigEarthNet-like set of {s['num_train']} training, "
-               f"{s['num_val']} validation and {s['num_test']} test scenes ({s['patch_size']} px "
+               f"{s['num_val']} validation and {s['num_test']} test scenes ({s['scene_px']} px "
                f"10 m bands), 19 labels; s2 = 12 Sentinel-2 bands, s1s2 = VH, VV + 12 "
                f"Sentinel-2 bands. mAP cells: mean ± 95 % CI half-width over seeds (Student t); "
                f"differences are per-seed paired, mean [95 % CI]. {few}. train_s ratio: median "

@@ -40,6 +40,36 @@ def tiny_twin(recipe: dict, run_dir: Path, data_root: Path, **data) -> dict:
     return twin
 
 
+def tiny_demo_recipe(tmp_path: Path, root: Path, run_folder: str = "run", **changes) -> Path:
+    """The ``demo`` recipe for two steps on the tiny set, written to ``tmp_path/recipe.yaml``.
+
+    ``changes`` are dotted keys (``**{"trainer.log_every_n_steps": 50}``) set last.
+    """
+    import yaml
+
+    from rs_metapeft.recipes import recipe_path
+
+    recipe = yaml.safe_load(recipe_path("demo").read_text())
+    recipe["trainer"].update(max_steps=2, max_epochs=1, default_root_dir=str(tmp_path / run_folder),
+                             enable_progress_bar=False, limit_val_batches=1)
+    recipe["model"].update(img_size=32, backbone_kwargs={"depth": 2})
+    recipe["model"]["meta"].update(every_n_steps=1, warmup_steps=0)
+    recipe["data"]["init_args"].update(
+        root=str(root), num_classes=TINY_SPEC.num_classes, batch_size=8, meta_batch_size=4,
+        image_size=TINY_SPEC.image_size, max_per_class=TINY_SPEC.max_per_class,
+        val_per_class=TINY_SPEC.val_per_class, test_per_class=TINY_SPEC.test_per_class,
+        synthetic_imbalance_ratio=TINY_SPEC.imbalance_ratio)
+    for dotted, value in changes.items():
+        *parents, leaf = dotted.split(".")
+        node = recipe
+        for key in parents:
+            node = node[key]
+        node[leaf] = value
+    path = tmp_path / "recipe.yaml"
+    path.write_text(yaml.safe_dump(recipe))
+    return path
+
+
 @pytest.fixture(scope="session")
 def trained_run(tiny_s2_root, tmp_path_factory) -> Path:
     """A run folder of the demo recipe's twin trained for two steps (checkpoint and report)."""

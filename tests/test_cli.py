@@ -1,34 +1,12 @@
 import json
 
-import yaml
-
 from rs_metapeft.cli import main
-from rs_metapeft.recipes import recipe_path
 
-from .conftest import TINY_SPEC
+from .conftest import TINY_SPEC, tiny_demo_recipe
 
 
 def _recipe(tmp_path, root, **changes):
-    recipe = yaml.safe_load(recipe_path("demo").read_text())
-    recipe["trainer"].update(max_steps=2, max_epochs=1, default_root_dir=str(tmp_path / "run"),
-                             enable_progress_bar=False, limit_val_batches=1)
-    recipe["model"].update(img_size=32, backbone_kwargs={"depth": 2})
-    recipe["model"]["meta"].update(every_n_steps=1, warmup_steps=0)
-    recipe["data"]["init_args"].update(
-        root=str(root), num_classes=TINY_SPEC.num_classes, batch_size=8, meta_batch_size=4,
-        image_size=TINY_SPEC.image_size, max_per_class=TINY_SPEC.max_per_class,
-        val_per_class=TINY_SPEC.val_per_class, test_per_class=TINY_SPEC.test_per_class,
-        synthetic_imbalance_ratio=TINY_SPEC.imbalance_ratio,
-    )
-    for dotted, value in changes.items():
-        *parents, leaf = dotted.split(".")
-        node = recipe
-        for p in parents:
-            node = node[p]
-        node[leaf] = value
-    path = tmp_path / "recipe.yaml"
-    path.write_text(yaml.safe_dump(recipe))
-    return path
+    return tiny_demo_recipe(tmp_path, root, **changes)
 
 
 def test_two_step_fit_writes_a_report(tiny_s2_root, tmp_path):

@@ -11,7 +11,7 @@ from rs_metapeft.cli import main
 from rs_metapeft.console import QUIET_WARNINGS, quiet_console
 from rs_metapeft.recipes import list_recipes, recipe_path, recipe_summary
 
-from .conftest import TINY_SPEC
+from .conftest import tiny_demo_recipe
 
 #: Lines a fit used to print that tell the user nothing (issue 16, item 6).
 NOISE = ("args parameter is intended to run from within Python", "Tip:", "litlogger", "LeafSpec",
@@ -21,20 +21,8 @@ NOISE = ("args parameter is intended to run from within Python", "Tip:", "litlog
 
 def _tiny_demo(tmp_path, root):
     """The demo recipe at CPU size, logging less often than it has batches (as short runs do)."""
-    recipe = yaml.safe_load(recipe_path("demo").read_text())
-    recipe["trainer"].update(max_steps=2, max_epochs=1, default_root_dir=str(tmp_path / "runs"),
-                             enable_progress_bar=False, limit_val_batches=1, accelerator="cpu",
-                             log_every_n_steps=50)
-    recipe["model"].update(img_size=32, backbone_kwargs={"depth": 2})
-    recipe["model"]["meta"].update(every_n_steps=1, warmup_steps=0)
-    recipe["data"]["init_args"].update(
-        root=str(root), num_classes=TINY_SPEC.num_classes, batch_size=8, meta_batch_size=4,
-        image_size=TINY_SPEC.image_size, max_per_class=TINY_SPEC.max_per_class,
-        val_per_class=TINY_SPEC.val_per_class, test_per_class=TINY_SPEC.test_per_class,
-        synthetic_imbalance_ratio=TINY_SPEC.imbalance_ratio)
-    path = tmp_path / "recipe.yaml"
-    path.write_text(yaml.safe_dump(recipe))
-    return path
+    return tiny_demo_recipe(tmp_path, root, run_folder="runs", **{
+        "trainer.accelerator": "cpu", "trainer.log_every_n_steps": 50})
 
 
 def test_a_tiny_fit_prints_its_header_and_summary_and_no_noise(tiny_s2_root, tmp_path, capfd,

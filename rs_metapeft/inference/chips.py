@@ -57,8 +57,8 @@ def _read(path: Path, pixels: bool = True) -> _Chip:
         raise DataFileError(f"cannot read chip {path}: {err}. Replace or remove the file.") from err
 
 
-def _prepare(x: torch.Tensor, size: int) -> torch.Tensor:
-    # The ViT takes one input size; chips of another size are resized (bilinear) to it.
+def resize_to_model(x: torch.Tensor, size: int) -> torch.Tensor:
+    """``x`` (``N x C x H x W``) resized (bilinear) to the ViT's one input size, if it differs."""
     if x.shape[-2:] != (size, size):
         x = F.interpolate(x, size=(size, size), mode="bilinear", align_corners=False)
     return x
@@ -139,7 +139,7 @@ def predict_chips(task: MetaPEFTTask, folder: str | os.PathLike,
             arrays.append(model_input(x, value, fill, preprocessing))
         if not valid:
             continue
-        x = torch.cat([_prepare(a[None], size) for a in arrays]).to(device)
+        x = torch.cat([resize_to_model(a[None], size) for a in arrays]).to(device)
         for path, p in zip(valid, task.scores(x).cpu(), strict=True):
             rows[path] = p
     buffer = io.StringIO()

@@ -37,7 +37,7 @@ from tqdm.auto import tqdm
 from ..bands import check_compatible
 from ..io import atomic_path, refuse_existing
 from ..tasks import MetaPEFTTask
-from .chips import _prepare
+from .chips import resize_to_model
 from .nodata import masked_pixels, model_input, nodata_value, recorded_preprocessing
 
 __all__ = ["NODATA_CLASS", "NODATA_PRESENCE", "chip_footprint", "predict_scene",
@@ -194,7 +194,7 @@ def _scored_chips(task: MetaPEFTTask, scene: Path, profile: dict, stride: int | 
         keep = ~mask.flatten(1).all(1)  # tiles with nothing but nodata are not classified
         scores: list[torch.Tensor | None] = [None] * len(image)
         if keep.any():
-            x = _prepare(model_input(image[keep], value, fill, preprocessing), size)
+            x = resize_to_model(model_input(image[keep], value, fill, preprocessing), size)
             for i, p in zip(keep.nonzero().flatten().tolist(), task.scores(x.to(task.device)).cpu(),
                             strict=True):
                 scores[i] = p

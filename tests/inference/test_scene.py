@@ -67,7 +67,7 @@ def test_scene_map_matches_chip_predictions_and_keeps_georeference(task, tiny_s2
 
 def test_scene_is_tiled_at_the_training_chips_footprint(task, tiny_s2_root, tmp_path):
     """A scene at 20 m gets 16-pixel chips (the 32 x 10 m training chips' ground), resized."""
-    from rs_metapeft.inference.chips import _prepare
+    from rs_metapeft.inference.chips import resize_to_model
     from rs_metapeft.inference.scene import chip_footprint
 
     assert task.data_info["chip_size"] == [CHIP, CHIP]
@@ -86,7 +86,7 @@ def test_scene_is_tiled_at_the_training_chips_footprint(task, tiny_s2_root, tmp_
     assert chip_footprint(task, (20.0, 20.0)) == (half, half)
     classes, _ = predict_scene(task, scene, progress=False)
     with torch.no_grad():
-        expected = task(_prepare(torch.from_numpy(np.stack(coarse)), CHIP)).argmax(1).numpy()
+        expected = task(resize_to_model(torch.from_numpy(np.stack(coarse)), CHIP)).argmax(1).numpy()
     with rasterio.open(classes) as src:
         class_map = src.read(1)
     for i in range(4):
@@ -177,10 +177,11 @@ def _multilabel_scene(run, path, count=2, **kwargs):
 
 def _chip_scores(task, chips):
     """The model's per-label scores of raw (N, bands, H, W) chips, resized as prediction does."""
-    from rs_metapeft.inference.chips import _prepare
+    from rs_metapeft.inference.chips import resize_to_model
 
     with torch.no_grad():
-        return task.scores(_prepare(torch.as_tensor(chips), int(task.hparams.img_size))).numpy()
+        x = resize_to_model(torch.as_tensor(chips), int(task.hparams.img_size))
+        return task.scores(x).numpy()
 
 
 def _read_label_outputs(prefix):
