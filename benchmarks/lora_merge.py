@@ -96,11 +96,20 @@ def step_times(name: str, batch: int, steps: int, skip: int, img_size: int,
     return times[skip:]
 
 
+def peak_rss_mib() -> float:
+    """This process's peak RSS (``VmHWM``; ``ru_maxrss`` would carry the parent's peak across
+    ``fork`` and ``exec``, so a child of a large process would read its parent's peak)."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # not Linux
+
+
 def memory_of(name: str, batch: int, img_size: int, patch: int, steps: int = 3) -> float:
     """Peak RSS growth (MiB) of ``steps`` bare steps of ``name`` (run in a fresh process)."""
     before = harness.current_rss_mib()
     step_times(name, batch, steps, 0, img_size, patch)
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024 - before
+    return peak_rss_mib() - before
 
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
