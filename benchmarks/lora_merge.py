@@ -105,11 +105,12 @@ def peak_rss_mib() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # not Linux
 
 
-def memory_of(name: str, batch: int, img_size: int, patch: int, steps: int = 3) -> float:
-    """Peak RSS growth (MiB) of ``steps`` bare steps of ``name`` (run in a fresh process)."""
+def memory_of(name: str, batch: int, img_size: int, patch: int,
+              steps: int = 3) -> dict[str, float]:
+    """Peak RSS (MiB) of ``steps`` bare steps of ``name``, and the RSS before (fresh process)."""
     before = harness.current_rss_mib()
     step_times(name, batch, steps, 0, img_size, patch)
-    return peak_rss_mib() - before
+    return {"peak_mib": peak_rss_mib(), "before_fit_mib": before}
 
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
@@ -127,8 +128,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     args = parser.parse_args(argv)
     img_size, patch = (16, 8) if args.quick else (64, 8)
     if args.memory_of:
-        growth = memory_of(args.memory_of, args.batch_size, img_size, patch)
-        print(json.dumps({"peak_mib": growth, "before_fit_mib": 0.0}))
+        print(json.dumps(memory_of(args.memory_of, args.batch_size, img_size, patch)))
         return {}
     names = [FLOOR, *CONFIGS]
     times: dict[str, list[float]] = {n: [] for n in names}
@@ -139,10 +139,10 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     median = {n: statistics.median(t) for n, t in times.items()}
     growth = {}
     if args.memory:
-        argv_base = [a for a in (argv if argv is not None else sys.argv[1:])]
+        argv_base = list(argv if argv is not None else sys.argv[1:])
         for name in names[1:]:
-            growth[name] = harness.memory_in_subprocess(Path(__file__), argv_base,
-                                                        name)["peak_mib"]
+            peak = harness.memory_in_subprocess(Path(__file__), argv_base, name)
+            growth[name] = peak["peak_mib"] - peak["before_fit_mib"]
     rows = [{"configuration": n, "bare_step_ms": round(1000 * median[n], 1),
              "vs_floor": round(median[n] / median[FLOOR], 3),
              "vs_full_fine_tuning": round(median[n] / median["full fine-tuning"], 3),
