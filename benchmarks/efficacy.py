@@ -580,6 +580,50 @@ def selected_methods(args, table: dict[str, dict[str, Any]], parser=None) -> lis
     return wanted
 
 
+def assemble(runs: dict[str, dict[str, list[dict]]], profile: harness.Profile, rank: int, args,
+             seeds_requested: list[int], optuna_seeds: list[int], skipped: dict[str, str],
+             defaults: dict[str, Any]) -> dict[str, Any]:
+    """The result dict of ``runs`` (``{dataset: {method: [records]}}``), before :func:`finish`."""
+    # Data sets of an earlier session not asked for this time are kept as they were.
+    order = [*args.datasets, *(ds for ds in runs if ds not in args.datasets)]
+    datasets = {ds: dataset_part(runs[ds], profile, base_record(profile, ds, args.weights))
+                for ds in order if runs.get(ds)}
+    seeds = sorted({r["seed"] for part in datasets.values()
+                    for recs in part["runs"].values() for r in recs})
+    return {"format": FORMAT, "profile": profile.name, "sizes": dataclasses.asdict(profile),
+            "product_defaults": defaults, "rank": rank, "seeds": seeds,
+            "seeds_requested": seeds_requested,
+            "optuna_seeds": optuna_seeds, "optuna_trials": args.optuna_trials,
+            "weights": args.weights, "skipped": dict(skipped),
+            "datasets": datasets}
+
+
+def merge(args, profile: harness.Profile) -> dict[str, Any]:
+    """Fold the finished runs of the ``--merge`` files into this tag's result; run nothing.
+
+    Runs split over processes or machines (one tag each) become one paired result. A run of
+    the same data set, method and seed already in this tag's file is kept, not replaced.
+
+    Raises:
+        SystemExit: a file is missing, or was run at other sizes, defaults or weights.
+    """
+    rank = harness.paper_rank(profile.num_classes, profile.blocks)
+    runs = load_previous(result_path(args, profile), profile, rank, args)
+    for other in args.merge:
+        if not other.is_file():
+            raise SystemExit(f"--merge: {other} does not exist")
+        for dataset, methods_runs in load_previous(other, profile, rank, args).items():
+            for method, records in methods_runs.items():
+                mine = runs.setdefault(dataset, {}).setdefault(method, [])
+                seen = {r["seed"] for r in mine}
+                mine += [r for r in records if r["seed"] not in seen]
+                mine.sort(key=lambda r: r["seed"])
+    seeds = sorted({r["seed"] for part in runs.values() for recs in part.values() for r in recs})
+    searched = sorted({r["seed"] for part in runs.values() for r in part.get(OPTUNA, [])})
+    result = assemble(runs, profile, rank, args, seeds, searched, {}, harness.product_defaults())
+    return {**result, "merged_from": [str(p) for p in args.merge]}
+
+
 def benchmark(args, on_update=None) -> dict[str, Any]:
     """Run every selected method on every data set and seed; return the result dict.
 
@@ -602,18 +646,8 @@ def benchmark(args, on_update=None) -> dict[str, Any]:
     defaults = harness.product_defaults()
 
     def result() -> dict[str, Any]:
-        # Data sets of an earlier session not asked for this time are kept as they were.
-        order = [*args.datasets, *(ds for ds in runs if ds not in args.datasets)]
-        datasets = {ds: dataset_part(runs[ds], profile, base_record(profile, ds, args.weights))
-                    for ds in order if runs.get(ds)}
-        seeds = sorted({r["seed"] for part in datasets.values()
-                        for recs in part["runs"].values() for r in recs})
-        return {"format": FORMAT, "profile": profile.name, "sizes": dataclasses.asdict(profile),
-                "product_defaults": defaults, "rank": rank, "seeds": seeds,
-                "seeds_requested": list(args.seeds),
-                "optuna_seeds": list(optuna_seeds), "optuna_trials": args.optuna_trials,
-                "weights": args.weights, "skipped": dict(skipped),
-                "datasets": datasets}
+        return assemble(runs, profile, rank, args, list(args.seeds), list(optuna_seeds),
+                        skipped, defaults)
 
     def done(dataset: str, method: str, seed: int) -> bool:
         return any(r["seed"] == seed for r in runs.get(dataset, {}).get(method, []))
@@ -718,12 +752,18 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--resume", action="store_true",
                         help="keep the runs of the existing result file of this tag and skip "
                              "them (dataset, seed, method; Optuna per dataset and seed)")
+    parser.add_argument("--merge", type=Path, nargs="+", default=None, metavar="RESULT",
+                        help="fold the finished runs of these result files (same sizes, "
+                             "defaults and weights; e.g. seeds run under other tags in parallel) "
+                             "into this tag's file, rewrite its tables, and run nothing")
     args = parser.parse_args(argv)
     profile = harness.profile_of(args)
     selected_methods(args, methods(harness.paper_rank(profile.num_classes, profile.blocks)),
                      parser)
     if args.optuna_trials is None:
         args.optuna_trials = profile.optuna_trials
+    if args.merge:
+        return write(merge(args, profile), args, profile)
     path = result_path(args, profile)
     if path.is_file() and not args.resume:
         backup = path.with_suffix(".json.bak")

@@ -1,11 +1,14 @@
-"""Merged LoRA product against the written-out one: bare-loop step time and peak memory.
+"""Merged PEFT products against the written-out ones: bare-loop step time and peak memory.
 
 :func:`rs_metapeft.peft.lora.merged_lora_linear` computes a LoRA layer as ``x (W + S A)^T + b``
 (one full-width product forward, one for the input gradient) instead of the written-out
 ``x W^T + b + (x A^T) S^T`` (the update at the output's width, its addition, and two input
 gradients summed in backward). This script measures what that buys, in one process, side by
 side: the written-out form is the same modules with :func:`merged_lora_linear` swapped for its
-textbook formula, so nothing else differs.
+textbook formula, so nothing else differs. The same holds for AdaptFormer:
+:func:`rs_metapeft.peft.adaptformer.adaptformer_branch` recomputes its normalised input in
+backward instead of keeping it; written out, it is ``scale * Up(relu(Down(LN(x))))`` through
+autograd (which keeps ``LN(x)``, a full-width activation per block).
 
 Per configuration (gamma fixed, AdamW on what trains): the median bare-loop step (forward,
 cross-entropy, backward, optimiser step; :func:`speed.bare_step`) over interleaved rounds, its
@@ -36,7 +39,9 @@ import torch  # noqa: E402
 from torch.nn import functional as F  # noqa: E402
 
 from rs_metapeft.models.classifier import SpectralViTClassifier  # noqa: E402
+from rs_metapeft.peft import adaptformer as adaptformer_module  # noqa: E402
 from rs_metapeft.peft import lora as lora_module  # noqa: E402
+from rs_metapeft.peft.adapter import scaled_up  # noqa: E402
 from rs_metapeft.peft.config import PeftConfig  # noqa: E402
 
 SIX = ["q", "k", "v", "o", "fc1", "fc2"]
@@ -52,6 +57,7 @@ CONFIGS: dict[str, tuple[dict[str, Any], str | None]] = {
 }
 FLOOR = "floor (frozen fwd+bwd)"
 MERGED = lora_module.merged_lora_linear
+RECOMPUTING = adaptformer_module.adaptformer_branch
 
 
 def written_out(x, weight, bias, lora_A, scaled_B):
@@ -59,9 +65,16 @@ def written_out(x, weight, bias, lora_A, scaled_B):
     return F.linear(x, weight, bias) + F.linear(F.linear(x, lora_A), scaled_B)
 
 
+def adaptformer_written_out(x, norm, down, up, scale):
+    """The textbook AdaptFormer branch (autograd keeps the normalised input)."""
+    return scaled_up(torch.relu(down(norm(x))), up.weight, up.bias, scale)
+
+
 def use_form(form: str | None) -> None:
-    """Route every LoRA layer through the merged product or the written-out formula."""
-    lora_module.merged_lora_linear = written_out if form == "written" else MERGED
+    """Route every LoRA layer and AdaptFormer through the merged products or the textbook ones."""
+    written = form == "written"
+    lora_module.merged_lora_linear = written_out if written else MERGED
+    adaptformer_module.adaptformer_branch = adaptformer_written_out if written else RECOMPUTING
 
 
 def build(peft: dict[str, Any], img_size: int, patch: int) -> SpectralViTClassifier:
@@ -155,7 +168,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                   if growth else None)}
              for base in ("LoRA q,v (rank 4)", "LoRA six", "all seven")]
     result = {
-        "title": "LoRA: merged product against the written-out formula"
+        "title": "PEFT modules: merged products against the written-out formulas"
                  + (f" ({args.tag})" if args.tag else ""),
         "command": harness.command_line(), "machine": harness.machine(),
         "batch_size": args.batch_size, "rounds": args.rounds, "steps": args.steps,

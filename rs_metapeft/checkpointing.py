@@ -137,6 +137,7 @@ def task_metadata(task: Any) -> dict[str, Any]:
         "band_std": norm.std.tolist(),
         "classes": task.class_names,
         "train_counts": task.train_counts,
+        "group_counts": task.group_counts,
         "gamma": gamma_map(task.model),
         "gamma_history": [[s, _str_keys(g)] for s, g in task.gamma_history],
         "outer_steps": task.outer_steps,
@@ -172,6 +173,7 @@ def restore_task_metadata(task: Any, info: dict[str, Any]) -> None:
                          fix="use the checkpoint's data.bands (same order), or train anew")
     task.class_names = info.get("classes", task.class_names)
     task.train_counts = info.get("train_counts", task.train_counts)
+    task.group_counts = info.get("group_counts", task.train_counts)  # older: no holdout split
     task.outer_steps = info.get("outer_steps", 0)
     task.skipped_outer_steps = info.get("skipped_outer_steps", 0)
     task.gamma_history = [(int(s), _int_keys(g)) for s, g in info.get("gamma_history", [])]

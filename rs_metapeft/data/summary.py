@@ -57,7 +57,7 @@ def dataset_summary(
     """
     dm.prepare_data()
     dm.setup("fit")
-    counts = list(dm.train_counts)
+    counts = list(getattr(dm, "group_counts", None) or dm.train_counts)
     stats = dm.band_stats
     summary: dict[str, Any] = {
         "datamodule": type(dm).__name__,

@@ -47,7 +47,7 @@ def model_from_checkpoint(path: str | Path) -> tuple[SpectralViTClassifier, dict
              if k.startswith("model.")}
     model.load_state_dict(state)
     groups_cfg = hp.get("groups", {})
-    counts = info.get("train_counts")
+    counts = info.get("group_counts") or info.get("train_counts")
     groups = None
     if counts and any(counts):
         groups = assign_groups(counts, groups_cfg.get("rule", "auto"),

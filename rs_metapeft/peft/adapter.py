@@ -8,7 +8,20 @@ from torch.nn import functional as F
 
 from .modulator import ModulatedModule
 
-__all__ = ["Adapter", "BottleneckModule"]
+__all__ = ["Adapter", "BottleneckModule", "scaled_up"]
+
+
+def scaled_up(hidden: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor,
+              scale: torch.Tensor) -> torch.Tensor:
+    """``scale * (hidden Up^T + b)`` with ``scale`` folded into the narrow side.
+
+    A scalar scale multiplies the hidden activations and the bias; a per-output-channel scale
+    multiplies ``Up``'s rows. No full-width output is multiplied by a scalar, and no extra
+    full-width activation is kept for backward.
+    """
+    if scale.dim():  # per output channel
+        return F.linear(hidden, weight * scale.unsqueeze(-1), bias * scale)
+    return F.linear(hidden * scale, weight, bias * scale)
 
 
 class BottleneckModule(ModulatedModule):
@@ -38,15 +51,16 @@ class BottleneckModule(ModulatedModule):
     def bottleneck(self, h: torch.Tensor) -> torch.Tensor:
         """Return the modulated bottleneck output for ``h``.
 
-        The scale ``gamma * alpha`` is folded into the narrow side (the hidden activations and
-        ``Up``'s bias, or ``Up``'s rows for a per-channel gamma), never applied to a full-width
-        output: cheaper, no extra full-width activation kept for backward, same gradients.
+        The scale ``gamma * alpha`` is folded into the narrow side (:func:`scaled_up`), never
+        applied to a full-width output: cheaper, no extra full-width activation kept for
+        backward, same gradients.
         """
         hidden = self.dropout(torch.relu(self.down(h)))
-        scale = self.modulation() * self.alpha
-        if scale.dim():  # per output channel
-            return F.linear(hidden, self.up.weight * scale.unsqueeze(-1), self.up.bias * scale)
-        return F.linear(hidden * scale, self.up.weight, self.up.bias * scale)
+        return scaled_up(hidden, self.up.weight, self.up.bias, self.scale())
+
+    def scale(self) -> torch.Tensor:
+        """The module's whole scale ``gamma * alpha`` (a scalar or one per output channel)."""
+        return self.modulation() * self.alpha
 
 
 class Adapter(BottleneckModule):

@@ -60,7 +60,7 @@ def task_report(task: Any, confusion: np.ndarray, meta_protocol: str | None = No
         switched-off modules, gamma history, meta settings, parameter counts and fit wall time.
     """
     g = task.groups_config
-    report = build_report(confusion, task.class_names, task.train_counts, g.rule,
+    report = build_report(confusion, task.class_names, task.group_counts, g.rule,
                           g.many_threshold, g.few_threshold)
     return {**report, **run_details(task, meta_protocol)}
 
@@ -82,7 +82,7 @@ def multilabel_task_report(task: Any, scores: Any, targets: Any,
     """
     g = task.groups_config
     report = build_multilabel_report(scores, targets, task.thresholds, task.class_names,
-                                     task.train_counts, task.train_samples, g.rule,
+                                     task.group_counts, task.train_samples, g.rule,
                                      g.many_threshold, g.few_threshold)
     report["thresholds_source"] = task.thresholds_source
     return {**report, **run_details(task, meta_protocol)}

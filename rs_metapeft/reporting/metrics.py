@@ -32,7 +32,9 @@ def build_report(
     Args:
         confusion: (C, C) counts, rows = true class, columns = predicted class.
         class_names: class names.
-        train_counts: training images per class (decides the groups).
+        train_counts: training images per class (decides the groups). A task passes the
+            training split's counts before any meta holdout (``group_counts``), so the groups
+            are the data's and do not depend on the meta protocol.
         group_rule: see :func:`~rs_metapeft.data.longtail.assign_groups`.
         many_threshold: many-group threshold.
         few_threshold: few-group threshold.

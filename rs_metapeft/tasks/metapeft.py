@@ -247,6 +247,9 @@ class MetaPEFTTask(L.LightningModule):
             self.thresholds_source = "default"
         self.class_names: list[str] = [str(i) for i in range(num_classes)]
         self.train_counts: list[int] = [0] * num_classes
+        #: The counts that decide the report's groups (the datamodule's ``group_counts``: the
+        #: training split before a meta holdout; ``train_counts`` where it has none).
+        self.group_counts: list[int] = [0] * num_classes
         #: The training data's CRS and nodata value (checkpoint metadata; used at prediction).
         self.data_info: dict[str, Any] = {}
         #: What this fit did differently from what the recipe asked (top of the report).
@@ -285,6 +288,7 @@ class MetaPEFTTask(L.LightningModule):
             stats = dm.band_stats
             self.model.normalizer.set_statistics(stats.mean, stats.std)
             self.train_counts = list(dm.train_counts)
+            self.group_counts = list(getattr(dm, "group_counts", None) or dm.train_counts)
             self.data_info = dm.data_description() if hasattr(dm, "data_description") else {}
             self.run_warnings = list(getattr(dm, "run_warnings", []))
             for note in self.weights_notes:

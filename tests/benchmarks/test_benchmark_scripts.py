@@ -135,6 +135,28 @@ def test_resume_skips_runs_already_present(tmp_path, monkeypatch):
     assert len(calls) == 8 and (tmp_path / "efficacy-t.json.bak").is_file()
 
 
+def test_merge_folds_runs_of_other_tags_and_runs_nothing(tmp_path, monkeypatch):
+    """Seeds run in parallel under two tags become one paired result, the first tag's file."""
+    calls = []
+    monkeypatch.setattr(harness, "fit_and_evaluate", _fake_run(calls))
+    argv = ["--quick", "--datasets", "s2", "--methods", efficacy.TWIN, efficacy.NEW,
+            "--optuna-trials", "0", "--results", str(tmp_path)]
+    efficacy.main([*argv, "--tag", "a", "--seeds", "0", "1"])
+    efficacy.main([*argv, "--tag", "b", "--seeds", "1", "2"])
+    assert len(calls) == 8
+    result = efficacy.main([*argv, "--tag", "a", "--merge", str(tmp_path / "efficacy-b.json")])
+    assert len(calls) == 8  # nothing ran
+    part = json.loads((tmp_path / "efficacy-a.json").read_text())["datasets"]["s2"]
+    assert [r["seed"] for r in part["runs"][efficacy.NEW]] == [0, 1, 2]  # seed 1 kept once
+    assert result["seeds"] == [0, 1, 2] and result["merged_from"][0].endswith("efficacy-b.json")
+    assert part["paired"]["metapeft_minus_twin_few"]["n_seeds"] == 3
+    with pytest.raises(SystemExit, match="does not exist"):
+        efficacy.main([*argv, "--tag", "a", "--merge", str(tmp_path / "efficacy-c.json")])
+    with pytest.raises(SystemExit, match="other sizes"):  # another budget cannot be paired
+        efficacy.main([*argv, "--tag", "a", "--steps", "7", "--merge",
+                       str(tmp_path / "efficacy-b.json")])
+
+
 def test_efficacy_quick_smoke_writes_paired_json_and_page(tmp_path, monkeypatch):
     monkeypatch.setattr(harness, "DATA_DIR", tmp_path / "data")
     result = efficacy.main(["--quick", "--steps", "2", "--seeds", "0", "1", "--datasets", "s2",
@@ -363,7 +385,7 @@ def test_multilabel_quick_smoke_writes_map_json_and_page(tmp_path, monkeypatch):
 def test_lora_merge_compares_both_forms_and_restores_the_merged_one(tmp_path):
     import lora_merge
 
-    from rs_metapeft.peft import lora
+    from rs_metapeft.peft import adaptformer, lora
 
     result = lora_merge.main(["--quick", "--rounds", "1", "--steps", "1", "--warmup", "0",
                               "--batch-size", "2", "--no-memory", "--results", str(tmp_path)])
@@ -371,4 +393,5 @@ def test_lora_merge_compares_both_forms_and_restores_the_merged_one(tmp_path):
     assert names[0] == lora_merge.FLOOR and "all seven, written out" in names
     assert all(r["bare_step_ms"] > 0 for r in result["rows"])
     assert lora.merged_lora_linear is lora_merge.MERGED  # the swap does not leak
+    assert adaptformer.adaptformer_branch is lora_merge.RECOMPUTING
     assert (tmp_path / "lora_merge.json").is_file()

@@ -152,3 +152,84 @@ def test_merged_product_under_bf16_autocast_keeps_input_dtypes():
     with torch.no_grad():
         reference = _lora_reference(layer, x)
     torch.testing.assert_close(out.float(), reference, rtol=0.05, atol=0.05)
+
+
+def _adaptformer(gamma_param="log", per_channel=False) -> AdaptFormer:
+    return _randomised(AdaptFormer(IN, 4, ALPHA, 0.0, 0, gamma_param, per_channel), gamma_param,
+                       per_channel)
+
+
+def _adaptformer_reference(module: AdaptFormer, x: torch.Tensor) -> torch.Tensor:
+    return module.modulation() * ALPHA * module.up(torch.relu(module.down(module.norm(x))))
+
+
+@pytest.mark.parametrize("per_channel", [False, True])
+def test_adaptformer_supports_second_order_gradients(per_channel):
+    """Second-order gradients through the recomputing branch match the long way's (gamma too)."""
+    module = _adaptformer(per_channel=per_channel)
+    x = torch.randn(2, 5, IN, dtype=torch.float64, requires_grad=True)
+    inner = [module.down.weight, module.down.bias, module.up.weight, module.up.bias,
+             module.norm.weight, module.norm.bias]
+    module.gamma.requires_grad_(True)
+
+    def second_order(output):
+        grads = torch.autograd.grad((output ** 2).sum(), [x, *inner], create_graph=True)
+        probe = sum((g * torch.linspace(-1, 1, g.numel(), dtype=g.dtype).view_as(g)).sum()
+                    for g in grads)
+        return torch.autograd.grad(probe, [x, *inner, module.gamma])
+
+    for got, want in zip(second_order(module(x)),
+                         second_order(_adaptformer_reference(module, x)), strict=True):
+        torch.testing.assert_close(got, want, rtol=0, atol=1e-6)
+
+
+@pytest.mark.parametrize("frozen", ["nothing", "norm_and_down", "input"])
+def test_adaptformer_gradients_follow_what_requires_grad(frozen):
+    module = _adaptformer("identity", True)
+    if frozen == "norm_and_down":
+        for p in (*module.norm.parameters(), *module.down.parameters()):
+            p.requires_grad_(False)
+    x = torch.randn(6, IN, dtype=torch.float64, requires_grad=frozen != "input")
+    wanted = [t for t in (x, *module.parameters()) if t.requires_grad]
+    w = torch.linspace(-1, 1, 6 * IN, dtype=torch.float64).view(6, IN)
+    got = torch.autograd.grad((module(x) * w).sum(), wanted)
+    want = torch.autograd.grad((_adaptformer_reference(module, x) * w).sum(), wanted)
+    for a, b in zip(got, want, strict=True):
+        torch.testing.assert_close(a, b, rtol=0, atol=1e-6)
+
+
+def test_adaptformer_keeps_no_activation_of_its_own():
+    """Only the block input (which the block's norm2 keeps anyway) and weights are saved."""
+    module = _adaptformer()
+    x = torch.randn(4, 9, IN, dtype=torch.float64, requires_grad=True)
+    saved = []
+    with torch.autograd.graph.saved_tensors_hooks(lambda t: saved.append(t) or t, lambda t: t):
+        module(x)
+    activations = [t for t in saved if t.shape[:-1] == x.shape[:-1]]  # one row per token
+    assert len(activations) == 1 and activations[0].data_ptr() == x.data_ptr()
+
+
+def test_adaptformer_under_bf16_autocast_keeps_input_dtypes():
+    module = _adaptformer().float()
+    module.gamma.requires_grad_(True)
+    x = torch.randn(3, 4, IN, requires_grad=True)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        out = module(x)
+    grads = torch.autograd.grad(out.float().sum(), [x, module.down.weight, module.norm.weight,
+                                                    module.gamma])
+    assert [g.dtype for g in grads] == [torch.float32] * 4
+    with torch.no_grad():
+        reference = _adaptformer_reference(module, x)
+    torch.testing.assert_close(out.float(), reference, rtol=0.05, atol=0.05)
+
+
+def test_adaptformer_with_dropout_takes_the_long_way_in_training():
+    module = AdaptFormer(IN, 4, ALPHA, 0.5, 0).double()
+    nn.init.normal_(module.up.weight)
+    x = torch.randn(50, IN, dtype=torch.float64)
+    torch.manual_seed(0)
+    first = module(x)
+    torch.manual_seed(0)
+    hidden = module.dropout(torch.relu(module.down(module.norm(x))))  # the same mask
+    torch.testing.assert_close(first, ALPHA * module.up(hidden), rtol=0, atol=1e-12)
+    assert not torch.equal(first, module.eval()(x))  # a dropout mask was applied in training

@@ -120,6 +120,11 @@ def test_inner_training_and_meta_validation_never_share_an_image(
     counts = np.bincount([int(t) for t in _targets(dm.train_dataset)], minlength=4)
     assert task.train_counts == counts.tolist()
     assert torch.allclose(task.log_prior.exp(), torch.tensor(counts / counts.sum()).float())
+    # The report's groups are decided by the training split before the holdout came out of it.
+    held_out = len(dm.meta_sampler.held_out) if protocol == "holdout" else 0
+    assert sum(task.group_counts) == sum(task.train_counts) + held_out
+    assert all(g >= t for g, t in zip(task.group_counts, task.train_counts, strict=True))
+    assert (task.group_counts != task.train_counts) == (protocol == "holdout")
     # Class-balanced meta-val batches over the classes of the meta-val pool.
     pool_classes = np.unique(dm.meta_sampler.labels("val")[dm.meta_sampler.parts["val"]])
     per_class = dm.meta_batch_size // len(pool_classes)

@@ -62,6 +62,7 @@ def test_band_statistics_and_classes_travel_in_the_checkpoint(tiny_s2_root, tmp_
     info = ckpt["rs_metapeft"]
     assert info["bands"] == task.model.bands and len(info["band_mean"]) == 13
     assert info["classes"][0] == "AnnualCrop" and sum(info["train_counts"]) > 0
+    assert info["group_counts"] == task.group_counts and sum(task.group_counts) > 0
     assert info["seed"] == 0 and info["meta_split"]["val"]
     # The meta sampler's position is the datamodule's own state, which Lightning saves, and the
     # random-number states are the ExactResume callback's.
@@ -71,6 +72,7 @@ def test_band_statistics_and_classes_travel_in_the_checkpoint(tiny_s2_root, tmp_
     restored = MetaPEFTTask.load_from_checkpoint(path, weights_only=True)
     assert torch.equal(restored.model.normalizer.mean, task.model.normalizer.mean)
     assert restored.class_names == task.class_names
+    assert restored.group_counts == task.group_counts
     assert restored.outer_steps == task.outer_steps
     assert gamma_parameters(restored.model)
 

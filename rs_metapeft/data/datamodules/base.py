@@ -225,6 +225,10 @@ class LongTailDataModule(NonGeoDataModule):
         self._set_augmentation(FillNodata())
         self.class_names: list[str] = []
         self.train_counts: list[int] = []
+        #: Images per class of the training split before a meta holdout is taken out: the
+        #: data's long tail, which decides the report's many / medium / few groups (so a holdout
+        #: does not move a class across a group boundary). Equal to ``train_counts`` otherwise.
+        self.group_counts: list[int] = []
         self.band_stats: BandStatistics | None = None
         self.meta_indices: tuple[np.ndarray, np.ndarray] | None = None
 
@@ -301,6 +305,7 @@ class LongTailDataModule(NonGeoDataModule):
             self._check_imbalance(_targets(dataset), _targets(Subset(dataset, keep.tolist())))
             dataset = Subset(dataset, keep.tolist())
         self.meta_sampler, self.meta_datasets, self.meta_indices = None, {}, None
+        self.group_counts = class_counts(_targets(dataset), self.num_classes)
         if self.meta_protocol == "holdout":
             # The holdout is meta-validation only and never reaches the inner step, so the
             # counts, log prior and band statistics below describe the images trained on.
