@@ -55,6 +55,7 @@ CONFIGS: dict[str, tuple[dict[str, Any], str | None]] = {
     "all seven, merged": ({}, "merged"),
     "all seven, written out": ({}, "written"),
 }
+BASES = ("LoRA q,v (rank 4)", "LoRA six", "all seven")
 FLOOR = "floor (frozen fwd+bwd)"
 MERGED = lora_module.merged_lora_linear
 RECOMPUTING = adaptformer_module.adaptformer_branch
@@ -136,6 +137,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--quick", action="store_true", help="tiny sizes (seconds; smoke test)")
     parser.add_argument("--no-memory", dest="memory", action="store_false")
     parser.add_argument("--memory-of", default=None, help=argparse.SUPPRESS)
+    parser.add_argument("--configs", nargs="+", default=None, metavar="BASE",
+                        help="only these configurations, each both ways (default: all of "
+                             "'LoRA q,v (rank 4)', 'LoRA six', 'all seven')")
     parser.add_argument("--tag", default="")
     parser.add_argument("--results", type=Path, default=None)
     args = parser.parse_args(argv)
@@ -143,7 +147,12 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     if args.memory_of:
         print(json.dumps(memory_of(args.memory_of, args.batch_size, img_size, patch)))
         return {}
-    names = [FLOOR, *CONFIGS]
+    bases = args.configs or list(BASES)
+    unknown = [b for b in bases if b not in BASES]
+    if unknown:
+        parser.error(f"unknown --configs {unknown}; choose from {list(BASES)}")
+    names = [FLOOR, "full fine-tuning",
+             *(f"{b}, {form}" for b in bases for form in ("merged", "written out"))]
     times: dict[str, list[float]] = {n: [] for n in names}
     for _ in range(args.rounds):
         for name in names:
@@ -166,7 +175,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
               "merged / written out, memory": (
                   round(growth[f"{base}, merged"] / growth[f"{base}, written out"], 3)
                   if growth else None)}
-             for base in ("LoRA q,v (rank 4)", "LoRA six", "all seven")]
+             for base in bases]
     result = {
         "title": "PEFT modules: merged products against the written-out formulas"
                  + (f" ({args.tag})" if args.tag else ""),

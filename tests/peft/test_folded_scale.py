@@ -132,10 +132,16 @@ def test_merged_product_gradients_follow_what_requires_grad(needs):
     layer.weight.requires_grad_(needs == "all")
     layer.bias.requires_grad_(needs == "all")
     x = torch.randn(7, IN, dtype=torch.float64, requires_grad=needs != "no_input")
-    wanted = [t for t in (x, *layer.parameters()) if t.requires_grad]
-    w = torch.linspace(-1, 1, 7 * OUT, dtype=torch.float64).view(7, OUT)
-    got = torch.autograd.grad((layer(x) * w).sum(), wanted)
-    want = torch.autograd.grad((_lora_reference(layer, x) * w).sum(), wanted)
+    _assert_same_gradients(layer, _lora_reference, x)
+
+
+def _assert_same_gradients(module: nn.Module, reference, x: torch.Tensor) -> None:
+    """Gradients to whatever requires grad (input and parameters) equal the reference's."""
+    wanted = [t for t in (x, *module.parameters()) if t.requires_grad]
+    out = module(x)
+    w = torch.linspace(-1, 1, out.numel(), dtype=out.dtype).view_as(out)
+    got = torch.autograd.grad((out * w).sum(), wanted)
+    want = torch.autograd.grad((reference(module, x) * w).sum(), wanted)
     for a, b in zip(got, want, strict=True):
         torch.testing.assert_close(a, b, rtol=0, atol=1e-6)
 
@@ -190,12 +196,7 @@ def test_adaptformer_gradients_follow_what_requires_grad(frozen):
         for p in (*module.norm.parameters(), *module.down.parameters()):
             p.requires_grad_(False)
     x = torch.randn(6, IN, dtype=torch.float64, requires_grad=frozen != "input")
-    wanted = [t for t in (x, *module.parameters()) if t.requires_grad]
-    w = torch.linspace(-1, 1, 6 * IN, dtype=torch.float64).view(6, IN)
-    got = torch.autograd.grad((module(x) * w).sum(), wanted)
-    want = torch.autograd.grad((_adaptformer_reference(module, x) * w).sum(), wanted)
-    for a, b in zip(got, want, strict=True):
-        torch.testing.assert_close(a, b, rtol=0, atol=1e-6)
+    _assert_same_gradients(module, _adaptformer_reference, x)
 
 
 def test_adaptformer_keeps_no_activation_of_its_own():
