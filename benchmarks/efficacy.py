@@ -621,7 +621,7 @@ def merge(args, profile: harness.Profile) -> dict[str, Any]:
     seeds = sorted({r["seed"] for part in runs.values() for recs in part.values() for r in recs})
     searched = sorted({r["seed"] for part in runs.values() for r in part.get(OPTUNA, [])})
     result = assemble(runs, profile, rank, args, seeds, searched, {}, harness.product_defaults())
-    return {**result, "merged_from": [str(p) for p in args.merge]}
+    return {**result, "merged_from": [p.name for p in args.merge]}
 
 
 def benchmark(args, on_update=None) -> dict[str, Any]:
