@@ -1,5 +1,7 @@
 import json
 
+import torch
+
 from rs_metapeft.cli import main
 
 from .conftest import TINY_SPEC, tiny_demo_recipe
@@ -18,6 +20,18 @@ def test_two_step_fit_writes_a_report(tiny_s2_root, tmp_path):
     assert len(report["per_class"]) == TINY_SPEC.num_classes
     assert report["meta"]["outer_steps"] == 2
     assert (reports[0].parent / "report.md").read_text().startswith("# Tail-class report")
+
+
+def test_a_holdout_fit_groups_classes_by_the_split_before_the_holdout(tiny_s2_root, tmp_path):
+    """The holdout takes training images; the report's groups must not move with it."""
+    path = _recipe(tmp_path, tiny_s2_root, **{"data.init_args.meta_protocol": "holdout"})
+    assert main(["fit", "--config", str(path)]) == 0
+    (report,) = (tmp_path / "run").rglob("report.json")
+    (ckpt,) = (tmp_path / "run").rglob("last.ckpt")
+    info = torch.load(ckpt, weights_only=True)["rs_metapeft"]
+    assert sum(info["group_counts"]) > sum(info["train_counts"])  # the holdout came out
+    rows = json.loads(report.read_text())["per_class"]
+    assert [r["train_count"] for r in rows] == info["group_counts"]
 
 
 def test_unknown_recipe_key_names_the_key(tiny_s2_root, tmp_path, capsys):
