@@ -78,6 +78,7 @@ def test_load_model_reads_an_export_and_reproduces_the_checkpoint_logits(trained
     from_ckpt = load_model(trained_run)
     from_export = load_model(tmp_path / "export")
     assert from_export.class_names == from_ckpt.class_names
+    assert from_export.group_counts == from_ckpt.group_counts and any(from_export.group_counts)
     x = torch.rand(2, len(from_ckpt.model.bands), 32, 32) * 3000
     with torch.no_grad():
         assert torch.allclose(from_export(x), from_ckpt(x), atol=1e-5)

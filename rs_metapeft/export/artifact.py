@@ -188,6 +188,7 @@ def save_export(
     whole: bool | None = None,
     checkpoint: str | Path | None = None,
     multilabel: Mapping[str, Any] | None = None,
+    group_counts: list[int] | None = None,
 ) -> Path:
     """Write ``adapter.safetensors`` and ``manifest.json`` into ``out_dir``.
 
@@ -207,6 +208,8 @@ def save_export(
             order; a label is predicted where its sigmoid score reaches its threshold) and
             optionally ``thresholds_source`` and ``train_samples``; the manifest then says
             ``multilabel: true`` and carries them.
+        group_counts: the counts that decided ``groups`` (the training split before a meta
+            holdout; default ``train_counts``), so an evaluation of the export groups alike.
 
     Returns:
         The manifest path.
@@ -250,6 +253,7 @@ def save_export(
         "stem": config["stem"],
         "classes": list(classes) if classes else [str(i) for i in range(config["num_classes"])],
         "train_counts": list(train_counts) if train_counts else None,
+        "group_counts": list(group_counts or train_counts or []) or None,
         "groups": list(groups) if groups else None,
         **labels,
         "gamma": {str(k): v for k, v in gamma_map(model).items()},

@@ -166,7 +166,8 @@ def export_checkpoint(
     summary["manifest"] = str(save_export(model, out_dir, info.get("classes"),
                                           info.get("train_counts"), info.get("groups"), extra,
                                           whole=whole, checkpoint=checkpoint,
-                                          multilabel=labels))
+                                          multilabel=labels,
+                                          group_counts=info.get("group_counts")))
     return summary
 
 

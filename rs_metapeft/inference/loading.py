@@ -90,5 +90,6 @@ def _task_from_export(folder: Path, device: str, weights: str | None,
         task.train_samples = manifest.get("train_samples")
     task.class_names = list(manifest["classes"])
     task.train_counts = list(manifest.get("train_counts") or [0] * config["num_classes"])
+    task.group_counts = list(manifest.get("group_counts") or task.train_counts)  # older: none
     task.data_info = dict(manifest.get("data") or {})  # CRS and nodata of the training data
     return task.to(device).eval()
