@@ -53,8 +53,9 @@ class _AdaptFormerBranch(torch.autograd.Function):
         s, up = scale.to(dtype), up_weight.to(dtype)
         rows = s.unsqueeze(-1) if s.dim() else s  # the scale of each of Up's rows
         outs = [None] * 9
-        g_hidden_up = g.T @ hidden  # (width, bottleneck): the unscaled gradient of Up
         g_sum = g.sum(0)
+        if need_uw or need_s:
+            g_hidden_up = g.T @ hidden  # (width, bottleneck): the unscaled gradient of Up
         if need_uw:
             outs[6] = (g_hidden_up * rows).to(up_weight.dtype)
         if need_ub:
