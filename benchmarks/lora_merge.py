@@ -10,8 +10,9 @@ textbook formula, so nothing else differs. The same holds for AdaptFormer:
 backward instead of keeping it; written out, it is ``scale * Up(relu(Down(LN(x))))`` through
 autograd (which keeps ``LN(x)``, a full-width activation per block).
 
-Per configuration (gamma fixed, AdamW on what trains): the median bare-loop step (forward,
-cross-entropy, backward, optimiser step; :func:`speed.bare_step`) over interleaved rounds, its
+Per configuration (gamma fixed, the task's fused AdamW on what trains): the median bare-loop
+step (forward, cross-entropy, backward, optimiser step; :func:`speed.bare_step`) over
+interleaved rounds, its
 ratio to the floor (:func:`speed.floor_step`: the frozen network's forward and backward) and to
 full fine-tuning, and the peak RSS growth of a few steps in a fresh process (CPU). The model is
 ``SpectralViTClassifier`` at the ``cpu`` profile's sizes (ViT-Tiny, 64 px, patch 8, three bands,
@@ -43,6 +44,7 @@ from rs_metapeft.peft import adaptformer as adaptformer_module  # noqa: E402
 from rs_metapeft.peft import lora as lora_module  # noqa: E402
 from rs_metapeft.peft.adapter import scaled_up  # noqa: E402
 from rs_metapeft.peft.config import PeftConfig  # noqa: E402
+from rs_metapeft.tasks.metapeft import OptimizerConfig  # noqa: E402
 
 SIX = ["q", "k", "v", "o", "fc1", "fc2"]
 #: configuration -> (PEFT spec, LoRA form); the floor and full fine-tuning are the references.
@@ -63,6 +65,8 @@ RECOMPUTING = adaptformer_module.adaptformer_branch
 
 def written_out(x, weight, bias, lora_A, scaled_B):
     """The textbook LoRA layer: base product plus the low-rank update at full width."""
+    if not isinstance(scaled_B, torch.Tensor):  # the diagonal blocks of a block-diagonal B
+        scaled_B = torch.block_diag(*scaled_B)
     return F.linear(x, weight, bias) + F.linear(F.linear(x, lora_A), scaled_B)
 
 
@@ -92,7 +96,7 @@ def step_times(name: str, batch: int, steps: int, skip: int, img_size: int,
     use_form(form)
     model = build(peft, img_size, patch)
     params = [p for p in model.parameters() if p.requires_grad]
-    optimizer = torch.optim.AdamW(params, lr=1e-4)
+    optimizer = OptimizerConfig(lr=1e-4).build(params)  # the task's inner optimiser
     if name == FLOOR:
         model.requires_grad_(False)
     generator = torch.Generator().manual_seed(1)

@@ -133,7 +133,8 @@ def time_floor(cli, steps: int, skip: int, bf16: bool) -> list[float]:
 
 
 def time_bare(cli, steps: int, skip: int, bf16: bool) -> list[float]:
-    """Step times of :func:`bare_step` on a fitted gamma-fixed model (AdamW on what trains).
+    """Step times of :func:`bare_step` on a fitted gamma-fixed model (the task's own inner
+    optimiser, fused AdamW, on what trains).
 
     The floor is a bare loop too, so ``bare / floor`` compares like with like: the Lightning
     step's own work (logging, metrics, the loss's long-tail terms, hooks) is in neither.
@@ -142,7 +143,7 @@ def time_bare(cli, steps: int, skip: int, bf16: bool) -> list[float]:
     task = cli.model
     model = task.model
     params = [p for p in model.parameters() if p.requires_grad]
-    optimizer = torch.optim.AdamW(params, lr=1e-4) if params else None
+    optimizer = task.optim_config.build(params) if params else None
     compiled = task.__dict__.get("_compiled_model")  # not `or`: a compiled module has no len()
     forward = compiled if compiled is not None else model
     model.train()

@@ -15,6 +15,7 @@ from ..choices import check_choice
 from ..peft import ModulatedModule, PeftConfig, inject_peft, peft_modules
 from .backbone import create_backbone
 from .head import build_head
+from .patchify import PatchProjection
 from .stem import PATCH_STEMS, BandNormalizer, build_stem, nearest_target
 from .torchgeo_weights import pretraining_moments, resolve_backbone_bands, weights_settings
 
@@ -116,6 +117,9 @@ class SpectralViTClassifier(nn.Module):
             self.stem: nn.Module = nn.Identity()
         else:
             self.stem = spectral
+            if type(self.backbone.patch_embed.proj) is nn.Conv2d:  # its gradient, as a product
+                self.backbone.patch_embed.proj = PatchProjection.from_conv(
+                    self.backbone.patch_embed.proj)
         self.head = build_head(head, self.backbone.num_features, num_classes, head_scale)
 
     def _set_pretrained_targets(self, weights: str | None, target) -> None:

@@ -26,6 +26,7 @@ from torch.nn import functional as F
 
 from ..bands import OPTICAL, RGB_WAVELENGTHS_NM, SAR, Band, check_compatible, resolve_bands
 from ..choices import check_choice
+from .patchify import band_mix, patch_conv
 
 __all__ = [
     "PATCH_STEMS",
@@ -217,7 +218,7 @@ class BandMixStem(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Mix normalised bands into three channels."""
-        return self.mix(x)
+        return band_mix(x, self.mix.weight, self.mix.bias)
 
 
 def _check_projection(proj: nn.Module, target: list[Band] | None) -> nn.Conv2d:
@@ -282,7 +283,7 @@ class PatchExpandStem(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Patch embedding of a C-band image."""
-        return F.conv2d(x, self.weight, self.bias, self.stride, self.padding)
+        return patch_conv(x, self.weight, self.bias, self.stride, self.padding)
 
 
 def nearest_target(band: Band, target: list[Band] | None = None) -> int | None:
@@ -410,7 +411,7 @@ class WavelengthHyperStem(nn.Module):
         """Patch embedding of an image whose channels are the current bands."""
         check_compatible(self.bands, x.shape[1], where="the stem", data="the input",
                          fix="call set_bands() with the input's bands")
-        return F.conv2d(x, self.weight, self.bias, self.stride, self.padding)
+        return patch_conv(x, self.weight, self.bias, self.stride, self.padding)
 
 
 def build_stem(kind: StemKind, bands: list[str], proj: nn.Module | None = None,

@@ -8,6 +8,7 @@ from torch.nn import functional as F
 
 from .adapter import BottleneckModule, scaled_up
 from .block import attach_to_block
+from .products import token_product
 
 __all__ = ["AdaptFormer", "adaptformer_branch", "attach_adaptformer"]
 
@@ -55,7 +56,8 @@ class _AdaptFormerBranch(torch.autograd.Function):
         outs = [None] * 9
         g_sum = g.sum(0)
         if need_uw or need_s:
-            g_hidden_up = g.T @ hidden  # (width, bottleneck): the unscaled gradient of Up
+            # (width, bottleneck): the unscaled gradient of Up
+            g_hidden_up = token_product(hidden, g).T.contiguous()  # in Up's own layout
         if need_uw:
             outs[6] = (g_hidden_up * rows).to(up_weight.dtype)
         if need_ub:
@@ -64,9 +66,10 @@ class _AdaptFormerBranch(torch.autograd.Function):
             per_row = (g_hidden_up * up).sum(-1) + up_bias.to(dtype) * g_sum
             outs[8] = (per_row if s.dim() else per_row.sum()).to(scale.dtype)
         if need_x or need_nw or need_nb or need_dw or need_db:
-            g_pre = (g @ (up * rows)) * (pre > 0)
+            # Up's rows as the contiguous right operand of a linear: the fast layout on a CPU
+            g_pre = F.linear(g, (up * rows).T.contiguous()) * (pre > 0)
             if need_dw:
-                outs[4] = (g_pre.T @ z).to(down_weight.dtype)
+                outs[4] = token_product(g_pre, z).to(down_weight.dtype)
             if need_db:
                 outs[5] = g_pre.sum(0).to(down_bias.dtype)
             if need_x or need_nw or need_nb:

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 
 import torch
 from torch import nn
 from torch.nn import functional as F
 
 from .modulator import ModulatedModule
+from .products import token_product
 
 __all__ = ["LoRA", "LoRALinear", "merged_lora_linear"]
 
@@ -21,58 +23,79 @@ class _MergedLoRALinear(torch.autograd.Function):
     backward the two paths' input gradients are summed. Here the low-rank update is merged into
     the (small) weight first, so forward is the base layer's one product, ``grad_x`` is one
     product with the merged weight, and only the factors' own gradients touch the rank-r
-    intermediates (``u = x A^T`` is recomputed, not kept). Backward is written in differentiable
-    operations, so the meta step's second-order gradients flow through it. Under autocast the
-    big products run in the gradient's dtype, as autocast's own ``linear`` would.
+    intermediates (``u = x A^T`` is recomputed, not kept). ``S`` comes as its diagonal blocks
+    (one per output slice: q, k, v of a fused projection), so backward never multiplies the
+    zeros between them. Backward is written in differentiable operations, so the meta step's
+    second-order gradients flow through it. Under autocast the big products run in the
+    gradient's dtype, as autocast's own ``linear`` would.
     """
 
     @staticmethod
-    def forward(x, weight, bias, lora_A, scaled_B):  # noqa: D102
-        return F.linear(x, weight + scaled_B @ lora_A, bias)
+    def forward(x, weight, bias, lora_A, *blocks):  # noqa: D102
+        return F.linear(x, weight + torch.block_diag(*blocks) @ lora_A, bias)
 
     @staticmethod
     def setup_context(ctx, inputs, output):  # noqa: D102
-        x, weight, bias, lora_A, scaled_B = inputs
-        ctx.save_for_backward(x, weight, lora_A, scaled_B)
+        x, weight, bias, lora_A, *blocks = inputs
+        ctx.save_for_backward(x, weight, lora_A, *blocks)
         ctx.bias_dtype = None if bias is None else bias.dtype
 
     @staticmethod
     def backward(ctx, grad):  # noqa: D102
-        x, weight, lora_A, scaled_B = ctx.saved_tensors
-        need_x, need_w, need_b, need_a, need_s = ctx.needs_input_grad
+        x, weight, lora_A, *blocks = ctx.saved_tensors
+        need_x, need_w, need_b, need_a, *need_blocks = ctx.needs_input_grad
         dtype = grad.dtype
         g2 = grad.reshape(-1, grad.shape[-1])
         x2 = x.reshape(-1, x.shape[-1]).to(dtype)
-        grad_x = grad_w = grad_b = grad_a = grad_s = None
+        grad_x = grad_w = grad_b = grad_a = None
+        grad_blocks = [None] * len(blocks)
         if need_x:
-            merged = (weight + scaled_B @ lora_A).to(dtype)
+            merged = (weight + torch.block_diag(*blocks) @ lora_A).to(dtype)
             grad_x = (grad @ merged).to(x.dtype)
         if need_w:
             grad_w = (g2.T @ x2).to(weight.dtype)
         if need_b:
             grad_b = g2.sum(0).to(ctx.bias_dtype)
+        # The rank-r products are memory-bound, and the BLAS's speed on them depends on the
+        # layout by up to 8x: each is written in the layout measured fastest (a small factor as
+        # the contiguous right operand of a ``linear``; sums over tokens by token_product).
+        u = F.linear(x2, lora_A.to(dtype)) if any(need_blocks) else None
+        projected = []  # grad_j S_j per block with a rank, side by side: grad (block_diag S)
+        row = rank = 0
+        for j, (block, needed) in enumerate(zip(blocks, need_blocks, strict=True)):
+            rows, ranks = block.shape
+            g_block = g2 if rows == g2.shape[1] else g2[:, row:row + rows]
+            if ranks and need_a:
+                projected.append(F.linear(g_block, block.to(dtype).T.contiguous()))
+            if ranks and needed:
+                # contiguous, as the factor: a fused optimiser reads a grad in its param's layout
+                grad_blocks[j] = token_product(u[:, rank:rank + ranks],
+                                               g_block).T.contiguous().to(block.dtype)
+            row, rank = row + rows, rank + ranks
         if need_a:
-            grad_a = ((g2 @ scaled_B.to(dtype)).T @ x2).to(lora_A.dtype)
-        if need_s:
-            grad_s = (g2.T @ (x2 @ lora_A.to(dtype).T)).to(scaled_B.dtype)
-        return grad_x, grad_w, grad_b, grad_a, grad_s
+            grad_a = token_product(torch.cat(projected, dim=1), x2).to(lora_A.dtype)
+        return grad_x, grad_w, grad_b, grad_a, *grad_blocks
 
 
 def merged_lora_linear(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None,
-                       lora_A: torch.Tensor, scaled_B: torch.Tensor) -> torch.Tensor:
-    """``F.linear(x, weight, bias) + F.linear(F.linear(x, lora_A), scaled_B)`` at the base cost.
+                       lora_A: torch.Tensor,
+                       scaled_B: torch.Tensor | Sequence[torch.Tensor]) -> torch.Tensor:
+    """``F.linear(x, weight, bias) + F.linear(F.linear(x, lora_A), B)`` at the base cost.
 
     Args:
         x: input ``(..., in)``.
         weight: the base weight ``(out, in)``.
         bias: the base bias ``(out,)`` or ``None``.
         lora_A: stacked ``A`` factors ``(r, in)``.
-        scaled_B: ``B`` factors with their whole scale folded in ``(out, r)``.
+        scaled_B: ``B`` factors with their whole scale folded in: one ``(out, r)`` matrix, or
+            the diagonal blocks of a block-diagonal one, one per output slice in order (a
+            ``(rows, 0)`` block for a slice without LoRA).
 
     Returns:
         The output ``(..., out)``; gradients to every argument are exact (and differentiable).
     """
-    return _MergedLoRALinear.apply(x, weight, bias, lora_A, scaled_B)
+    blocks = (scaled_B,) if isinstance(scaled_B, torch.Tensor) else tuple(scaled_B)
+    return _MergedLoRALinear.apply(x, weight, bias, lora_A, *blocks)
 
 
 class LoRA(ModulatedModule):
@@ -195,8 +218,7 @@ class LoRALinear(nn.Linear):
             return F.linear(x, self.weight, self.bias) + F.linear(low_rank,
                                                                   torch.block_diag(*blocks))
         return merged_lora_linear(x, self.weight, self.bias,
-                                  torch.cat([m.lora_A for m in present]),
-                                  torch.block_diag(*blocks))
+                                  torch.cat([m.lora_A for m in present]), blocks)
 
     def merged_weight(self) -> torch.Tensor:
         """The base weight with every LoRA update folded in."""

@@ -100,6 +100,21 @@ class OptimizerConfig:
         check_choice(self.name, InnerOptimizer, "model.optimizer.name")
         check_choice(self.schedule, InnerSchedule, "model.optimizer.schedule")
 
+    def build(self, params: list[torch.Tensor]) -> torch.optim.Optimizer:
+        """The inner optimiser over ``params``.
+
+        AdamW runs fused (one kernel over every tensor) on the CPU and on CUDA: with a few
+        hundred small PEFT tensors, the per-tensor loop of the default implementation cost
+        about 1 % of a step. The update is the same AdamW, moments and all, which the meta
+        step's look-ahead reproduces (:mod:`rs_metapeft.meta.update_rules`).
+        """
+        if self.name == "sgd":
+            return torch.optim.SGD(params, lr=self.lr, momentum=self.momentum,
+                                   weight_decay=self.weight_decay)
+        fused = all(p.device.type in ("cpu", "cuda") and p.is_floating_point() for p in params)
+        return torch.optim.AdamW(params, lr=self.lr, weight_decay=self.weight_decay,
+                                 fused=fused or None)
+
 
 @dataclass
 class GroupsConfig:
@@ -407,11 +422,7 @@ class MetaPEFTTask(L.LightningModule):
         phi = list(split_parameters(self.model)[0].values())
         if not phi:
             raise ValueError("the model has no trainable parameters (check model.peft and head)")
-        if cfg.name == "sgd":
-            main = torch.optim.SGD(phi, lr=cfg.lr, momentum=cfg.momentum,
-                                   weight_decay=cfg.weight_decay)
-        else:
-            main = torch.optim.AdamW(phi, lr=cfg.lr, weight_decay=cfg.weight_decay)
+        main = cfg.build(phi)
         total = max(int(self.trainer.estimated_stepping_batches), 1)
 
         def factor(step: int) -> float:

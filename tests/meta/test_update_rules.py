@@ -13,11 +13,15 @@ from rs_metapeft.meta import (
     step_hypergradient,
 )
 from rs_metapeft.peft import split_parameters
+from rs_metapeft.tasks.metapeft import OptimizerConfig
 
 from .test_hypergrad import Tiny, _batches, _train_grads
 
 OPTIMIZERS = {
     "adamw": lambda params: torch.optim.AdamW(params, lr=0.01, weight_decay=0.05),
+    # the task's own inner optimiser (fused AdamW on the CPU)
+    "adamw, as the task builds it": lambda params: OptimizerConfig(
+        lr=0.01, weight_decay=0.05).build(params),
     "sgd_momentum": lambda params: torch.optim.SGD(params, lr=0.05, momentum=0.9,
                                                    weight_decay=1e-3),
     "sgd_nesterov": lambda params: torch.optim.SGD(params, lr=0.05, momentum=0.9, nesterov=True,

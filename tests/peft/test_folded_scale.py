@@ -71,6 +71,37 @@ def test_lora_linear_matches_the_per_slice_formula(slices, present, gamma_param,
         torch.testing.assert_close(got, want, rtol=0, atol=1e-6)
 
 
+@pytest.mark.parametrize("threads", [1, 2, 3])
+def test_lora_gradients_match_whatever_the_token_chunks(threads):
+    """On the CPU the factors' gradients are summed over one chunk of tokens per thread; 10
+    tokens on 3 threads leave one token over."""
+    layer = _lora_linear(("q", "k", "v"), ("q", "v"), "softplus", False)
+    x = torch.randn(2, 5, IN, dtype=torch.float64, requires_grad=True)
+    before = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        fused = layer(x)
+        got = _grads(layer, fused, x)
+    finally:
+        torch.set_num_threads(before)
+    reference = _lora_reference(layer, x)
+    for g, want in zip(got, _grads(layer, reference, x), strict=True):
+        torch.testing.assert_close(g, want, rtol=0, atol=1e-6)
+
+
+@pytest.mark.parametrize("kind", ["lora", "adaptformer"])
+def test_factor_gradients_come_in_the_factors_own_layout(kind):
+    """A fused optimiser (the task's AdamW) reads a gradient as if laid out as its parameter."""
+    if kind == "lora":
+        module = _lora_linear(("q", "k", "v"), ("q", "v"), "identity", False)
+    else:
+        module = _randomised(AdaptFormer(IN, 4, ALPHA, 0.0, 0), "identity", False)
+    x = torch.randn(2, 5, IN, dtype=torch.float64, requires_grad=True)
+    params = [p for p in module.parameters() if p.requires_grad]
+    for p, g in zip(params, torch.autograd.grad(module(x).square().sum(), params), strict=True):
+        assert g.stride() == p.stride(), p.shape
+
+
 def test_merged_weight_equals_the_layer_it_replaces():
     layer = _lora_linear(("q", "k", "v"), ("q", "v"), "log", False).eval()
     x = torch.randn(4, IN, dtype=torch.float64)
