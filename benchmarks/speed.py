@@ -306,6 +306,19 @@ def summarise(raw: dict[str, Any], batch_size: int) -> tuple[list[dict], list[di
         {"ratio": "linear probe (Lightning step) / floor", "value": ratio("linear probe", FLOOR)},
         {"ratio": "MetaPEFT / floor", "value": ratio("MetaPEFT", FLOOR)},
     ]
+    step_lists = {**raw["times"], **raw.get("bare_times", {})}  # bare loops where timed
+    for row in ratios:  # a 95 % interval for every ratio of two step times
+        if row["value"] is None or " / " not in row["ratio"]:
+            continue
+        a, b = (FLOOR if part.startswith("floor") else
+                part.removesuffix(" (bare loop)").removesuffix(" (Lightning step)")
+                for part in row["ratio"].split(" / "))
+        if a in step_lists and b in step_lists:
+            meta = a.startswith("MetaPEFT")
+            times = raw["times"] if meta or "(Lightning step)" in row["ratio"] else step_lists
+            # an outer step falls once a cycle: MetaPEFT's ratios resample whole cycles
+            row["interval_95"] = ratio_interval(times[a], times[b],
+                                                block=raw["every"] if meta else 1)
     growth = raw["rss_growth"] or raw["memory"]
     if BASELINE in growth and "full fine-tuning" in growth:
         ratios.append(_target("fixed-gamma PEFT memory growth / full fine-tuning's",
@@ -315,6 +328,27 @@ def summarise(raw: dict[str, Any], batch_size: int) -> tuple[list[dict], list[di
                        "value": raw["loader_images_s"] / (batch_size / base),
                        "target": "> 1 (training, not the loader, is the bottleneck)"})
     return rows, ratios
+
+
+def ratio_interval(a: list[float], b: list[float], block: int = 1, draws: int = 2000,
+                   seed: int = 0) -> list[float] | None:
+    """95 % bootstrap interval of the ratio of median step times, ``a`` over ``b``.
+
+    Blocks of ``block`` consecutive steps (1: single steps; an outer-step cycle for MetaPEFT)
+    are resampled and each block's mean is a step time, as :func:`cycle_step_time` reads it.
+    Steps within a run are not independent (a slow minute slows several), so the interval is
+    a lower bound on the noise, not more.
+    """
+    ta, tb = (torch.tensor(t[:len(t) - len(t) % block], dtype=torch.float64)
+              .view(-1, block).mean(dim=1) for t in (a, b))
+    if len(ta) < 2 or len(tb) < 2:
+        return None
+    generator = torch.Generator().manual_seed(seed)
+    pick_a = torch.randint(len(ta), (draws, len(ta)), generator=generator)
+    pick_b = torch.randint(len(tb), (draws, len(tb)), generator=generator)
+    ratios = ta[pick_a].median(dim=1).values / tb[pick_b].median(dim=1).values
+    low, high = torch.quantile(ratios, torch.tensor([0.025, 0.975], dtype=torch.float64))
+    return [float(low), float(high)]
 
 
 def _target(name: str, value: float | None, limit: float, strict: bool = False) -> dict:

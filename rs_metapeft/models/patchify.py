@@ -2,11 +2,11 @@
 
 A patch embedding is a convolution whose stride equals its kernel: every output sees one
 patch and no patch twice, so it is one matrix product over the image cut into patches. A 1x1
-band mixing is a matrix product over each pixel's bands. On a CPU, oneDNN's convolution
-backward took about three times as long as these products: the input gradient of the patch
-embedding, which every fit with a trained stem pays, fell from about 10 to 3.6 ms per batch of
-64 images at 64 px, and the 13-band mixing's forward and backward from 16 to 4 ms (2 threads).
-The results, gradients included, are the convolutions' (tested in float64).
+band mixing is a matrix product over each pixel's bands. Every fit with a trained stem pays
+the backward of both, which the frozen floor never computes; on a CPU, oneDNN's convolution
+backward ran several times slower than these products (``benchmarks/speed.py``'s linear-probe
+row against the floor shows what is left). The results, gradients included, are the
+convolutions' (tested in float64).
 """
 
 from __future__ import annotations

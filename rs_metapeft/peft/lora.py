@@ -57,7 +57,7 @@ class _MergedLoRALinear(torch.autograd.Function):
         if need_b:
             grad_b = g2.sum(0).to(ctx.bias_dtype)
         # The rank-r products are memory-bound, and the BLAS's speed on them depends on the
-        # layout by up to 8x: each is written in the layout measured fastest (a small factor as
+        # layout by up to 5x: each is written in the layout measured fastest (a small factor as
         # the contiguous right operand of a ``linear``; sums over tokens by token_product).
         u = F.linear(x2, lora_A.to(dtype)) if any(need_blocks) else None
         projected = []  # grad_j S_j per block with a rank, side by side: grad (block_diag S)

@@ -104,8 +104,8 @@ class OptimizerConfig:
         """The inner optimiser over ``params``.
 
         AdamW runs fused (one kernel over every tensor) on the CPU and on CUDA: with a few
-        hundred small PEFT tensors, the per-tensor loop of the default implementation cost
-        about 1 % of a step. The update is the same AdamW, moments and all, which the meta
+        hundred small PEFT tensors, the default implementation's per-tensor loop costs more
+        than the update itself. The update is the same AdamW, moments and all, which the meta
         step's look-ahead reproduces (:mod:`rs_metapeft.meta.update_rules`).
         """
         if self.name == "sgd":

@@ -266,6 +266,29 @@ def test_speed_targets_cover_the_peft_cost_floor_and_memory():
     assert status["fixed-gamma PEFT memory growth / full fine-tuning's"] == "FAIL"
 
 
+def test_speed_ratios_carry_intervals_that_hold_them():
+    """Intervals resample single steps; MetaPEFT's resample whole cycles (its outer step falls
+    once a cycle, so a median of single steps would never see it)."""
+    generator = torch.Generator().manual_seed(0)
+
+    def steps(base: float, n: int = 40) -> list[float]:
+        return (base * (1 + 0.02 * torch.rand(n, generator=generator))).tolist()
+
+    meta = steps(0.1)
+    meta[::4] = [t * 3 for t in meta[::4]]  # an outer step every 4 steps: 1.5x a cycle
+    times = {"fixed-gamma PEFT": steps(0.1), speed.FLOOR: steps(0.1), "MetaPEFT": meta,
+             "LoRA q,v (rank 4)": steps(0.103)}
+    bare = {k: v for k, v in times.items() if k not in ("MetaPEFT", speed.FLOOR)}
+    _, ratios = speed.summarise({"times": times, "bare_times": bare, "memory": {},
+                                 "loader_images_s": None, "rss_growth": {}, "every": 4},
+                                batch_size=8)
+    by_name = {r["ratio"]: r for r in ratios}
+    for name in ("MetaPEFT / fixed-gamma PEFT", "LoRA q,v (rank 4) / floor (bare loop)"):
+        low, high = by_name[name]["interval_95"]
+        assert low <= by_name[name]["value"] <= high, name
+    assert by_name["MetaPEFT / fixed-gamma PEFT"]["interval_95"][0] > 1.4
+
+
 def test_model_flop_utilisation_counts_forward_and_backward(tiny_s2_root, tmp_path):
     cli = harness.build(_overrides(tiny_s2_root, tmp_path, "linear probe"))
     flops = speed.forward_flops_per_image(cli.model.model, 32)
