@@ -348,7 +348,7 @@ def ratio_interval(a: list[float], b: list[float], block: int = 1, draws: int = 
     pick_b = torch.randint(len(tb), (draws, len(tb)), generator=generator)
     ratios = ta[pick_a].median(dim=1).values / tb[pick_b].median(dim=1).values
     low, high = torch.quantile(ratios, torch.tensor([0.025, 0.975], dtype=torch.float64))
-    return [float(low), float(high)]
+    return [round(float(low), 4), round(float(high), 4)]
 
 
 def _target(name: str, value: float | None, limit: float, strict: bool = False) -> dict:
