@@ -218,6 +218,7 @@ class BandMixStem(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Mix normalised bands into three channels."""
+        check_compatible(self.bands, x.shape[1], where="the band_mix stem", data="the input")
         return band_mix(x, self.mix.weight, self.mix.bias)
 
 

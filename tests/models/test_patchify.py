@@ -53,6 +53,14 @@ def test_band_mix_equals_the_1x1_convolution(with_bias):
         torch.testing.assert_close(g, w, rtol=0, atol=1e-12)
 
 
+def test_the_band_mix_stem_names_its_bands_on_a_wrong_channel_count():
+    from rs_metapeft.bands import BandMismatchError
+    from rs_metapeft.models.stem import BandMixStem
+
+    with pytest.raises(BandMismatchError, match="band_mix stem"):
+        BandMixStem(["B02", "B03", "B04", "B08"])(torch.randn(1, 3, 8, 8))
+
+
 def test_the_classifier_projects_patches_by_product_with_the_backbone_keys():
     model = SpectralViTClassifier(["B02", "B03", "B04", "B08"], 4, img_size=32, patch_size=8,
                                   backbone_kwargs=TINY_VIT, stem="band_mix").double()
